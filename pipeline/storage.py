@@ -1,0 +1,172 @@
+"""One way to reach every URI: local paths, file://, s3:// and hdfs://, through pyarrow.fs.
+
+Executors read and write through this module inside `mapInArrow`, so the pipeline runs against S3 on
+clusters without Spark's S3A connector. S3 settings come from the environment (AWS_ENDPOINT_URL,
+AWS_REGION / AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); credentials are never logged.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+import posixpath
+from functools import lru_cache
+from typing import BinaryIO, Iterable
+from urllib.parse import urlparse
+
+import pyarrow.fs as pafs
+
+
+class StorageError(RuntimeError):
+    pass
+
+
+@lru_cache(maxsize=8)
+def _s3(endpoint: str | None, region: str | None) -> pafs.S3FileSystem:
+    kwargs: dict = {"region": region or "us-east-1", "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=8)}
+    if endpoint:
+        parsed = urlparse(endpoint)
+        kwargs["endpoint_override"] = parsed.netloc or parsed.path
+        kwargs["scheme"] = parsed.scheme or "https"
+        kwargs["force_virtual_addressing"] = False
+    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if key and secret:
+        kwargs["access_key"], kwargs["secret_key"] = key, secret
+        if os.environ.get("AWS_SESSION_TOKEN"):
+            kwargs["session_token"] = os.environ["AWS_SESSION_TOKEN"]
+    return pafs.S3FileSystem(**kwargs)
+
+
+def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
+    """Return (filesystem, path inside it) for a URI or a local path."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3":
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        return _s3(os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"), region), (
+            parsed.netloc + parsed.path
+        ).rstrip("/")
+    if parsed.scheme == "hdfs":
+        fs, path = pafs.FileSystem.from_uri(uri)
+        return fs, path
+    if parsed.scheme == "file":
+        return pafs.LocalFileSystem(), os.path.abspath(parsed.path)
+    if parsed.scheme in ("", None) or len(parsed.scheme) == 1:  # plain or Windows-like path
+        return pafs.LocalFileSystem(), os.path.abspath(uri)
+    raise StorageError(f"unsupported URI scheme {parsed.scheme!r} in {uri!r} (use a path, file://, s3:// or hdfs://)")
+
+
+def join(uri: str, *parts: str) -> str:
+    """Join path parts onto a URI without touching its scheme."""
+    if "://" in uri:
+        scheme, rest = uri.split("://", 1)
+        return scheme + "://" + posixpath.join(rest, *parts)
+    return os.path.join(uri, *parts)
+
+
+def exists(uri: str) -> bool:
+    fs, path = resolve(uri)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def is_dir(uri: str) -> bool:
+    fs, path = resolve(uri)
+    return fs.get_file_info(path).type == pafs.FileType.Directory
+
+
+def size(uri: str) -> int:
+    fs, path = resolve(uri)
+    return fs.get_file_info(path).size
+
+
+def list_files(uri: str, patterns: Iterable[str] = ("*",)) -> list[str]:
+    """Files under `uri` (recursively) whose base name matches a pattern, sorted; `uri` may be one file.
+
+    Hidden and underscore-prefixed names (_SUCCESS, _temporary, .crc) are skipped, as Hadoop does.
+    """
+    fs, path = resolve(uri)
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        raise StorageError(f"input not found: {uri}")
+    if info.type == pafs.FileType.File:
+        return [uri]
+    prefix = uri.rstrip("/")
+    out = []
+    for f in fs.get_file_info(pafs.FileSelector(path, recursive=True)):
+        if f.type != pafs.FileType.File:
+            continue
+        rel = os.path.relpath(f.path, path) if "://" not in uri else f.path[len(path):].lstrip("/")
+        if any(part.startswith(("_", ".")) for part in rel.split("/")):
+            continue
+        if any(fnmatch.fnmatch(f.base_name, p) for p in patterns):
+            out.append(prefix + "/" + rel)
+    return sorted(out)
+
+
+def open_input(uri: str) -> BinaryIO:
+    fs, path = resolve(uri)
+    try:
+        return fs.open_input_stream(path, compression=None)  # callers decompress by name
+    except FileNotFoundError:
+        raise StorageError(f"not found: {uri}") from None
+
+
+def open_output(uri: str) -> BinaryIO:
+    """Open for writing, creating parent directories (a no-op on object stores)."""
+    fs, path = resolve(uri)
+    fs.create_dir(posixpath.dirname(path), recursive=True)
+    return fs.open_output_stream(path)
+
+
+def read_bytes(uri: str) -> bytes:
+    with open_input(uri) as f:
+        return f.read()
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write a small file whole. On a local disk it goes to a temporary name, is fsynced and renamed, so a
+    reader never sees half of it; object stores make a single PUT visible atomically anyway."""
+    fs, path = resolve(uri)
+    if isinstance(fs, pafs.LocalFileSystem):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return
+    with open_output(uri) as f:
+        f.write(data)
+
+
+def delete(uri: str) -> None:
+    """Delete a file or a directory tree; missing is fine."""
+    fs, path = resolve(uri)
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.Directory:
+        fs.delete_dir(path)
+    elif info.type == pafs.FileType.File:
+        fs.delete_file(path)
+
+
+def move(src: str, dst: str) -> None:
+    """Rename on file systems that have it; copy + delete on object stores."""
+    fs, spath = resolve(src)
+    _, dpath = resolve(dst)
+    if isinstance(fs, pafs.LocalFileSystem):
+        os.makedirs(os.path.dirname(dpath), exist_ok=True)
+        os.replace(spath, dpath)
+        return
+    fs.create_dir(posixpath.dirname(dpath), recursive=True)
+    fs.copy_file(spath, dpath)
+    fs.delete_file(spath)
+
+
+def display(uri: str) -> str:
+    """A URI safe to print (no credentials in it even if a user put them there)."""
+    parsed = urlparse(uri)
+    if parsed.password or parsed.username:
+        netloc = parsed.hostname or ""
+        if parsed.port:
+            netloc += f":{parsed.port}"
+        return parsed._replace(netloc=netloc).geturl()
+    return uri

@@ -1,0 +1,1 @@
+"""corpusforge trainer: a GPT decoder trained with DDP on the token shards the pipeline writes."""
