@@ -1,0 +1,92 @@
+"""Input formats. `read_file` picks a reader from the file name and yields record dicts (see records.py)."""
+from __future__ import annotations
+
+import gzip
+from typing import Iterator
+
+import pyarrow as pa
+
+from pipeline import storage
+from pipeline.readers.records import RAW_SCHEMA, ReaderConfig, derived_id, rejected
+
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+WARC_SUFFIXES = (".warc", ".wet")
+HTML_SUFFIXES = (".html", ".htm")
+COMPRESSIONS = ("", ".gz", ".zst")
+PATTERNS = (
+    tuple(f"*{s}{c}" for s in JSONL_SUFFIXES + HTML_SUFFIXES for c in COMPRESSIONS)
+    + tuple(f"*{s}{c}" for s in WARC_SUFFIXES for c in ("", ".gz"))  # warc.gz is gzip per record
+    + ("*.parquet",)
+)
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    """('docs.jsonl.gz') -> ('.jsonl', '.gz')"""
+    lower = name.lower()
+    compression = next((c for c in (".gz", ".zst") if lower.endswith(c)), "")
+    stem = lower[: len(lower) - len(compression)] if compression else lower
+    fmt = next((s for s in JSONL_SUFFIXES + WARC_SUFFIXES + HTML_SUFFIXES + (".parquet",) if stem.endswith(s)), "")
+    return fmt, compression
+
+
+def _decompressed(stream, compression: str):
+    if compression == ".gz":
+        return gzip.GzipFile(fileobj=stream, mode="rb")
+    if compression == ".zst":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
+    return stream
+
+
+def read_file(uri: str, file_label: str, cfg: ReaderConfig, html_cfg=None) -> Iterator[dict]:
+    """Every record of one input file, kept or rejected; never raises on bad content."""
+    fmt, compression = _split_name(uri)
+    if fmt == ".parquet":
+        from pipeline.readers.parquet import read_parquet
+
+        fs, path = storage.resolve(uri)
+        with fs.open_input_file(path) as f:
+            yield from read_parquet(f, file_label, cfg)
+        return
+    with storage.open_input(uri) as raw:
+        stream = _decompressed(raw, "" if fmt in WARC_SUFFIXES else compression)
+        if fmt in JSONL_SUFFIXES:
+            from pipeline.readers.jsonl import read_jsonl
+
+            yield from read_jsonl(stream, file_label, cfg)
+        elif fmt in WARC_SUFFIXES:
+            from pipeline.readers.warc import read_warc
+
+            yield from _complete(read_warc(stream, file_label, html_cfg), file_label)
+        elif fmt in HTML_SUFFIXES:
+            from pipeline.readers.html import read_html
+
+            yield from _complete(read_html(stream, file_label, html_cfg), file_label)
+        else:
+            yield rejected(file_label, 0, "unknown_format", f"no reader for {uri}", b"")
+
+
+def _complete(records: Iterator[dict], file_label: str) -> Iterator[dict]:
+    """Give web records the same columns and id rule as JSON ones."""
+    for r in records:
+        r.setdefault("file", file_label)
+        r.setdefault("excerpt", None)
+        if r.get("id") is None and r["_status"] == "kept":
+            r["id"] = derived_id(file_label, r["line"])
+        yield r
+
+
+def to_batches(records: Iterator[dict], max_rows: int = 2048, max_bytes: int = 32 << 20) -> Iterator[pa.RecordBatch]:
+    """Group records into Arrow batches bounded in rows and text bytes (so a few huge documents cannot
+    blow up executor memory)."""
+    rows: list[dict] = []
+    size = 0
+    for r in records:
+        rows.append(r)
+        size += len(r["text"] or "")
+        if len(rows) >= max_rows or size >= max_bytes:
+            yield pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA)
+            rows, size = [], 0
+    if rows:
+        yield pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA)

@@ -1,0 +1,104 @@
+"""The record every reader yields, and the checks shared by all input formats."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+EXCERPT_CHARS = 200
+
+# What readers hand to the clean stage: a document plus where it came from and whether it is usable.
+RAW_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("text", pa.string()),
+        ("source", pa.string()),
+        ("url", pa.string()),
+        ("created", pa.string()),
+        ("file", pa.string()),
+        ("line", pa.int64()),
+        ("_status", pa.string()),
+        ("_reason", pa.string()),
+        ("_detail", pa.string()),
+        ("excerpt", pa.string()),
+    ]
+)
+
+
+@dataclass
+class ReaderConfig:
+    text_field: str = "text"
+    id_field: str = "id"
+    # A record whose text is larger than this is rejected as `document_too_large` rather than carried
+    # through every stage (a whole book in one line is a packaging error more often than a document).
+    max_text_bytes: int = 1_048_576
+    # Lines longer than this are not even parsed.
+    max_line_bytes: int = 64 * 1_048_576
+    default_source: str = ""
+
+
+def derived_id(file_label: str, line: int) -> str:
+    """Deterministic id for a record that has none: the same file and line always give the same id."""
+    return hashlib.blake2b(f"{file_label}:{line}".encode(), digest_size=8).hexdigest()
+
+
+def _excerpt(raw: bytes | str) -> str:
+    if isinstance(raw, bytes):
+        raw = raw[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+    return raw[:EXCERPT_CHARS]
+
+
+def rejected(file_label: str, line: int, reason: str, detail: str, raw: bytes | str, id: str | None = None) -> dict:
+    return {
+        "id": id,
+        "text": None,
+        "source": None,
+        "url": None,
+        "created": None,
+        "file": file_label,
+        "line": line,
+        "_status": "rejected",
+        "_reason": reason,
+        "_detail": detail,
+        "excerpt": _excerpt(raw),
+    }
+
+
+def _opt_str(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def record_from_object(obj, file_label: str, line: int, cfg: ReaderConfig, raw: bytes | str = b"") -> dict:
+    """Validate one parsed JSON/Parquet record and turn it into a kept or rejected row."""
+    if not isinstance(obj, dict):
+        return rejected(file_label, line, "not_an_object", f"expected a JSON object, got {type(obj).__name__}", raw)
+    rid = obj.get(cfg.id_field)
+    rid = derived_id(file_label, line) if rid is None or rid == "" else str(rid)
+    if cfg.text_field not in obj:
+        return rejected(file_label, line, "missing_text", f"no {cfg.text_field!r} key", raw, rid)
+    text = obj[cfg.text_field]
+    if text is None:
+        return rejected(file_label, line, "null_text", f"{cfg.text_field!r} is null", raw, rid)
+    if not isinstance(text, str):
+        return rejected(file_label, line, "text_not_a_string", f"{cfg.text_field!r} is {type(text).__name__}", raw, rid)
+    n = len(text.encode("utf-8", errors="surrogatepass"))
+    if n > cfg.max_text_bytes:
+        return rejected(file_label, line, "document_too_large", f"{n} bytes > max_text_bytes={cfg.max_text_bytes}", raw, rid)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates from \ud800-style JSON escapes
+        return rejected(file_label, line, "invalid_unicode", "text holds lone surrogate code points", raw, rid)
+    return {
+        "id": rid,
+        "text": text,
+        "source": _opt_str(obj.get("source")) or cfg.default_source or None,
+        "url": _opt_str(obj.get("url")),
+        "created": _opt_str(obj.get("created")),
+        "file": file_label,
+        "line": line,
+        "_status": "kept",
+        "_reason": None,
+        "_detail": None,
+        "excerpt": None,
+    }
