@@ -1,0 +1,1 @@
+"""Text cleaning: Unicode, control characters, whitespace and boilerplate lines, over Arrow batches."""

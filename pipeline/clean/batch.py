@@ -1,0 +1,32 @@
+"""The clean stage's work on one Arrow batch of raw records."""
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.clean.boilerplate import remove_boilerplate_lines
+from pipeline.clean.text import normalize_text
+
+
+def clean_batch(batch: pa.RecordBatch, cfg) -> tuple[pa.RecordBatch, int]:
+    """Normalise the text of kept rows; a text that cleans down to nothing is dropped as
+    `empty_after_cleaning`. Returns the batch and the number of boilerplate lines removed."""
+    texts = batch.column("text")
+    removed = 0
+    if cfg.remove_boilerplate_lines:
+        cleaned = []
+        for t in texts.to_pylist():
+            if t is None:
+                cleaned.append(None)
+                continue
+            t, n = remove_boilerplate_lines(t)
+            removed += n
+            cleaned.append(t)
+        texts = pa.array(cleaned, type=pa.string())
+    texts = normalize_text(texts, cfg.text)
+    empty = pc.and_(pc.equal(batch.column("_status"), "kept"), pc.equal(pc.utf8_length(pc.fill_null(texts, "")), 0))
+    status = pc.if_else(empty, "dropped", batch.column("_status"))
+    reason = pc.if_else(empty, pa.scalar("empty_after_cleaning"), batch.column("_reason"))
+    names = batch.schema.names
+    cols = [texts if n == "text" else status if n == "_status" else reason if n == "_reason" else batch.column(n) for n in names]
+    return pa.RecordBatch.from_arrays(cols, schema=batch.schema), removed

@@ -1,0 +1,41 @@
+"""Normalise text columns in one vectorised pass per rule (Arrow compute, RE2 in C++), not per row.
+
+Order matters: Unicode NFC first (so composed and decomposed forms compare equal downstream), then line
+endings, control characters, horizontal whitespace, and finally runs of blank lines.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# C0/C1 controls except \t and \n, plus zero-width and BOM characters that only hide duplicates.
+_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\x{200b}\x{200c}\x{200d}\x{2060}\x{feff}\x{00ad}]"
+# Horizontal whitespace of every script (tab, NBSP, thin and ideographic spaces...).
+_HSPACE = r"[\t \x{00a0}\x{1680}\x{2000}-\x{200a}\x{202f}\x{205f}\x{3000}]+"
+
+
+@dataclass
+class TextConfig:
+    unicode_form: str = "NFC"
+    remove_control_chars: bool = True
+    collapse_whitespace: bool = True
+    # At most this many consecutive blank lines survive (paragraph breaks are kept, runs are not).
+    max_blank_lines: int = 1
+
+
+def normalize_text(texts: pa.Array, cfg: TextConfig = TextConfig()) -> pa.Array:
+    """Clean a string array; nulls stay null."""
+    out = texts
+    if cfg.unicode_form:
+        out = pc.utf8_normalize(out, form=cfg.unicode_form)
+    out = pc.replace_substring_regex(out, pattern=r"\r\n?", replacement="\n")
+    if cfg.remove_control_chars:
+        out = pc.replace_substring_regex(out, pattern=_CONTROL, replacement="")
+    if cfg.collapse_whitespace:
+        out = pc.replace_substring_regex(out, pattern=_HSPACE, replacement=" ")
+        out = pc.replace_substring_regex(out, pattern=r"(?m)^ | $", replacement="")
+    n = max(cfg.max_blank_lines, 0) + 1
+    out = pc.replace_substring_regex(out, pattern="\n{%d,}" % (n + 1), replacement="\n" * n)
+    return pc.utf8_trim_whitespace(out)
