@@ -1,0 +1,77 @@
+"""Connected components of an edge DataFrame by alternating large-star and small-star rounds.
+
+Kiveris et al., "Connected Components in MapReduce and Beyond" (SoCC 2014): every round is a few
+joins and aggregations over edges, nothing is collected to the driver, and the number of rounds grows
+with log(n) rather than with the diameter, so a 1,000-document chain converges in a handful of rounds.
+Each round is written to `checkpoint_dir` and read back, which cuts the lineage that would otherwise
+grow with every round.
+"""
+from __future__ import annotations
+
+import logging
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint(df: DataFrame, path: str) -> DataFrame:
+    """Materialise `df` as Parquet at `path` and read it back: a lineage cut that works on any Spark URI."""
+    df.write.mode("overwrite").parquet(path)
+    return df.sparkSession.read.parquet(path)
+
+
+def _large_star(edges: DataFrame) -> DataFrame:
+    """Connect every larger neighbour of u to the smallest node of u's neighbourhood (u included)."""
+    both = edges.unionByName(edges.select(F.col("v").alias("u"), F.col("u").alias("v")))
+    smallest = both.groupBy("u").agg(F.least(F.col("u"), F.min("v")).alias("m"))
+    return (
+        both.join(smallest, "u")
+        .where(F.col("v") > F.col("u"))
+        .select(F.col("v").alias("u"), F.col("m").alias("v"))
+        .distinct()
+    )
+
+
+def _small_star(edges: DataFrame) -> DataFrame:
+    """Connect u and its smaller neighbours to the smallest of them."""
+    down = edges.select(F.greatest("u", "v").alias("u"), F.least("u", "v").alias("v"))
+    smallest = down.groupBy("u").agg(F.min("v").alias("m"))
+    neighbours = down.join(smallest, "u").where(F.col("v") != F.col("m")).select(
+        F.col("v").alias("u"), F.col("m").alias("v")
+    )
+    return neighbours.unionByName(smallest.select("u", F.col("m").alias("v"))).distinct()
+
+
+def _star_forest(edges: DataFrame) -> tuple[int, bool]:
+    """The number of edges, and whether every node has one edge to a node that has none: each
+    component is then a star around its smallest id."""
+    row = edges.agg(F.count("*").alias("edges"), F.countDistinct("u").alias("nodes")).first()
+    if row["edges"] != row["nodes"]:
+        return row["edges"], False
+    parents = edges.select(F.col("v").alias("u")).distinct()
+    return row["edges"], parents.join(edges.select("u"), "u", "left_semi").limit(1).count() == 0
+
+
+def connected_components(
+    edges: DataFrame, checkpoint_dir: str, max_rounds: int = 50
+) -> tuple[DataFrame, int]:
+    """(id, component) for every node that appears in `edges` (columns src, dst), and the rounds used.
+
+    `component` is the smallest id of the node's component, so the result does not depend on edge order
+    or partitioning. Raises if the graph has not converged after `max_rounds` rounds.
+    """
+    current = edges.where(F.col("src") != F.col("dst")).select(
+        F.greatest("src", "dst").alias("u"), F.least("src", "dst").alias("v")
+    ).distinct()
+    current = checkpoint(current, f"{checkpoint_dir}/round-000")
+    for round_ in range(1, max_rounds + 1):
+        current = checkpoint(_small_star(_large_star(current)), f"{checkpoint_dir}/round-{round_:03d}")
+        n_edges, done = _star_forest(current)
+        log.info("connected components round %d: %d edges%s", round_, n_edges, ", converged" if done else "")
+        if done:
+            roots = current.select(F.col("v").alias("id"), F.col("v").alias("component")).distinct()
+            members = current.select(F.col("u").alias("id"), F.col("v").alias("component"))
+            return members.unionByName(roots), round_
+    raise RuntimeError(f"connected components did not converge in {max_rounds} rounds (max_cc_rounds)")

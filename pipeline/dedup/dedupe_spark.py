@@ -1,0 +1,222 @@
+"""Exact and near-duplicate removal over a Spark DataFrame of documents.
+
+1. Exact: documents whose normalised text has the same 128-bit digest form a group.
+2. Near: one member per exact group gets a MinHash signature (inside `mapInArrow`, a batch at a time);
+   each LSH band bucket links its members to the bucket's smallest id (a star: k-1 edges, never k^2).
+3. Verification: each candidate edge is kept only if the true Jaccard of the two shingle sets reaches
+   the threshold, so LSH parameters can favour recall without costing precision.
+4. Clusters: connected components of the verified edges (`components_spark`), merged with the exact
+   groups.
+
+Keep rule: in every cluster the document with the smallest `id` (string order) is kept; every other
+member is dropped as `exact_duplicate` (its normalised text equals a smaller id's) or `near_duplicate`.
+Every step is a function of ids and text only, so the output does not depend on partitioning or cores.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any, Iterator, Optional
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from pipeline.dedup import minhash
+from pipeline.dedup.components_spark import checkpoint, connected_components
+
+log = logging.getLogger(__name__)
+
+# Arrow batches are cut to this many documents (or pairs) before shingling, which bounds the NumPy
+# temporaries (8 bytes x shingles x a few arrays) whatever spark.sql.execution.arrow.maxRecordsPerBatch is.
+SIGN_ROWS = 2000
+
+
+@dataclass
+class DedupeConfig:
+    threshold: float = 0.8  # Jaccard of shingle sets at or above which two documents are duplicates
+    num_perm: int = 128
+    # LSH bands x rows; None takes both from datasketch's optimiser for threshold and num_perm. Misses
+    # weigh 19x more than false candidates there, because verification removes false candidates.
+    bands: Optional[int] = None
+    rows: Optional[int] = None
+    false_positive_weight: float = 0.05
+    false_negative_weight: float = 0.95
+    ngram: int = 5  # word n-grams for space-delimited text
+    char_ngram: int = 5  # character n-grams for text in no-space scripts
+    # "auto": character n-grams when at least char_script_fraction of a document's characters are
+    # Han, kana, Thai, Lao, Khmer, Myanmar or Tibetan; "always" / "never" force one kind.
+    char_shingles: str = "auto"
+    char_script_fraction: float = 0.3
+    seed: int = 1
+    verify: bool = True
+    max_cc_rounds: int = 50
+
+    def lsh_params(self) -> tuple[int, int]:
+        if self.bands is not None and self.rows is not None:
+            return self.bands, self.rows
+        if self.bands is not None or self.rows is not None:
+            raise ValueError("set both dedupe bands and rows, or neither")
+        return _optimal_param(self.threshold, self.num_perm, self.false_positive_weight,
+                              self.false_negative_weight)
+
+    def shingle_spec(self) -> minhash.ShingleSpec:
+        return minhash.ShingleSpec(self.ngram, self.char_ngram, self.char_shingles, self.char_script_fraction)
+
+
+@lru_cache(maxsize=None)
+def _optimal_param(threshold: float, num_perm: int, fp_weight: float, fn_weight: float) -> tuple[int, int]:
+    from datasketch.lsh import _optimal_param as optimise
+
+    return tuple(int(x) for x in optimise(threshold, num_perm, fp_weight, fn_weight))
+
+
+@dataclass
+class DedupeResult:
+    docs: DataFrame  # every input row and column, plus _status ('kept'|'dropped') and _reason
+    clusters: DataFrame  # id, cluster_id, kept: every document in a duplicate cluster of >= 2
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+FEATURES = T.StructType([
+    T.StructField("id", T.StringType(), False),
+    T.StructField("exact", T.BinaryType(), False),
+    T.StructField("shingles", T.LongType(), False),
+    T.StructField("bands", T.ArrayType(T.LongType(), False), True),
+])
+JACCARD = T.StructType([
+    T.StructField("src", T.StringType(), False),
+    T.StructField("dst", T.StringType(), False),
+    T.StructField("jaccard", T.DoubleType(), False),
+])
+
+
+def _slices(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        for start in range(0, batch.num_rows, rows):
+            yield batch.slice(start, rows)
+
+
+def features_fn(cfg: DedupeConfig):
+    """The `mapInArrow` function (id, text) -> (id, exact digest, shingle count, band hashes)."""
+    spec, (bands, rows), num_perm, seed = cfg.shingle_spec(), cfg.lsh_params(), cfg.num_perm, cfg.seed
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in _slices(batches, SIGN_ROWS):
+            norm = minhash.normalize(batch.column("text"))
+            hashes, counts = minhash.shingles(norm, spec)
+            band = minhash.band_hashes(minhash.signatures(hashes, counts, num_perm, seed), bands, rows)
+            offsets = pa.array(np.arange(0, band.size + 1, bands, dtype=np.int32))
+            band_lists = pa.ListArray.from_arrays(offsets, pa.array(band.ravel()), mask=pa.array(counts == 0))
+            exact = pa.array(minhash.exact_hashes(norm), pa.binary())
+            yield pa.RecordBatch.from_arrays([batch.column("id"), exact, pa.array(counts), band_lists],
+                                             names=FEATURES.fieldNames())
+
+    return run
+
+
+def jaccard_fn(cfg: DedupeConfig):
+    """The `mapInArrow` function (src, dst, src_text, dst_text) -> (src, dst, jaccard of shingle sets)."""
+    spec = cfg.shingle_spec()
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in _slices(batches, SIGN_ROWS):
+            left = minhash.shingle_sets(batch.column("src_text"), spec)
+            right = minhash.shingle_sets(batch.column("dst_text"), spec)
+            scores = [minhash.jaccard(a, b) for a, b in zip(left, right)]
+            yield pa.RecordBatch.from_arrays(
+                [batch.column("src"), batch.column("dst"), pa.array(scores, pa.float64())],
+                names=["src", "dst", "jaccard"],
+            )
+
+    return run
+
+
+def candidate_edges(features: DataFrame) -> DataFrame:
+    """(src, dst) with src the smallest id of a band bucket that dst shares with it; distinct over bands.
+
+    The bucket minimum is an aggregate and the star a join against it, so a bucket of any size costs
+    one row per member and never a list of members in memory.
+    """
+    buckets = features.where(F.col("shingles") > 0).select(
+        "id", F.posexplode("bands").alias("band", "bucket"))
+    roots = buckets.groupBy("band", "bucket").agg(F.min("id").alias("src"))
+    return (
+        buckets.join(roots, ["band", "bucket"])
+        .where(F.col("id") != F.col("src"))
+        .select("src", F.col("id").alias("dst"))
+        .distinct()
+    )
+
+
+def verify_edges(candidates: DataFrame, docs: DataFrame, cfg: DedupeConfig) -> DataFrame:
+    """Candidate edges whose true shingle-set Jaccard reaches the threshold, with that Jaccard."""
+    text = docs.select("id", "text")
+    pairs = (
+        candidates.join(text.select(F.col("id").alias("src"), F.col("text").alias("src_text")), "src")
+        .join(text.select(F.col("id").alias("dst"), F.col("text").alias("dst_text")), "dst")
+        .select("src", "dst", "src_text", "dst_text")
+    )
+    return pairs.mapInArrow(jaccard_fn(cfg), JACCARD).where(F.col("jaccard") >= cfg.threshold)
+
+
+def dedupe(docs: DataFrame, cfg: DedupeConfig, checkpoint_dir: str) -> DedupeResult:
+    """Mark exact and near duplicates in `docs` (columns id, text, ...): see the module docstring.
+
+    `docs` is evaluated three times (signatures, texts of candidate pairs, the marked output): cache or
+    checkpoint it first if it is expensive or not deterministic. Intermediate results are written as
+    Parquet under `checkpoint_dir` (Spark must be able to write there); the caller removes it.
+    """
+    bands, rows = cfg.lsh_params()
+    features = checkpoint(docs.select("id", "text").mapInArrow(features_fn(cfg), FEATURES),
+                          f"{checkpoint_dir}/features")
+
+    groups = features.groupBy("exact").agg(F.min("id").alias("rep"), F.count("*").alias("size"))
+    exact_of = features.join(groups.where(F.col("size") > 1), "exact").select("id", "rep")
+    representatives = features.join(exact_of.where(F.col("id") != F.col("rep")), "id", "left_anti")
+
+    candidates = checkpoint(candidate_edges(representatives), f"{checkpoint_dir}/candidates")
+    edges = candidates
+    if cfg.verify:
+        verified = verify_edges(candidates, docs, cfg).select("src", "dst")
+        edges = checkpoint(verified, f"{checkpoint_dir}/verified")
+    near, cc_rounds = connected_components(edges, f"{checkpoint_dir}/cc", cfg.max_cc_rounds)
+
+    # Cluster of an exact-group member: its representative's component, or the group itself.
+    in_exact = exact_of.join(near.withColumnRenamed("id", "rep"), "rep", "left").select(
+        "id",
+        F.coalesce("component", "rep").alias("cluster_id"),
+        (F.col("id") != F.col("rep")).alias("exact"),
+    )
+    near_only = near.join(exact_of, "id", "left_anti").select(
+        "id", F.col("component").alias("cluster_id"), F.lit(False).alias("exact"))
+    members = checkpoint(in_exact.unionByName(near_only), f"{checkpoint_dir}/members")
+
+    decisions = members.where(F.col("id") != F.col("cluster_id")).select(
+        "id", F.when(F.col("exact"), "exact_duplicate").otherwise("near_duplicate").alias("_reason"))
+    marked = docs.join(decisions, "id", "left").select(
+        *[docs[c] for c in docs.columns],
+        F.when(F.col("_reason").isNull(), "kept").otherwise("dropped").alias("_status"),
+        "_reason",
+    )
+    clusters = members.select("id", "cluster_id", (F.col("id") == F.col("cluster_id")).alias("kept"))
+
+    reasons = {r["_reason"]: r["count"] for r in decisions.groupBy("_reason").count().collect()}
+    n_candidates = candidates.count()
+    n_verified = edges.count()
+    sizes = members.groupBy("cluster_id").count().groupBy("count").agg(F.count("*").alias("clusters"))
+    stats = {
+        "exact_duplicates": reasons.get("exact_duplicate", 0),
+        "near_duplicates": reasons.get("near_duplicate", 0),
+        "candidate_edges": n_candidates,
+        "verified_edges": n_verified,
+        "rejected_edges": n_candidates - n_verified,
+        "cc_rounds": cc_rounds,
+        "cluster_size_histogram": {r["count"]: r["clusters"] for r in sorted(sizes.collect())},
+        "parameters": {**asdict(cfg), "bands": bands, "rows": rows},
+    }
+    log.info("dedupe: %s", {k: v for k, v in stats.items() if k != "parameters"})
+    return DedupeResult(marked, clusters, stats)

@@ -1,0 +1,136 @@
+"""The Spark dedupe stage: exact and near duplicates, verification, star edges, connected components,
+and output that does not depend on partitioning."""
+from __future__ import annotations
+
+import logging
+import random
+
+import numpy as np
+import pytest
+from pyspark.sql import functions as F
+
+from pipeline.dedup import DedupeConfig, dedupe
+from pipeline.dedup.components_spark import connected_components
+
+WORDS = ("river stone lantern orchard velvet harbor meadow copper whisper canyon glacier saddle "
+         "thistle amber quarry falcon marble pepper ribbon timber walnut cobalt ember fjord").split()
+
+
+def prose(n_words: int, seed: int) -> list[str]:
+    return list(np.random.default_rng(seed).choice(WORDS, n_words))
+
+
+def substitute(words: list[str], positions: list[int]) -> str:
+    out = list(words)
+    for p in positions:
+        out[p] = "zebra"
+    return " ".join(out)
+
+
+BASE = prose(200, 1)
+ZH = "今天天气很好我们去公园散步吧然后一起吃晚饭再回家看书睡觉明天早上还要早起去上班工作"
+# id -> (text, expected status, expected reason, expected cluster or None)
+FIXTURE = {
+    "m-orig": (" ".join(BASE), "kept", None, "a-near"),
+    "a-near": (substitute(BASE, [20, 100, 180]), "kept", None, "a-near"),
+    "z-exact": (" ".join(BASE).upper().replace(" ", ",  "), "dropped", "exact_duplicate", "a-near"),
+    "q-near2": (substitute(BASE, [20, 100, 150]), "dropped", "near_duplicate", "a-near"),
+    "b-half": (" ".join(BASE[:100] + prose(100, 2)), "kept", None, None),
+    "c-other": (" ".join(prose(150, 3)), "kept", None, None),
+    "k-zh": (ZH * 2, "dropped", "near_duplicate", "d-zh"),
+    "d-zh": (ZH * 2 + "好", "kept", None, "d-zh"),
+    "e-short": ("two words", "kept", None, "e-short"),
+    "f-short": ("Two words!", "dropped", "exact_duplicate", "e-short"),
+    "g-empty": ("", "kept", None, None),
+}
+FIXTURE["m-orig"] = (FIXTURE["m-orig"][0], "dropped", "near_duplicate", "a-near")
+
+
+def fixture_frame(spark, partitions: int):
+    rows = [(i, text, f"src-{i}") for i, (text, *_ ) in FIXTURE.items()]
+    return spark.createDataFrame(rows, "id string, text string, source string").repartition(partitions)
+
+
+@pytest.fixture(scope="module")
+def result(spark, tmp_path_factory):
+    out = dedupe(fixture_frame(spark, 3), DedupeConfig(), str(tmp_path_factory.mktemp("dedupe")))
+    return out, sorted(tuple(r) for r in out.docs.collect()), sorted(tuple(r) for r in out.clusters.collect())
+
+
+def test_exact_and_near_duplicates_are_dropped_and_the_smallest_id_is_kept(result):
+    out, docs, clusters = result
+    got = {r[0]: (r[3], r[4]) for r in docs}
+    assert got == {i: (status, reason) for i, (_, status, reason, _) in FIXTURE.items()}
+    expected_clusters = sorted((i, c, i == c) for i, (*_, c) in FIXTURE.items() if c is not None)
+    assert clusters == expected_clusters
+    assert out.stats["exact_duplicates"] == 2 and out.stats["near_duplicates"] == 3
+    assert out.stats["cluster_size_histogram"] == {2: 2, 4: 1}
+    assert out.stats["parameters"]["bands"] * out.stats["parameters"]["rows"] <= 128
+
+
+def test_input_columns_pass_through_unchanged(result, spark):
+    out, docs, _ = result
+    assert out.docs.columns == ["id", "text", "source", "_status", "_reason"]
+    assert {(r[0], r[1], r[2]) for r in docs} == {(i, t, f"src-{i}") for i, (t, *_) in FIXTURE.items()}
+
+
+def test_output_is_identical_for_any_partition_count(result, spark, tmp_path):
+    _, docs, clusters = result
+    for partitions in (1, 5):
+        other = dedupe(fixture_frame(spark, partitions), DedupeConfig(), str(tmp_path / str(partitions)))
+        assert sorted(tuple(r) for r in other.docs.collect()) == docs
+        assert sorted(tuple(r) for r in other.clusters.collect()) == clusters
+
+
+def test_verification_rejects_lsh_candidates_below_the_threshold(spark, tmp_path):
+    # Half the text in common (Jaccard ~0.33): with 64 bands of 2 rows LSH proposes the pair for sure.
+    df = spark.createDataFrame([("a", " ".join(BASE)), ("b", FIXTURE["b-half"][0])], "id string, text string")
+    loose = DedupeConfig(bands=64, rows=2)
+    verified = dedupe(df, loose, str(tmp_path / "verified"))
+    assert verified.stats["candidate_edges"] == 1 and verified.stats["rejected_edges"] == 1
+    assert {r["_status"] for r in verified.docs.collect()} == {"kept"}
+    unverified = dedupe(df, DedupeConfig(bands=64, rows=2, verify=False), str(tmp_path / "unverified"))
+    assert sorted(r["_status"] for r in unverified.docs.collect()) == ["dropped", "kept"]
+
+
+def test_a_bucket_of_ten_thousand_near_identical_documents_becomes_a_star(spark, tmp_path):
+    k = 10_000
+    base = " ".join(prose(300, 4))
+    suffix = lambda i: "".join(chr(97 + (i // 26**p) % 26) for p in range(3))  # noqa: E731
+    df = spark.range(k).select(
+        F.format_string("d%05d", "id").alias("id"),
+        F.concat(F.lit(base + " "), F.udf(suffix)("id")).alias("text"),
+    )
+    out = dedupe(df, DedupeConfig(), str(tmp_path))
+    stats = out.stats
+    # A star per band bucket: at most (k - 1) edges per band, never the k^2/2 pairs of the bucket.
+    assert k - 1 <= stats["candidate_edges"] <= stats["parameters"]["bands"] * (k - 1)
+    assert stats["candidate_edges"] < 3 * k
+    assert stats["cluster_size_histogram"] == {k: 1}
+    assert out.clusters.where("kept").select("id").collect()[0]["id"] == "d00000"
+    assert stats["near_duplicates"] == k - 1
+
+
+def test_connected_components_converge_on_a_long_chain(spark, tmp_path, caplog):
+    n = 1000
+    edges = [(f"n{i:04d}", f"n{i + 1:04d}") for i in range(n - 1)]
+    random.Random(0).shuffle(edges)
+    df = spark.createDataFrame(edges, "src string, dst string").repartition(4)
+    with caplog.at_level(logging.INFO, logger="pipeline.dedup.components_spark"):
+        components, rounds = connected_components(df, str(tmp_path), max_rounds=30)
+    rows = components.collect()
+    assert len(rows) == n and {r["component"] for r in rows} == {"n0000"}
+    assert sum("connected components round" in m for m in caplog.messages) == rounds
+
+
+def test_connected_components_keep_separate_graphs_apart(spark, tmp_path):
+    edges = [("e", "d"), ("d", "c"), ("x", "y"), ("y", "w"), ("m", "p"), ("p", "o"), ("o", "m")]
+    components, _ = connected_components(spark.createDataFrame(edges, "src string, dst string"), str(tmp_path))
+    assert dict((r["id"], r["component"]) for r in components.collect()) == {
+        "c": "c", "d": "c", "e": "c", "w": "w", "x": "w", "y": "w", "m": "m", "o": "m", "p": "m"}
+
+
+def test_connected_components_stop_at_the_round_limit(spark, tmp_path):
+    edges = [(f"n{i:03d}", f"n{i + 1:03d}") for i in range(200)]
+    with pytest.raises(RuntimeError, match="max_cc_rounds"):
+        connected_components(spark.createDataFrame(edges, "src string, dst string"), str(tmp_path), max_rounds=1)
