@@ -1,0 +1,114 @@
+"""`filter_batch`: language ID, quality rules and PII replacement over one Arrow batch.
+
+The Spark `filter` stage calls it inside `mapInArrow`. Rows keep their order and every input column;
+the batch gains `lang`, `lang_score`, `_status` and `_reason` (the first failing check, in the order
+language -> Gopher repetition -> Gopher quality -> C4 -> FineWeb, FineWeb's own order).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.filter import rules
+from pipeline.filter.config import FilterConfig, RuleSet
+from pipeline.filter.langid import identify
+from pipeline.filter.pii import EMAIL_PLACEHOLDER, IP_PLACEHOLDER, replace_pii_batch
+from pipeline.filter.text import DocStats, doc_stats
+
+
+def _set_column(batch: pa.RecordBatch, name: str, values: pa.Array) -> pa.RecordBatch:
+    names = batch.schema.names
+    if name in names:
+        return batch.set_column(names.index(name), name, values)
+    return batch.append_column(name, values)
+
+
+def language_checks(langs: list[str], scores: np.ndarray, cfg: FilterConfig) -> rules.Checks:
+    checks = [("lang_score_below_min", scores < cfg.min_lang_score)]
+    if cfg.languages:
+        wanted = set(cfg.languages)
+        checks.append(("language_not_selected", np.array([lang not in wanted for lang in langs], dtype=bool)))
+    return checks
+
+
+def substring_counts(texts: pa.Array) -> dict[str, np.ndarray]:
+    """The statistics Arrow kernels compute for the whole batch at once."""
+    return {
+        "hash": pc.count_substring(texts, "#").to_numpy(zero_copy_only=False),
+        "ellipsis": pc.count_substring(texts, "...").to_numpy(zero_copy_only=False)
+        + pc.count_substring(texts, "…").to_numpy(zero_copy_only=False),
+        "lorem_ipsum": pc.match_substring(texts, "lorem ipsum", ignore_case=True).to_numpy(zero_copy_only=False),
+    }
+
+
+def rule_checks(s: rules.Stats, rs: RuleSet, counts: dict[str, np.ndarray]) -> rules.Checks:
+    """Every enabled check of a RuleSet, in FineWeb's order."""
+    checks: rules.Checks = []
+    if rs.gopher_repetition.enabled:
+        checks += rules.gopher_repetition(s, rs.gopher_repetition)
+    if rs.gopher_quality.enabled:
+        checks += rules.gopher_quality(s, rs.gopher_quality, counts["hash"], counts["ellipsis"])
+    if rs.c4.enabled:
+        checks += rules.c4(s, rs.c4, counts["lorem_ipsum"])
+    if rs.fineweb.enabled:
+        checks += rules.fineweb(s, rs.fineweb)
+    return checks
+
+
+def quality_reasons(texts: pa.Array, langs: list[str], cfg: FilterConfig) -> np.ndarray:
+    """First failing quality check per document (None when it passes every enabled rule).
+
+    Documents are grouped by the RuleSet their language resolves to, and each group is checked at once.
+    """
+    counts = substring_counts(texts)
+    by_lang: dict[str, list[int]] = {}
+    for i, lang in enumerate(langs):
+        by_lang.setdefault(lang, []).append(i)
+    groups: dict[int, tuple[RuleSet, list[int]]] = {}
+    for lang, idx in by_lang.items():
+        rs = cfg.rules_for(lang)
+        groups.setdefault(id(rs), (rs, []))[1].extend(idx)
+    values = texts.to_pylist()
+    reasons = np.full(len(values), None, dtype=object)
+    for rs, idx in groups.values():
+        dup = [getattr(rs.gopher_repetition, f"dup_{n}_gram_frac") for n in range(5, 11)]
+        floor = min((t for t in dup if t is not None), default=1.0)
+        rows = [doc_stats(values[i], langs[i], rs.c4, rs.fineweb.short_line_length, floor) for i in idx]
+        s = rules.Stats(rows, DocStats._fields)
+        reasons[idx] = rules.first_failure(rule_checks(s, rs, {k: v[idx] for k, v in counts.items()}), len(idx))
+    return reasons
+
+
+def filter_batch(batch: pa.RecordBatch, cfg: FilterConfig) -> pa.RecordBatch:
+    """Add lang, lang_score, _status, _reason; rewrite text with PII placeholders when cfg.pii."""
+    texts = pc.fill_null(batch.column("text"), "")
+    if cfg.pii:
+        texts, _, _ = replace_pii_batch(texts)
+        batch = _set_column(batch, "text", texts.cast(batch.schema.field("text").type))
+    langs, scores = identify(texts, cfg.langid_max_chars)
+    reasons = rules.first_failure(language_checks(langs, scores, cfg), len(texts))
+    alive = np.flatnonzero(reasons == None)  # noqa: E711 (elementwise on an object array)
+    if alive.size:
+        alive_texts = texts.take(pa.array(alive))
+        reasons[alive] = quality_reasons(alive_texts, [langs[i] for i in alive], cfg)
+    status = np.where(reasons == None, "kept", "dropped")  # noqa: E711
+    batch = _set_column(batch, "lang", pa.array(langs, type=pa.string()))
+    batch = _set_column(batch, "lang_score", pa.array(scores, type=pa.float32()))
+    batch = _set_column(batch, "_status", pa.array(status.tolist(), type=pa.string()))
+    return _set_column(batch, "_reason", pa.array(reasons.tolist(), type=pa.string()))
+
+
+def filter_counters(batch: pa.RecordBatch) -> dict[str, int]:
+    """Counts for stats.json from an output batch: rows per status/reason and PII placeholders.
+
+    Placeholders are counted in the output text, so a literal "<EMAIL>" already in the input counts too.
+    """
+    counts: dict[str, int] = {}
+    for row in pa.Table.from_batches([batch]).group_by(["_status", "_reason"]).aggregate([([], "count_all")]).to_pylist():
+        key = row["_status"] if row["_reason"] is None else f"{row['_status']}:{row['_reason']}"
+        counts[key] = row["count_all"]
+    texts = batch.column("text")
+    counts["pii_email"] = int(pc.sum(pc.count_substring(texts, EMAIL_PLACEHOLDER)).as_py() or 0)
+    counts["pii_ip"] = int(pc.sum(pc.count_substring(texts, IP_PLACEHOLDER)).as_py() or 0)
+    return counts

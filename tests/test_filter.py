@@ -1,0 +1,262 @@
+"""The filter stage's logic: each quality rule, language awareness, language ID and the batch contract."""
+from __future__ import annotations
+
+import math
+
+import pyarrow as pa
+import pytest
+
+from pipeline.config import ConfigError, load
+from pipeline.filter import FilterConfig, filter_batch, filter_counters
+from pipeline.filter import rules
+from pipeline.filter.batch import rule_checks, substring_counts
+from pipeline.filter.langid import identify
+from pipeline.filter.text import DocStats, doc_stats, words_of
+
+EN = """The old lighthouse stood at the edge of the cliff for more than a century. Sailors who passed the headland at night looked for its beam to find their way home.
+
+In the spring of that year, the keeper and his daughter painted the tower white again. They carried the paint up the narrow stairs one bucket at a time, and the work took them most of a month.
+
+When the storm came in October, the light did not fail. The fishing boats that had been caught outside the harbour followed it through the rocks, and every crew reached the shore with their nets."""
+
+DE = """Der alte Leuchtturm stand mehr als hundert Jahre lang am Rand der Klippe. Seeleute, die nachts an der Landzunge vorbeifuhren, suchten nach seinem Licht, um den Weg nach Hause zu finden.
+
+Im Frühjahr strichen der Wärter und seine Tochter den Turm wieder weiß. Sie trugen die Farbe Eimer für Eimer die schmale Treppe hinauf, und die Arbeit dauerte fast einen ganzen Monat.
+
+Als im Oktober der Sturm kam, fiel das Licht nicht aus. Die Fischerboote, die draußen vor dem Hafen überrascht worden waren, folgten ihm durch die Felsen, und jede Mannschaft erreichte mit ihren Netzen das Ufer."""
+
+ZH = """老灯塔在悬崖边上矗立了一百多年。夜里经过海角的水手们总是寻找它的光，好找到回家的路。
+
+那年春天，看守人和他的女儿把塔身重新刷成了白色。他们提着油漆桶一趟一趟地走上狭窄的楼梯，这项工作几乎花了整整一个月。
+
+十月风暴来临的时候，灯光一直没有熄灭。被困在港外的渔船跟着它穿过礁石，每一条船上的人都带着渔网平安地回到了岸上。"""
+
+RU = """Старый маяк стоял на краю утёса больше ста лет. Моряки, проходившие мимо мыса ночью, искали его луч, чтобы найти дорогу домой.
+
+Весной смотритель и его дочь снова покрасили башню в белый цвет. Они носили краску по узкой лестнице по одному ведру, и эта работа заняла у них почти целый месяц.
+
+Когда в октябре пришёл шторм, свет не погас. Рыбацкие лодки, застигнутые бурей за гаванью, шли за ним между скал, и каждая команда вернулась на берег со своими сетями."""
+
+
+def failing(text: str, lang: str = "en", cfg: FilterConfig | None = None) -> list[str]:
+    """Every check (not only the first) that `text` fails under the rules for `lang`."""
+    rs = (cfg or FilterConfig()).rules_for(lang)
+    s = rules.Stats([doc_stats(text, lang, rs.c4, rs.fineweb.short_line_length)], DocStats._fields)
+    checks = rule_checks(s, rs, substring_counts(pa.array([text])))
+    return [reason for reason, mask in checks if mask is not None and bool(mask[0])]
+
+
+def batch_of(*texts: str, **extra) -> pa.RecordBatch:
+    n = len(texts)
+    columns = {
+        "id": pa.array([f"d{i}" for i in range(n)], pa.string()),
+        "text": pa.array(list(texts), pa.string()),
+        "source": pa.array(["test"] * n, pa.string()),
+        "url": pa.array([None] * n, pa.string()),
+        "created": pa.array([None] * n, pa.string()),
+        **{k: pa.array(v) for k, v in extra.items()},
+    }
+    return pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
+
+
+@pytest.mark.parametrize("text,lang", [(EN, "en"), (DE, "de"), (ZH, "zh"), (RU, "ru")])
+def test_clean_paragraph_passes_every_rule(text, lang):
+    assert failing(text, lang) == []
+
+
+@pytest.mark.parametrize("text,lang", [(EN, "en"), (DE, "de"), (ZH, "zh"), (RU, "ru")])
+def test_clean_paragraph_is_kept_with_its_language(text, lang):
+    row = filter_batch(batch_of(text), FilterConfig()).to_pylist()[0]
+    assert (row["_status"], row["_reason"], row["lang"]) == ("kept", None, lang)
+    assert row["lang_score"] > 0.9
+
+
+# --- Gopher quality ---------------------------------------------------------------------------------
+
+def test_gopher_min_words_drops_a_short_text():
+    assert "gopher_min_words" in failing("A lighthouse stood on the cliff by the sea.")
+
+
+def test_gopher_avg_word_length_drops_run_together_tokens():
+    text = " ".join(f"lighthousekeeperdaughterpaint{i}" for i in range(60)) + " the and of the."
+    assert "gopher_max_avg_word_length" in failing(text)
+
+
+def test_gopher_hash_ratio_drops_hashtag_spam():
+    assert "gopher_hash_ratio" in failing(EN + "\n" + " ".join(f"#tag{i}" for i in range(40)))
+
+
+def test_gopher_ellipsis_lines_drops_teaser_lists():
+    teasers = "\n".join(f"Read the story of the keeper and the storm number {i} and more..." for i in range(10))
+    assert "gopher_ellipsis_lines" in failing(teasers)
+
+
+def test_gopher_bullet_lines_drops_a_page_of_bullets():
+    text = "\n".join(f"• Item {i} of the list of the things that we have with us" for i in range(20))
+    assert "gopher_bullet_lines" in failing(text)
+
+
+def test_gopher_alpha_words_drops_number_tables():
+    text = " ".join(str(i * 37 % 1000) for i in range(200)) + " the and of the."
+    assert "gopher_alpha_words" in failing(text)
+
+
+def test_gopher_stop_words_drops_keyword_lists_and_uses_the_documents_language():
+    keywords = " ".join(
+        "cheap flights hotels rental cars cruise deals vacation packages travel insurance airport parking".split()
+        * 6
+    )
+    assert "gopher_stop_words" in failing(keywords, "en")
+    assert "gopher_stop_words" not in failing(DE, "de")  # German stop words, not Gopher's English list
+    assert "gopher_stop_words" not in failing(keywords, "qu")  # no list for Quechua: the check does not apply
+
+
+def test_punctuation_tokens_are_not_words():
+    """Dialogue full of dashes and quotes (Gutenberg) must not look like symbol soup."""
+    dialogue = "\n\n".join(
+        f'"Well -- and what of it?" said he . . . " -- " ; she answered -- " the storm , the light , number {i} ! "'
+        for i in range(12)
+    )
+    assert "gopher_alpha_words" not in failing(dialogue)
+    assert "--" not in words_of(dialogue, "en") and '"' not in words_of(dialogue, "en")
+
+
+def test_no_space_scripts_count_characters_as_words():
+    assert len(ZH.split()) < 50
+    assert len(words_of(ZH, "zh")) > 100
+    assert "gopher_min_words" not in failing(ZH, "zh")
+
+
+def test_mean_word_length_does_not_apply_to_korean_or_chinese():
+    ko = "나는 어제 친구와 함께 공원에 갔다. 날씨가 좋아서 오래 걸었다."
+    assert math.isnan(doc_stats(ko, "ko", FilterConfig().english.c4, 30).mean_word_len)
+    assert math.isnan(doc_stats(ZH, "zh", FilterConfig().english.c4, 30).mean_word_len)
+    assert "gopher_min_avg_word_length" not in failing(ko * 10, "ko")
+
+
+# --- Gopher repetition ------------------------------------------------------------------------------
+
+def test_gopher_repeated_lines_are_dropped():
+    text = "\n".join(["Buy the best lighthouse paint in town today."] * 8 + [EN])
+    assert "gopher_rep_dup_line_frac" in failing(text)
+
+
+def test_gopher_top_2_gram_drops_a_repeated_phrase():
+    assert "gopher_rep_top_2_gram" in failing(EN + " " + "cheap paint " * 60)
+
+
+def test_gopher_duplicated_5_grams_are_dropped():
+    sentence = "The keeper painted the tower white and the storm did not put out the light."
+    assert "gopher_rep_dup_5_gram" in failing(EN + " " + " ".join([sentence] * 6))
+    assert not any(r.startswith("gopher_rep_dup_") for r in failing(EN))
+
+
+# --- C4 ---------------------------------------------------------------------------------------------
+
+def test_c4_lorem_ipsum_is_dropped():
+    assert "c4_lorem_ipsum" in failing(EN + "\n\nLorem ipsum dolor sit amet, consectetur adipiscing elit.")
+
+
+def test_c4_curly_bracket_drops_code_in_english_only():
+    code = EN + "\n\nThe handler is function update(state) { return state + 1; } in the script."
+    assert "c4_curly_bracket" in failing(code, "en")
+    assert "c4_curly_bracket" not in failing(DE + "\n\nDer Aufruf ist f(x) { return x; } im Skript.", "de")
+
+
+def test_c4_too_few_sentences_drops_a_single_long_sentence():
+    one_sentence = EN.replace(".", ",")[:-1] + "."
+    assert "c4_too_few_sentences" in failing(one_sentence)
+    assert "c4_too_few_sentences" not in failing(EN)
+
+
+# --- FineWeb ----------------------------------------------------------------------------------------
+
+def test_fineweb_line_punct_ratio_drops_menus():
+    menu = "\n".join(f"Section {i} of the harbour and the lighthouse with the keeper" for i in range(30))
+    assert "fineweb_line_punct_ratio" in failing(menu)
+
+
+def test_fineweb_short_line_ratio_drops_many_short_lines_in_english_only():
+    short = EN + "\n" + "\n".join(f"Keeper {i} is here." for i in range(20))
+    assert "fineweb_short_line_ratio" in failing(short, "en")
+    assert "fineweb_short_line_ratio" not in failing(short, "de")  # FineWeb-2 disables it
+
+
+def test_fineweb_char_dup_ratio_drops_a_repeated_line():
+    repeated = EN + "\nThe keeper and his daughter painted the tower white again.\n" * 2
+    assert "fineweb_char_dup_ratio" in failing(repeated)
+
+
+def test_fineweb_list_ratio_drops_one_word_lines():
+    listing = EN + "\n" + "\n".join(f"Lighthouse{i}." for i in range(60))
+    assert "fineweb_list_ratio" in failing(listing)
+
+
+def test_a_threshold_set_to_none_switches_the_check_off():
+    cfg = load(FilterConfig, overrides=["english.gopher_quality.min_doc_words=null"])
+    assert "gopher_min_words" not in failing("A lighthouse stood on the cliff.", "en", cfg)
+
+
+# --- language ID and the batch contract ---------------------------------------------------------------
+
+def test_identify_names_the_language_of_short_sentences():
+    sentences = {
+        "en": "The weather is lovely today and we are going to the beach.",
+        "fr": "Nous sommes allés au marché ce matin pour acheter du pain.",
+        "ja": "今日は天気がいいので、公園に散歩に行きました。",
+        "ru": "Мы вчера долго гуляли по городу и разговаривали.",
+        "es": "Mañana vamos a visitar a mis abuelos en el pueblo.",
+    }
+    langs, scores = identify(pa.array(list(sentences.values())), 1000)
+    assert langs == list(sentences)
+    assert scores.dtype.name == "float32" and all(0.5 < s <= 1.0 for s in scores)
+
+
+def test_filter_batch_keeps_rows_order_and_extra_columns():
+    batch = batch_of(EN, "short", DE, extra_col=[1, 2, 3])
+    out = filter_batch(batch, FilterConfig())
+    assert out.column("id").to_pylist() == ["d0", "d1", "d2"]
+    assert out.column("extra_col").to_pylist() == [1, 2, 3]
+    assert out.schema.field("lang").type == pa.string()
+    assert out.schema.field("lang_score").type == pa.float32()
+    assert out.column("_status").to_pylist() == ["kept", "dropped", "kept"]
+    assert out.column("_reason").to_pylist()[0] is None and out.column("_reason").to_pylist()[2] is None
+
+
+def test_low_language_score_is_dropped_before_quality_rules():
+    row = filter_batch(batch_of("lorem ipsum dolor"), FilterConfig()).to_pylist()[0]
+    assert (row["_status"], row["_reason"]) == ("dropped", "lang_score_below_min")
+
+
+def test_languages_not_selected_are_dropped():
+    out = filter_batch(batch_of(EN, DE), FilterConfig(languages=["de"])).to_pylist()
+    assert [r["_reason"] for r in out] == ["language_not_selected", None]
+
+
+def test_empty_batch():
+    out = filter_batch(batch_of(), FilterConfig())
+    assert out.num_rows == 0 and "_status" in out.schema.names
+
+
+def test_counters_count_reasons_and_pii():
+    out = filter_batch(batch_of(EN + " Write to keeper@lighthouse.org today.", "short"), FilterConfig())
+    counts = filter_counters(out)
+    assert counts["kept"] == 1 and counts["pii_email"] == 1 and counts["pii_ip"] == 0
+    assert sum(v for k, v in counts.items() if k.startswith("dropped:")) == 1
+
+
+def test_per_language_overrides_are_validated_and_applied():
+    cfg = load(FilterConfig, overrides=["per_language.pt.gopher_quality.min_doc_words=30"])
+    assert cfg.rules_for("pt").gopher_quality.min_doc_words == 30
+    assert cfg.rules_for("es").gopher_quality.min_doc_words == 50
+    with pytest.raises(ConfigError, match="per_language.pt.gopher_quality.min_words"):
+        load(FilterConfig, overrides=["per_language.pt.gopher_quality.min_words=30"])
+
+
+def test_large_string_text_column_keeps_its_type():
+    """Spark may hand mapInArrow large_string columns; the rewritten text must keep the input type."""
+    batch = batch_of(EN + " Write to keeper@lighthouse.org.")
+    batch = batch.set_column(1, "text", batch.column("text").cast(pa.large_string()))
+    out = filter_batch(batch, FilterConfig())
+    assert out.schema.field("text").type == pa.large_string()
+    assert "<EMAIL>" in out.column("text")[0].as_py() and out.column("_status")[0].as_py() == "kept"
