@@ -1,0 +1,1 @@
+"""Tokenize stage: documents to packed token samples in deterministic WebDataset shards."""

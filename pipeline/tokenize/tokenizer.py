@@ -1,0 +1,85 @@
+"""Byte-level BPE: train on a bounded sample, encode Arrow batches, and the config for the tokenize stage."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import pyarrow as pa
+
+EOS = "<|endoftext|>"
+
+
+@dataclass
+class TokenizeConfig:
+    # An existing tokenizer.json to use instead of training one.
+    tokenizer: str = ""
+    vocab_size: int = 32_768
+    min_frequency: int = 2
+    # The BPE is trained on at most this many documents (chosen by a seeded hash of id, so the sample is the
+    # same on any cluster), each cut to `train_chars_per_doc`: the driver never holds more than that.
+    train_docs: int = 20_000
+    train_chars_per_doc: int = 20_000
+    sample_tokens: int = 2048
+    shard_bytes: int = 64 * 1_048_576
+    val_fraction: float = 0.01
+    seed: int = 1234
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2):
+    """A GPT-2-style byte-level BPE with `<|endoftext|>` as id 0; lossless on any UTF-8 text."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return tok
+
+
+def load_tokenizer(json_str: str):
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_str(json_str)
+
+
+def eos_id(tok) -> int:
+    i = tok.token_to_id(EOS)
+    if i is None:
+        raise ValueError(f"tokenizer has no {EOS} token")
+    return i
+
+
+def encode_texts(tok, texts: list[str], dtype: np.dtype) -> list[np.ndarray]:
+    """Token arrays with EOS appended to every document (encode_batch runs on Rust threads)."""
+    eos = eos_id(tok)
+    out = []
+    for enc in tok.encode_batch(texts, add_special_tokens=False):
+        ids = np.empty(len(enc.ids) + 1, dtype=dtype)
+        ids[:-1] = enc.ids
+        ids[-1] = eos
+        out.append(ids)
+    return out
+
+
+def split_of(ids: list[str], val_fraction: float) -> list[str]:
+    """'val' for a stable hash-chosen fraction of document ids, else 'train' (same on every machine)."""
+    cut = int(round(val_fraction * 1_000_000))
+    return [
+        "val" if int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "big") % 1_000_000 < cut else "train"
+        for i in ids
+    ]
+
+
+def utf8_lengths(texts: pa.Array) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    return pc.binary_length(texts.cast(pa.binary())).to_numpy(zero_copy_only=False)

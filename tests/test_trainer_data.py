@@ -1,0 +1,176 @@
+"""The trainer's loader on a small real dataset, and `make_dataset`, which test_trainer.py shares: standard-library
+docstrings, a byte-level BPE trained on them, and shards + manifest written with pipeline.tokenize.shards the
+way the tokenize stage lays them out."""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.tokenize.shards import (
+    ShardError, build_manifest, pack_documents, read_manifest, token_dtype, write_shard,
+)
+from trainer.data import ShardStore, TrainWindows, eval_batches, micro_positions
+
+MODULES = ["os", "json", "collections", "argparse", "tarfile", "pathlib", "functools", "itertools",
+           "subprocess", "logging", "http.client", "urllib.request", "unittest", "decimal", "fractions",
+           "statistics", "textwrap", "string", "re", "datetime", "calendar", "csv", "zipfile", "shutil",
+           "tempfile", "threading", "asyncio", "socket", "inspect", "dataclasses", "enum", "random"]
+
+
+def docstrings() -> list[tuple[str, str]]:
+    docs = []
+    for name in MODULES:
+        module = importlib.import_module(name)
+        for attr, obj in sorted(vars(module).items()):
+            if inspect.isfunction(obj) or inspect.isclass(obj):
+                doc = inspect.getdoc(obj)
+                if doc and len(doc) > 80:
+                    docs.append((f"{name}.{attr}", doc))
+    return docs
+
+
+def _hash(seed: int, doc_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{doc_id}".encode(), digest_size=8).digest(), "big")
+
+
+def make_dataset(root: Path, vocab_size: int = 1024, sample_tokens: int = 256, train_shards: int = 4,
+                 val_shards: int = 2, val_fraction: float = 0.1, seed: int = 0) -> Path:
+    """Write tokenizer.json, shards/{train,val}/ and manifest.json under root; return the manifest path."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    docs = docstrings()
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator((t for _, t in docs), trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    root.mkdir(parents=True, exist_ok=True)
+    tok.save(str(root / "tokenizer.json"))
+    eos = tok.token_to_id("<|endoftext|>")
+    dtype = token_dtype(tok.get_vocab_size())
+
+    assigned: dict[tuple[str, int], list[tuple[str, str]]] = {}
+    for doc_id, text in docs:
+        split = "val" if int.from_bytes(hashlib.blake2b(doc_id.encode()).digest(), "big") % 10**6 < val_fraction * 10**6 \
+            else "train"
+        n = val_shards if split == "val" else train_shards
+        assigned.setdefault((split, _hash(seed, doc_id) % n), []).append((doc_id, text))
+    records: dict[str, list[dict]] = {"train": [], "val": []}
+    for (split, index) in sorted(assigned):
+        group = sorted(assigned[(split, index)], key=lambda d: _hash(seed + 1, d[0]))
+        encoded = [(doc_id, np.array(tok.encode(text).ids + [eos])) for doc_id, text in group]
+        url = f"shards/{split}/shard-{index:06d}.tar"
+        (root / url).parent.mkdir(parents=True, exist_ok=True)
+        with open(root / url, "wb") as f:
+            info = write_shard(f, pack_documents(encoded, sample_tokens), index, dtype)
+        records[split].append({**info, "url": url, "documents": len(group),
+                               "text_bytes": sum(len(t.encode("utf-8")) for _, t in group)})
+    tok_bytes = (root / "tokenizer.json").read_bytes()
+    manifest = build_manifest(
+        tokenizer={"path": "tokenizer.json", "sha256": hashlib.sha256(tok_bytes).hexdigest(),
+                   "vocab_size": tok.get_vocab_size(), "eos_id": eos},
+        dtype=dtype, sample_tokens=sample_tokens, seed=seed, splits=records, config={"source": "stdlib docstrings"})
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return root / "manifest.json"
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    return read_manifest(str(make_dataset(tmp_path_factory.mktemp("ds"))))
+
+
+def _windows(manifest, block=64, batch=16, seed=5):
+    return TrainWindows(ShardStore(manifest, "train"), block, batch, seed)
+
+
+def _consumed(windows, steps, world, micro, start_step=0):
+    """Global positions' window contents each rank reads, in global order, for a run of `steps` steps."""
+    rows = {}
+    batch = 16
+    for step in range(start_step, start_step + steps):
+        for m in range(batch // (micro * world)):
+            for r in range(world):
+                first = micro_positions(step * batch, m, r, world, micro)
+                x, y = windows.batch(first, micro)
+                for k in range(micro):
+                    rows[first + k] = torch.cat([x[k], y[k, -1:]])
+    return rows
+
+
+def test_windows_are_slices_of_a_shard_stream_with_shifted_targets(manifest):
+    w = _windows(manifest)
+    x, y = w.batch(0, 8)
+    assert x.shape == y.shape == (8, 64) and x.dtype == torch.int64
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    (shard, idx), *_ = w.locate(0, 1)
+    stream = w.store.stream(shard)
+    assert x[0].tolist() == stream[idx[0] * 64 : idx[0] * 64 + 64].tolist()
+
+
+def test_an_epoch_visits_every_window_once_in_an_order_fixed_by_seed_and_epoch(manifest):
+    w = _windows(manifest)
+    seen = [(s, int(i)) for p in range(0, w.epoch_length, 16) for s, idx in w.locate(p, 16) for i in idx]
+    assert len(seen) == len(set(seen)) == w.epoch_length
+    again = _windows(manifest)
+    assert [(s, i.tolist()) for s, i in again.locate(32, 16)] == [(s, i.tolist()) for s, i in w.locate(32, 16)]
+    next_epoch = [(s, i.tolist()) for s, i in w.locate(w.epoch_length, 16)]
+    assert next_epoch != [(s, i.tolist()) for s, i in w.locate(0, 16)]
+    other_seed = _windows(manifest, seed=6)
+    assert [(s, i.tolist()) for s, i in other_seed.locate(0, 16)] != [(s, i.tolist()) for s, i in w.locate(0, 16)]
+
+
+def test_global_order_is_the_same_for_any_world_size(manifest):
+    one = _consumed(_windows(manifest), steps=6, world=1, micro=4)
+    two = _consumed(_windows(manifest), steps=6, world=2, micro=4)
+    four = _consumed(_windows(manifest), steps=6, world=4, micro=2)
+    assert sorted(one) == list(range(6 * 16))
+    for other in (two, four):
+        assert sorted(other) == sorted(one)
+        assert all(torch.equal(one[p], other[p]) for p in one)
+
+
+def test_resume_from_world_1_to_2_continues_the_order_without_repeats_or_gaps(manifest):
+    w1 = _windows(manifest)
+    before = _consumed(w1, steps=5, world=1, micro=4)
+    state = w1.state(5 * 16)
+    w2 = _windows(manifest)
+    assert w2.position(state) == 5 * 16
+    after = _consumed(w2, steps=5, world=2, micro=4, start_step=5)
+    uninterrupted = _consumed(_windows(manifest), steps=10, world=2, micro=4)
+    assert set(before).isdisjoint(after)
+    assert sorted({**before, **after}) == sorted(uninterrupted)
+    assert all(torch.equal({**before, **after}[p], uninterrupted[p]) for p in uninterrupted)
+
+
+def test_every_token_of_the_val_split_is_a_target_exactly_once_across_ranks(manifest):
+    store = ShardStore(manifest, "val")
+    for world in (1, 3):
+        targets = []
+        for rank in range(world):
+            for x, y in eval_batches(store, 64, 5, rank, world):
+                targets.append(y[y != -1])
+        assert sum(len(t) for t in targets) == manifest.splits["val"].tokens
+    stream0 = store.stream(0)
+    x, y = next(eval_batches(store, 64, 1, 0, 1))
+    assert x[0, 0].item() == manifest.eos_id
+    assert y[0].tolist() == stream0[:64].tolist()
+
+
+def test_a_corrupted_shard_stops_the_loader_with_its_name(tmp_path):
+    m = make_dataset(tmp_path)
+    shard = tmp_path / "shards" / "train" / "shard-000001.tar"
+    data = bytearray(shard.read_bytes())
+    data[2000] ^= 0x01
+    shard.write_bytes(bytes(data))
+    store = ShardStore(read_manifest(str(m)), "train")
+    with pytest.raises(ShardError, match=r"shards/train/shard-000001\.tar: sha256 mismatch"):
+        for i in range(len(store.shards)):
+            store.stream(i)

@@ -1,0 +1,61 @@
+"""The GPT model: preset sizes, padded tied vocabulary, causality, and the learning-rate schedule."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from pipeline.config import ConfigError
+from trainer.config import load
+from trainer.model import GPT, IGNORE_INDEX
+from trainer.train import lr_multiplier
+
+
+def test_gpt2_124m_preset_has_gpt2_small_parameter_count_with_a_padded_tied_vocabulary():
+    cfg = load("gpt2-124m")
+    model = GPT(dataclasses.replace(cfg.model, vocab_size=50257))
+    assert model.vocab_size == 50304
+    assert model.lm_head.weight is model.wte.weight
+    assert model.num_params() == pytest.approx(124.5e6, rel=0.01)
+
+
+def test_logits_at_a_position_do_not_depend_on_later_tokens():
+    cfg = load("tiny")
+    torch.manual_seed(0)
+    model = GPT(dataclasses.replace(cfg.model, vocab_size=100)).eval()
+    a = torch.randint(0, 100, (1, 16))
+    b = a.clone()
+    b[0, 10:] = (b[0, 10:] + 1) % 100
+    la, _, _ = model(a)
+    lb, _, _ = model(b)
+    torch.testing.assert_close(la[0, :10], lb[0, :10])
+    assert not torch.allclose(la[0, 10:], lb[0, 10:])
+
+
+def test_ignored_targets_are_not_counted():
+    cfg = load("tiny")
+    model = GPT(dataclasses.replace(cfg.model, vocab_size=100))
+    x = torch.randint(0, 100, (2, 8))
+    y = x.clone()
+    y[1, 4:] = IGNORE_INDEX
+    _, loss_sum, n = model(x, y)
+    assert n.item() == 12
+    _, part, _ = model(x[:1], y[:1])
+    assert loss_sum.item() > part.item()
+
+
+def test_schedule_warms_up_linearly_then_decays_to_min_lr():
+    cfg = load("tiny", overrides=["steps=100", "optim.warmup_steps=10", "optim.lr=1e-3", "optim.min_lr=1e-4"])
+    assert lr_multiplier(0, cfg) == pytest.approx(0.1)
+    assert lr_multiplier(9, cfg) == pytest.approx(1.0)
+    assert lr_multiplier(100, cfg) == pytest.approx(0.1)
+    values = [lr_multiplier(s, cfg) for s in range(10, 101)]
+    assert values == sorted(values, reverse=True)
+
+
+def test_config_rejects_unknown_keys_and_presets():
+    with pytest.raises(ConfigError, match="model.n_layers"):
+        load("tiny", overrides=["model.n_layers=3"])
+    with pytest.raises(ConfigError, match="unknown preset"):
+        load("huge")

@@ -1,0 +1,96 @@
+"""Typed trainer configuration: defaults here, then a preset, a YAML file and `--set key=value` on top.
+
+Batch sizes are global so that a run means the same thing on any number of processes: every optimizer step
+consumes `data.batch_size` windows of the global order, split into `data.micro_batch_size` windows per
+process per forward pass, with gradient accumulation making up the rest.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from pipeline import config as cfglib
+
+
+@dataclass
+class ModelConfig:
+    block_size: int = 1024
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = False
+    vocab_size: int = 0  # 0 = the manifest's tokenizer vocab_size (padded up to a multiple of 64 by the model)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 6e-4
+    min_lr: float = 6e-5  # the cosine decays to this at `train.steps`
+    warmup_steps: int = 700
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
+
+
+@dataclass
+class DataConfig:
+    batch_size: int = 480  # windows (of block_size + 1 tokens) per optimizer step, over all processes
+    micro_batch_size: int = 12  # windows per process per forward pass
+    seed: int = 1234  # the global sample order is a function of (seed, epoch) only
+    verify_sha256: bool = True
+
+
+@dataclass
+class EvalConfig:
+    every: int = 500  # steps between evaluations; 0 = only at the end
+    shards: int = 0  # val shards to evaluate (whole shards, so bits per byte stay exact); 0 = all
+    generate_tokens: int = 64  # tokens sampled at the end when the manifest lists a tokenizer; 0 = none
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    steps: int = 20000  # optimizer steps in the whole run (the learning-rate schedule's length)
+    log_every: int = 10
+    ckpt_every: int = 1000
+    keep_checkpoints: int = 3
+    compile: bool = False  # torch.compile the model
+    seed: int = 1337  # model init and dropout
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # A few-second CPU run for tests and smoke checks.
+    "tiny": {
+        "model": {"block_size": 64, "n_layer": 2, "n_head": 2, "n_embd": 64},
+        "optim": {"lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 5, "weight_decay": 0.0},
+        "data": {"batch_size": 16, "micro_batch_size": 4},
+        "eval": {"every": 10, "generate_tokens": 16},
+        "steps": 30,
+        "log_every": 1,
+        "ckpt_every": 10,
+    },
+    "gpt2-124m": {
+        "model": {"block_size": 1024, "n_layer": 12, "n_head": 12, "n_embd": 768},
+        "optim": {"lr": 6e-4, "min_lr": 6e-5},
+    },
+    "gpt2-350m": {
+        "model": {"block_size": 1024, "n_layer": 24, "n_head": 16, "n_embd": 1024},
+        "optim": {"lr": 3e-4, "min_lr": 3e-5},
+    },
+}
+
+
+def load(preset: str | None = None, path: str | Path | None = None, overrides: Iterable[str] = ()) -> TrainConfig:
+    """Defaults, then the preset, then the YAML file, then `--set` overrides."""
+    base = TrainConfig()
+    if preset:
+        if preset not in PRESETS:
+            raise cfglib.ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        base = cfglib.merge(base, PRESETS[preset])
+    return cfglib.load(TrainConfig, path, overrides, base=base)

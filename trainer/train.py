@@ -1,0 +1,245 @@
+"""The training loop: DDP from torchrun's environment, gradient accumulation, evaluation, checkpoints, metrics.
+
+Losses are sums of token cross-entropies divided by the number of targets in the whole optimizer step, so
+the gradient of a step is the same whatever the world size and the number of micro-steps (up to float
+rounding).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from pipeline import config as cfglib
+from pipeline.tokenize.shards import Manifest, read_manifest
+from trainer import checkpoint
+from trainer.config import TrainConfig
+from trainer.data import ShardStore, TrainWindows, eval_batches, eval_text_bytes, micro_positions
+from trainer.model import GPT
+
+
+def lr_multiplier(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup to optim.lr, then cosine decay to optim.min_lr at `steps` (as a factor of optim.lr)."""
+    o = cfg.optim
+    if step < o.warmup_steps:
+        return (step + 1) / o.warmup_steps
+    progress = min(1.0, (step - o.warmup_steps) / max(1, cfg.steps - o.warmup_steps))
+    floor = o.min_lr / o.lr
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class Dist:
+    """Rank, world size and device taken from torchrun's environment (a plain `python` run is world 1)."""
+
+    def __init__(self):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        cuda = torch.cuda.is_available()
+        self.device = torch.device(f"cuda:{local}") if cuda else torch.device("cpu")
+        if cuda:
+            torch.cuda.set_device(self.device)
+        if self.world > 1:
+            dist.init_process_group(backend="nccl" if cuda else "gloo")
+        self.master = self.rank == 0
+
+    def sum_(self, t: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
+
+    def gather(self, obj: Any) -> list[Any]:
+        if self.world == 1:
+            return [obj]
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def close(self) -> None:
+        if self.world > 1:
+            dist.destroy_process_group()
+
+
+def _rewrite_metrics(path: Path, upto_step: int) -> None:
+    """Drop rows past the checkpoint we resume from: a killed run may have logged steps it then lost."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= upto_step]
+    path.write_text("".join(r + "\n" for r in rows))
+
+
+def _format_eta(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+@torch.no_grad()
+def evaluate(model: GPT, store: ShardStore, cfg: TrainConfig, d: Dist) -> dict[str, float]:
+    """Validation loss over whole val shards; bits per byte from their text_bytes (see data.eval_batches)."""
+    model.eval()
+    totals = torch.zeros(2, dtype=torch.float64, device=d.device)
+    for x, y in eval_batches(store, cfg.model.block_size, cfg.data.micro_batch_size, d.rank, d.world, cfg.eval.shards):
+        with _autocast(d.device):
+            _, loss_sum, n = model(x.to(d.device), y.to(d.device))
+        totals[0] += loss_sum.double()
+        totals[1] += n
+    d.sum_(totals)
+    model.train()
+    nats, count = totals.tolist()
+    text_bytes = eval_text_bytes(store, cfg.eval.shards)
+    return {
+        "val_loss": nats / count,
+        "val_ppl": math.exp(nats / count),
+        "val_bpb": nats / math.log(2) / text_bytes,
+        "val_tokens": int(count),
+    }
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _generate(model: GPT, manifest: Manifest, tokens: int, d: Dist, seed: int) -> str | None:
+    """Sample a short text from EOS when the manifest's tokenizer can be read."""
+    from pipeline import storage
+    from tokenizers import Tokenizer
+
+    uri = manifest.resolve(manifest.tokenizer["path"])
+    if not storage.exists(uri):
+        return None
+    tok = Tokenizer.from_str(storage.read_bytes(uri).decode("utf-8"))
+    model.eval()
+    g = torch.Generator(device=d.device).manual_seed(seed)
+    idx = torch.full((1, 1), manifest.eos_id, dtype=torch.long, device=d.device)
+    out = model.generate(idx, tokens, generator=g)[0, 1:].tolist()
+    model.train()
+    return tok.decode(out)
+
+
+def train(cfg: TrainConfig, data: str, out: Path) -> GPT:
+    """Train (or resume the run in `out`) and return this process's model."""
+    d = Dist()
+    try:
+        return _train(cfg, data, out, d)
+    finally:
+        d.close()
+
+
+def _train(cfg: TrainConfig, data: str, out: Path, d: Dist) -> GPT:
+    manifest = read_manifest(data)
+    if cfg.model.vocab_size <= 0:
+        cfg = replace(cfg, model=replace(cfg.model, vocab_size=manifest.vocab_size))
+    per_micro = cfg.data.micro_batch_size * d.world
+    if cfg.data.batch_size % per_micro:
+        raise cfglib.ConfigError(f"data.batch_size {cfg.data.batch_size} is not a multiple of "
+                                 f"micro_batch_size {cfg.data.micro_batch_size} x world size {d.world}")
+    accum = cfg.data.batch_size // per_micro
+    ckpt_dir = out / "checkpoints"
+    metrics_path = out / "metrics.jsonl"
+
+    torch.manual_seed(cfg.seed)
+    raw = GPT(cfg.model).to(d.device)
+    optimizer = raw.configure_optimizer(cfg.optim.weight_decay, cfg.optim.lr, (cfg.optim.beta1, cfg.optim.beta2),
+                                        fused=d.device.type == "cuda")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, cfg))
+    windows = TrainWindows(ShardStore(manifest, "train", cfg.data.verify_sha256), cfg.model.block_size,
+                           cfg.data.batch_size, cfg.data.seed)
+    has_val = "val" in manifest.splits and manifest.splits["val"].shards
+    val = ShardStore(manifest, "val", cfg.data.verify_sha256) if has_val else None
+
+    start, position = 0, 0
+    resume = checkpoint.latest(ckpt_dir)
+    if resume is not None:
+        state = checkpoint.load(resume)
+        raw.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, position = state["step"], windows.position(state["loader"])
+        rng = state["rng"]
+        if len(rng) == d.world:
+            torch.set_rng_state(rng[d.rank])
+        else:  # a new world size: a fresh but reproducible stream per rank (only dropout draws from it)
+            torch.manual_seed(cfg.seed + 1000003 * start + d.rank)
+    if d.master:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(cfglib.dump_yaml(cfg))
+        _rewrite_metrics(metrics_path, start)
+        print(f"model {raw.num_params() / 1e6:.2f}M params | world {d.world} | micro {cfg.data.micro_batch_size} "
+              f"x accum {accum} = {cfg.data.batch_size} windows/step | "
+              + (f"resumed from {resume.name}" if resume else "from scratch"), flush=True)
+
+    model: torch.nn.Module = torch.compile(raw) if cfg.compile else raw
+    if d.world > 1:
+        model = DDP(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+    tokens_per_step = cfg.data.batch_size * cfg.model.block_size
+    last_time, last_step = time.perf_counter(), start
+    t_begin, step_begin = last_time, start
+
+    for step in range(start, cfg.steps):
+        loss_total = torch.zeros((), dtype=torch.float64, device=d.device)
+        for m in range(accum):
+            x, y = windows.batch(micro_positions(position, m, d.rank, d.world, cfg.data.micro_batch_size),
+                                 cfg.data.micro_batch_size)
+            x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
+            sync = m == accum - 1 or d.world == 1
+            with (contextlib.nullcontext() if sync else model.no_sync()), _autocast(d.device):
+                _, loss_sum, _ = model(x, y)
+                (loss_sum / (tokens_per_step / d.world)).backward()
+            loss_total += loss_sum.detach().double()
+        if cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.optim.grad_clip)
+        lr = optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        position += cfg.data.batch_size
+        done = step + 1
+        train_loss = d.sum_(loss_total).item() / tokens_per_step
+
+        row: dict[str, Any] | None = None
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            now = time.perf_counter()
+            row = {"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss, "lr": lr,
+                   "tokens_per_s": (done - last_step) * tokens_per_step / max(now - last_time, 1e-9)}
+            last_time, last_step = now, done
+        if val is not None and ((cfg.eval.every and done % cfg.eval.every == 0) or done == cfg.steps):
+            row = (row or {"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss, "lr": lr})
+            row.update(evaluate(raw, val, cfg, d))
+        if done % cfg.ckpt_every == 0 or done == cfg.steps:
+            rng = d.gather(torch.get_rng_state())
+            if d.master:
+                checkpoint.save(ckpt_dir, done, {
+                    "model": raw.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "step": done, "loader": windows.state(position),
+                    "rng": rng, "world_size": d.world, "config": cfglib.to_dict(cfg),
+                }, cfg.keep_checkpoints)
+        if d.master and row is not None:
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            rate = (done - step_begin) / max(time.perf_counter() - t_begin, 1e-9)
+            extra = f" | val {row['val_loss']:.4f} bpb {row['val_bpb']:.3f}" if "val_loss" in row else ""
+            print(f"step {done}/{cfg.steps} | loss {train_loss:.4f} | lr {lr:.2e} | "
+                  f"{row.get('tokens_per_s', 0) / 1e3:.1f}k tok/s | eta {_format_eta((cfg.steps - done) / rate)}{extra}",
+                  flush=True)
+
+    windows.store.close()
+    if val is not None:
+        val.close()
+    if d.master and cfg.eval.generate_tokens > 0:
+        text = _generate(raw, manifest, cfg.eval.generate_tokens, d, cfg.seed)
+        if text is not None:
+            (out / "sample.txt").write_text(text + "\n", encoding="utf-8")
+            print(f"sample: {text!r}", file=sys.stdout, flush=True)
+    return raw
