@@ -1,0 +1,14 @@
+"""spark-submit jobs/pipeline.py --input URI --output URI [--config FILE.yaml] [--set key=value ...]
+
+Runs clean, dedupe, filter and tokenize into OUTPUT/<stage>, for scheduled batch runs.
+"""
+import os
+import sys
+
+# This script shares its name with the pipeline package: import the package, not this file.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+from pipeline.cli import pipeline_main  # noqa: E402
+
+if __name__ == "__main__":
+    pipeline_main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""The Spark stages: each `run(spark, input, output, cfg) -> stats` reads, transforms and commits."""

@@ -1,0 +1,46 @@
+"""The whole pipeline's settings: one dataclass per stage, one YAML file with a section per stage."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipeline.clean.text import TextConfig
+from pipeline.dedup import DedupeConfig
+from pipeline.filter.config import FilterConfig
+from pipeline.readers.html import HtmlConfig
+from pipeline.readers.records import ReaderConfig
+from pipeline.tokenize.tokenizer import TokenizeConfig
+
+
+@dataclass
+class CleanConfig:
+    reader: ReaderConfig = field(default_factory=ReaderConfig)
+    html: HtmlConfig = field(default_factory=HtmlConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    # C4-style removal of cookie/privacy/javascript notice lines (pipeline/clean/boilerplate.py).
+    remove_boilerplate_lines: bool = True
+
+
+@dataclass
+class DedupeStageConfig(DedupeConfig):
+    # Where connected components checkpoint each round. Spark writes it itself, so on a cluster it must be
+    # storage every executor reaches (HDFS, a shared mount). Empty: OUTPUT/dedupe/_temporary for local
+    # output, else a local temporary directory (fine for local mode only).
+    checkpoint_dir: str = ""
+    # Number of output parts (documents are hashed by id into them and sorted by id). 0: as many as the
+    # input stage has.
+    partitions: int = 0
+
+
+@dataclass
+class AuditConfig:
+    # How many dropped documents per reason (per partition) each stage keeps in dropped/ for audit.
+    dropped_samples_per_reason: int = 20
+
+
+@dataclass
+class PipelineConfig:
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    dedupe: DedupeStageConfig = field(default_factory=DedupeStageConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)

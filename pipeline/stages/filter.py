@@ -1,0 +1,52 @@
+"""filter: language ID, quality rules and PII placeholders over the dedupe stage's documents."""
+from __future__ import annotations
+
+import time
+
+import pyarrow as pa
+from pyspark.sql import SparkSession
+
+from pipeline.filter.batch import filter_batch, filter_counters
+from pipeline.stages import spark_io
+from pipeline.stages.config import PipelineConfig
+
+
+def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfig) -> dict:
+    start = time.time()
+    expected = spark_io.read_stats(input_uri)["kept"]
+    attempt = spark_io.begin(output_uri)
+    docs = spark_io.read_stage(spark, input_uri)
+    schema = pa.schema(
+        [(f.name, _arrow(f.dataType)) for f in docs.schema]
+        + [("lang", pa.string()), ("lang_score", pa.float32()), ("_status", pa.string()), ("_reason", pa.string())]
+    )
+    filter_cfg = cfg.filter
+    pii_email = spark.sparkContext.accumulator(0)
+    pii_ip = spark.sparkContext.accumulator(0)
+
+    def annotate(batches):
+        for batch in batches:
+            out = filter_batch(batch, filter_cfg)
+            counters = filter_counters(out)
+            pii_email.add(counters.get("pii_email", 0))
+            pii_ip.add(counters.get("pii_ip", 0))
+            yield out.cast(schema)
+
+    annotated = docs.mapInArrow(annotate, spark_io.spark_schema(schema))
+    doc_columns = docs.columns + ["lang", "lang_score"]
+    routes = {
+        "kept": spark_io.Route("data", doc_columns),
+        "dropped": spark_io.Route("dropped", doc_columns + ["_reason"], sample=cfg.audit.dropped_samples_per_reason),
+    }
+    result = spark_io.write_parts(annotated, output_uri, routes, attempt)
+    stats = spark_io.stage_stats(
+        "filter", expected, result, time.time() - start, pii={"email": pii_email.value, "ip": pii_ip.value}
+    )
+    spark_io.commit(output_uri, attempt, dict(result.files), stats)
+    return stats
+
+
+def _arrow(spark_type) -> pa.DataType:
+    from pyspark.sql.pandas.types import to_arrow_type
+
+    return to_arrow_type(spark_type)

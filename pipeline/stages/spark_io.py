@@ -1,0 +1,297 @@
+"""How every stage reads its input, writes its parts and commits, on top of Spark DataFrames.
+
+Executors do the file I/O through `pipeline.storage` inside `mapInArrow`, so local disks, S3 and HDFS
+behave the same. A stage's output becomes visible only when `_SUCCESS` (which lists every committed file)
+is written; readers refuse a stage without it and read only the files it lists.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pyspark.sql import DataFrame, SparkSession
+
+from pipeline import storage
+from pipeline.readers import PATTERNS, read_file, to_batches
+from pipeline.readers.records import RAW_SCHEMA
+
+SUCCESS = "_SUCCESS"
+TEMPORARY = "_temporary"
+
+# What the part writer returns to the driver: one row per written file and one per (status, reason) count.
+_RESULT_SCHEMA = pa.schema(
+    [
+        ("kind", pa.string()),
+        ("partition", pa.int64()),
+        ("route", pa.string()),
+        ("path", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("n", pa.int64()),
+    ]
+)
+
+
+class StageError(RuntimeError):
+    pass
+
+
+@dataclass
+class Route:
+    """Where rows of one `_status` go: a sub-directory and its columns; `sample` bounds how many rows per
+    reason each partition keeps (None = all)."""
+
+    subdir: str
+    columns: list[str]
+    sample: int | None = None
+
+
+@dataclass
+class WriteResult:
+    files: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # route -> temp paths
+    rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # route -> rows written
+    counts: dict[tuple[str, str | None], int] = field(default_factory=lambda: defaultdict(int))
+
+    def by_status(self, status: str) -> dict[str, int]:
+        return {r or "": n for (s, r), n in sorted(self.counts.items(), key=lambda kv: str(kv[0])) if s == status}
+
+    def total(self, status: str) -> int:
+        return sum(n for (s, _), n in self.counts.items() if s == status)
+
+
+def spark_schema(schema: pa.Schema):
+    """mapInArrow wants a Spark schema; the pipeline defines its batch schemas in Arrow."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(schema)
+
+
+def _task() -> tuple[int, int]:
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    return (ctx.partitionId(), ctx.attemptNumber()) if ctx else (0, 0)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def list_inputs(input_uri: str, patterns=PATTERNS) -> list[str]:
+    files = storage.list_files(input_uri, patterns)
+    if not files:
+        raise StageError(f"no input files under {storage.display(input_uri)} (looked for {', '.join(patterns)})")
+    return files
+
+
+def read_raw(spark: SparkSession, input_uri: str, reader_cfg, html_cfg) -> DataFrame:
+    """Raw records of every input file, one Spark partition per file, in file then line order."""
+    files = list_inputs(input_uri)
+    root = input_uri.rstrip("/")
+    labels = [f[len(root) + 1 :] if f.startswith(root + "/") else f.rsplit("/", 1)[-1] for f in files]
+    rows = spark.sparkContext.parallelize(list(zip(files, labels)), numSlices=len(files))
+    paths = spark.createDataFrame(rows, "uri string, label string")
+
+    def read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for uri, label in zip(batch.column("uri").to_pylist(), batch.column("label").to_pylist()):
+                yield from to_batches(read_file(uri, label, reader_cfg, html_cfg))
+
+    return paths.mapInArrow(read, spark_schema(RAW_SCHEMA))
+
+
+def committed_files(stage_uri: str, subdir: str = "data") -> list[str]:
+    marker = storage.join(stage_uri, SUCCESS)
+    if not storage.exists(marker):
+        raise StageError(
+            f"{storage.display(stage_uri)} has no {SUCCESS}: the stage did not finish (run it first, or re-run it)"
+        )
+    listing = json.loads(storage.read_bytes(marker))
+    return [storage.join(stage_uri, p) for p in listing["files"].get(subdir, [])]
+
+
+def read_stage(spark: SparkSession, stage_uri: str, subdir: str = "data") -> DataFrame:
+    """A committed stage's parts, one Spark partition per part, in part order."""
+    files = committed_files(stage_uri, subdir)
+    if not files:
+        raise StageError(f"{storage.display(stage_uri)}: no committed {subdir}/ files")
+    fs, path = storage.resolve(files[0])
+    schema = pq.read_schema(fs.open_input_file(path))
+    schema = pa.schema([f.with_type(pa.string()) if f.type == pa.large_string() else f for f in schema])
+    paths = spark.createDataFrame(
+        spark.sparkContext.parallelize([(f,) for f in files], numSlices=len(files)), "uri string"
+    )
+
+    def read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for uri in batch.column("uri").to_pylist():
+                fs, p = storage.resolve(uri)
+                with fs.open_input_file(p) as f:
+                    for b in pq.ParquetFile(f).iter_batches(batch_size=2048):
+                        yield b.cast(schema)
+
+    return paths.mapInArrow(read, spark_schema(schema))
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def write_parts(df: DataFrame, stage_uri: str, routes: dict[str, Route], attempt: str) -> WriteResult:
+    """Write each partition's rows to `<route>/part-NNNNN` Parquet files by `_status`, and count rows per
+    (status, reason) on the way. Rows without `_status` count as kept."""
+    tmp_root = storage.join(stage_uri, TEMPORARY, attempt)
+    has_status = "_status" in df.columns
+
+    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        partition, attempt_no = _task()
+        writers: dict[str, tuple[pq.ParquetWriter, object, str]] = {}
+        written: dict[str, int] = defaultdict(int)
+        counts: dict[tuple[str, str | None], int] = defaultdict(int)
+        sampled: dict[tuple[str, str | None], int] = defaultdict(int)
+        try:
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                if has_status:
+                    status = batch.column("_status")
+                    reason = batch.column("_reason")
+                    grouped = pa.table({"s": status, "r": reason}).group_by(["s", "r"]).aggregate([([], "count_all")])
+                    for row in grouped.to_pylist():
+                        counts[(row["s"], row["r"])] += row["count_all"]
+                else:
+                    counts[("kept", None)] += batch.num_rows
+                for name, route in routes.items():
+                    part = batch if not has_status else batch.filter(pc.equal(batch.column("_status"), name))
+                    if part.num_rows == 0:
+                        continue
+                    if route.sample is not None:
+                        part = _sample(part, route.sample, sampled)
+                        if part.num_rows == 0:
+                            continue
+                    part = part.select(route.columns)
+                    if name not in writers:
+                        path = storage.join(tmp_root, route.subdir, f"part-{partition:05d}-a{attempt_no}.parquet")
+                        sink = storage.open_output(path)
+                        writers[name] = (pq.ParquetWriter(sink, part.schema, compression="zstd"), sink, path)
+                    writers[name][0].write_batch(part)
+                    written[name] += part.num_rows
+        finally:
+            for writer, sink, _ in writers.values():
+                writer.close()
+                sink.close()
+        rows = [
+            {"kind": "file", "partition": partition, "route": name, "path": path, "status": None, "reason": None, "n": written[name]}
+            for name, (_, _, path) in writers.items()
+        ] + [
+            {"kind": "count", "partition": partition, "route": None, "path": None, "status": s, "reason": r, "n": n}
+            for (s, r), n in counts.items()
+        ]
+        yield pa.RecordBatch.from_pylist(rows, schema=_RESULT_SCHEMA)
+
+    result = WriteResult()
+    for row in df.mapInArrow(write, spark_schema(_RESULT_SCHEMA)).collect():
+        if row.kind == "file":
+            result.files[row.route].append(row.path)
+            result.rows[row.route] += row.n
+        else:
+            result.counts[(row.status, row.reason)] += row.n
+    return result
+
+
+def _sample(batch: pa.RecordBatch, per_reason: int, taken: dict) -> pa.RecordBatch:
+    """The first `per_reason` rows of each (status, reason) in this partition (deterministic)."""
+    keep = []
+    for i, (s, r) in enumerate(zip(batch.column("_status").to_pylist(), batch.column("_reason").to_pylist())):
+        if taken[(s, r)] < per_reason:
+            taken[(s, r)] += 1
+            keep.append(i)
+    return batch.take(pa.array(keep, type=pa.int64()))
+
+
+# ---------------------------------------------------------------------------------------------- commit
+
+
+def new_attempt() -> str:
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def begin(stage_uri: str) -> str:
+    """Start a (re-)run: the old `_SUCCESS` goes first, so a crash from here on never leaves a stage that
+    looks complete but mixes old and new files."""
+    storage.delete(storage.join(stage_uri, SUCCESS))
+    return new_attempt()
+
+
+def commit(
+    stage_uri: str,
+    attempt: str,
+    files: dict[str, list[str]],
+    stats: dict,
+    extra_files: dict[str, bytes] | None = None,
+    final_names: Callable[[str, str], str] | None = None,
+) -> None:
+    """Move the attempt's files into place (replacing any earlier run's), write stats.json, then the other
+    small files in the order given, then `_SUCCESS` listing everything; finally drop the temporary directory."""
+    listing: dict[str, list[str]] = {}
+    for route, paths in files.items():
+        subdir = paths and _subdir_of(paths[0], stage_uri, attempt)
+        if subdir:
+            storage.delete(storage.join(stage_uri, subdir))
+        for p in sorted(paths):
+            name = final_names(route, p) if final_names else _final_part_name(p)
+            rel = f"{subdir}/{name}"
+            storage.move(p, storage.join(stage_uri, rel))
+            listing.setdefault(subdir, []).append(rel)
+    storage.write_bytes(storage.join(stage_uri, "stats.json"), json.dumps(stats, indent=2, sort_keys=False).encode())
+    for name, data in (extra_files or {}).items():  # in order: a manifest given last is the commit point
+        storage.write_bytes(storage.join(stage_uri, name), data)
+    storage.write_bytes(
+        storage.join(stage_uri, SUCCESS),
+        json.dumps({"stage": stats["stage"], "files": listing}, indent=1, sort_keys=True).encode(),
+    )
+    storage.delete(storage.join(stage_uri, TEMPORARY))
+
+
+def _subdir_of(path: str, stage_uri: str, attempt: str) -> str:
+    prefix = storage.join(stage_uri, TEMPORARY, attempt) + "/"
+    return path[len(prefix) :].rsplit("/", 1)[0]
+
+
+def _final_part_name(path: str) -> str:
+    """part-00003-a1.parquet -> part-00003.parquet (the attempt number is an accident of the run)."""
+    name = path.rsplit("/", 1)[-1]
+    stem, ext = name.split(".", 1)
+    return stem.rsplit("-a", 1)[0] + "." + ext
+
+
+def stage_stats(stage: str, input_count: int, result: WriteResult, seconds: float, **extra) -> dict:
+    """stats.json, checked: input must equal kept + dropped + rejected, or the stage fails."""
+    kept = result.total("kept")
+    dropped, rejected = result.by_status("dropped"), result.by_status("rejected")
+    total = kept + sum(dropped.values()) + sum(rejected.values())
+    if total != input_count:
+        raise StageError(
+            f"{stage}: records do not reconcile: input {input_count} != kept {kept} + dropped "
+            f"{sum(dropped.values())} + rejected {sum(rejected.values())} = {total}"
+        )
+    return {
+        "stage": stage,
+        "schema_version": 1,
+        "input": input_count,
+        "kept": kept,
+        "dropped": dropped,
+        "rejected": rejected,
+        **extra,
+        "seconds": round(seconds, 3),
+    }
+
+
+def read_stats(stage_uri: str) -> dict:
+    committed_files(stage_uri)  # refuses an uncommitted stage
+    return json.loads(storage.read_bytes(storage.join(stage_uri, "stats.json")))
