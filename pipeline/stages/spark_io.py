@@ -23,6 +23,8 @@ from pipeline.readers import PATTERNS, read_file, to_batches
 from pipeline.readers.records import RAW_SCHEMA
 
 SUCCESS = "_SUCCESS"
+# Internal columns keep their underscore inside a stage; written files use the public names.
+PUBLIC_NAMES = {"_reason": "reason", "_detail": "detail"}
 TEMPORARY = "_temporary"
 
 # What the part writer returns to the driver: one row per written file and one per (status, reason) count.
@@ -175,6 +177,7 @@ def write_parts(df: DataFrame, stage_uri: str, routes: dict[str, Route], attempt
                         if part.num_rows == 0:
                             continue
                     part = part.select(route.columns)
+                    part = part.rename_columns([PUBLIC_NAMES.get(c, c) for c in part.schema.names])
                     if name not in writers:
                         path = storage.join(tmp_root, route.subdir, f"part-{partition:05d}-a{attempt_no}.parquet")
                         sink = storage.open_output(path)

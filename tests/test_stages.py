@@ -1,0 +1,124 @@
+"""Stage contracts from docs/DESIGN.md, run in-process on the shared Spark session with small inline inputs:
+re-runs are byte-identical, uncommitted stages are refused, config typos are named, and token shards do
+not depend on how the input is partitioned."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from pipeline import config as config_lib
+from pipeline.cli import load_config, parser
+from pipeline.stages import clean, dedupe, tokenize
+from pipeline.stages.config import PipelineConfig
+from pipeline.stages.spark_io import SUCCESS, StageError
+
+WORDS = ("river stone light garden window morning letter silver quiet market harbor winter forest "
+         "lantern bridge candle meadow thunder orchard valley").split()
+
+
+def documents(n: int, seed: int = 7) -> list[dict]:
+    rng = random.Random(seed)
+    docs = []
+    for i in range(n):
+        sentences = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 12))).capitalize() + "."
+                     for _ in range(rng.randint(2, 6))]
+        docs.append({"id": f"doc{i:04d}", "text": " ".join(sentences), "source": "test", "url": None, "created": None})
+    return docs
+
+
+def write_jsonl(path: Path, docs: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+
+
+def committed_bytes(stage_dir: Path, subdir: str) -> dict[str, bytes]:
+    listing = json.loads((stage_dir / SUCCESS).read_text())["files"][subdir]
+    return {p: (stage_dir / p).read_bytes() for p in listing}
+
+
+def small_tokenize_config() -> PipelineConfig:
+    return config_lib.load(PipelineConfig, overrides=[
+        "tokenize.vocab_size=320", "tokenize.sample_tokens=64", "tokenize.shard_bytes=2000",
+        "tokenize.val_fraction=0.2", "tokenize.min_frequency=1",
+    ])
+
+
+def test_rerunning_a_committed_stage_gives_byte_identical_data_parts(spark, tmp_path):
+    write_jsonl(tmp_path / "in" / "a.jsonl", documents(40))
+    write_jsonl(tmp_path / "in" / "b.jsonl", documents(20, seed=8) + [{"id": "x", "text": None}])
+    out = tmp_path / "clean"
+    cfg = PipelineConfig()
+    first_stats = clean.run(spark, str(tmp_path / "in"), str(out), cfg)
+    first = committed_bytes(out, "data")
+    first_rejected = committed_bytes(out, "rejected")
+    second_stats = clean.run(spark, str(tmp_path / "in"), str(out), cfg)
+    assert len(first) == 2
+    assert committed_bytes(out, "data") == first
+    assert committed_bytes(out, "rejected") == first_rejected
+    assert {k: v for k, v in first_stats.items() if k != "seconds"} == {k: v for k, v in second_stats.items() if k != "seconds"}
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
+    assert not (out / "_temporary").exists()
+
+
+@pytest.mark.parametrize("next_stage", [dedupe, tokenize], ids=["dedupe", "tokenize"])
+def test_next_stage_refuses_an_input_stage_without_success_and_names_it(spark, tmp_path, next_stage):
+    write_jsonl(tmp_path / "in" / "a.jsonl", documents(5))
+    stage_dir = tmp_path / "clean"
+    clean.run(spark, str(tmp_path / "in"), str(stage_dir), PipelineConfig())
+    (stage_dir / SUCCESS).unlink()
+    with pytest.raises(StageError, match=SUCCESS) as err:
+        next_stage.run(spark, str(stage_dir), str(tmp_path / "next"), PipelineConfig())
+    assert str(stage_dir) in str(err.value)
+    assert not (tmp_path / "next" / SUCCESS).exists()
+
+
+@pytest.mark.parametrize("stage,key,named", [
+    ("dedupe", "dedupe.threshhold=0.8", "dedupe.threshhold"),
+    ("dedupe", "threshhold=0.8", "dedupe.threshhold"),
+    (None, "tokenize.vocab=100", "tokenize.vocab"),
+    ("filter", "nosuchsection.x=1", "nosuchsection"),
+])
+def test_set_with_an_unknown_key_fails_naming_the_key(stage, key, named):
+    args = parser(stage).parse_args(["--input", "in", "--output", "out", "--set", key])
+    with pytest.raises(config_lib.ConfigError, match=named.replace(".", r"\.")):
+        load_config(args, stage)
+
+
+def test_set_with_a_known_key_applies_it_to_the_stage_section():
+    args = parser("dedupe").parse_args(["--input", "in", "--output", "out", "--set", "partitions=3"])
+    assert load_config(args, "dedupe").dedupe.partitions == 3
+
+
+def test_tokenize_output_does_not_depend_on_input_partitioning(spark, tmp_path):
+    docs = documents(60)
+    write_jsonl(tmp_path / "one" / "all.jsonl", docs)
+    shuffled = docs[:]
+    random.Random(3).shuffle(shuffled)
+    for k in range(3):
+        write_jsonl(tmp_path / "three" / f"part{k}.jsonl", shuffled[k::3])
+    cfg = small_tokenize_config()
+    outputs = {}
+    previous = spark.conf.get("spark.sql.shuffle.partitions")
+    try:
+        for layout, shuffle_partitions in (("one", "4"), ("three", "7")):
+            spark.conf.set("spark.sql.shuffle.partitions", shuffle_partitions)
+            clean.run(spark, str(tmp_path / layout), str(tmp_path / f"{layout}-clean"), cfg)
+            out = tmp_path / f"{layout}-tokenize"
+            tokenize.run(spark, str(tmp_path / f"{layout}-clean"), str(out), cfg)
+            outputs[layout] = out
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", previous)
+
+    one, three = outputs["one"], outputs["three"]
+    manifest = (one / "manifest.json").read_bytes()
+    assert manifest == (three / "manifest.json").read_bytes()
+    assert (one / "tokenizer.json").read_bytes() == (three / "tokenizer.json").read_bytes()
+    splits = json.loads(manifest)["splits"]
+    assert set(splits) == {"train", "val"} and len(splits["train"]["shards"]) >= 2
+    assert splits["train"]["documents"] + splits["val"]["documents"] == len(docs)
+    for split in splits.values():
+        for shard in split["shards"]:
+            assert (one / shard["url"]).read_bytes() == (three / shard["url"]).read_bytes()
