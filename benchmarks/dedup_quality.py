@@ -19,7 +19,6 @@ their original's cluster).
 from __future__ import annotations
 
 import argparse
-import gzip
 import itertools
 import json
 import os
@@ -32,28 +31,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import labelled_corpus  # noqa: E402
 from pipeline.dedup import DedupeConfig, dedupe  # noqa: E402
 
 
 def read_corpus(root: Path) -> tuple[dict[str, str], dict[str, dict]]:
-    """Documents with usable text (id -> text) and labels (id -> label)."""
-    docs: dict[str, str] = {}
-    for path in sorted((root / "raw").glob("docs-*.jsonl.gz")):
-        with gzip.open(path, "rb") as f:
-            for raw in f:
-                try:
-                    rec = json.loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    continue
-                if isinstance(rec, dict) and isinstance(rec.get("text"), str) and len(rec["text"]) < 2_000_000:
-                    docs[rec["id"]] = rec["text"]
-    labels = {}
-    with gzip.open(root / "labels" / "docs.jsonl.gz", "rt", encoding="utf-8") as f:
-        for line in f:
-            rec = json.loads(line)
-            if rec["id"] is not None:
-                labels[rec["id"]] = rec
-    return docs, labels
+    """Documents the reader keeps (id -> text) and labels (id -> label)."""
+    return {d["id"]: d["text"] for d in labelled_corpus.documents(root)}, labelled_corpus.labels(root)
 
 
 def truth_shingles(text: str, n: int = 5) -> set[str]:

@@ -10,8 +10,7 @@ and Arrow is limited to one thread so that the numbers are per core.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -20,23 +19,12 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import labelled_corpus  # noqa: E402
 from pipeline.dedup import DedupeConfig, minhash  # noqa: E402
 
 
 def load(corpus: Path, limit: int) -> list[str]:
-    texts = []
-    for path in sorted((corpus / "raw").glob("docs-*.jsonl.gz")):
-        with gzip.open(path, "rb") as f:
-            for raw in f:
-                try:
-                    rec = json.loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    continue
-                if isinstance(rec, dict) and isinstance(rec.get("text"), str) and len(rec["text"]) < 1_000_000:
-                    texts.append(rec["text"])
-                    if len(texts) == limit:
-                        return texts
-    return texts
+    return [d["text"] for d in itertools.islice(labelled_corpus.documents(corpus), limit)]
 
 
 def ours(texts: list[str], batch: int, cfg: DedupeConfig) -> float:

@@ -13,59 +13,24 @@ from __future__ import annotations
 
 import argparse
 import collections
-import gzip
-import json
-import re
 import sys
 import time
-import unicodedata
 from pathlib import Path
 
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.clean.boilerplate import remove_boilerplate_lines  # noqa: E402
+from benchmarks import labelled_corpus  # noqa: E402
 from pipeline.filter import FilterConfig, filter_batch  # noqa: E402
 from pipeline.filter.langid import identify  # noqa: E402
 
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff]")
-SPACES = re.compile(r"[^\S\n]+")
-BLANKS = re.compile(r"\n\s*\n\s*")
-
-
-def clean(text: str) -> str:
-    """A stand-in for the clean stage: NFC, no control characters, single spaces, one blank line at most."""
-    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text, _ = remove_boilerplate_lines(CONTROL.sub("", text))
-    lines = (SPACES.sub(" ", line).strip() for line in text.split("\n"))
-    return BLANKS.sub("\n\n", "\n".join(lines)).strip()
-
 
 def read_corpus(root: Path, shards: str = "docs-*.jsonl.gz") -> tuple[list[dict], dict[str, dict]]:
-    """Cleaned documents of the matching raw shards (malformed lines skipped) and the labels by id."""
-    labels = {}
-    with gzip.open(root / "labels" / "docs.jsonl.gz", "rt", encoding="utf-8") as f:
-        for line in f:
-            label = json.loads(line)
-            if label["id"] is not None:
-                labels[label["id"]] = label
-    docs = []
-    for path in sorted((root / "raw").glob(shards)):
-        with gzip.open(path, "rb") as f:
-            for raw in f:
-                try:
-                    obj = json.loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    continue
-                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or obj.get("id") not in labels:
-                    continue
-                if labels[obj["id"]]["kind"] == "malformed":  # huge documents: the reader caps them
-                    continue
-                doc = {k: obj.get(k) for k in ("id", "text", "source", "url", "created")}
-                doc["text"] = clean(doc["text"])
-                docs.append(doc)
-    return docs, labels
+    """Documents as the clean stage leaves them, and the labels by id."""
+    docs = [{k: d[k] for k in ("id", "text", "source", "url", "created")}
+            for d in labelled_corpus.documents(root, shards, cleaned=True)]
+    return docs, labelled_corpus.labels(root)
 
 
 def main() -> None:

@@ -95,32 +95,33 @@ def describe(stats: dict) -> str:
     return "\n".join(parts)
 
 
-def stage_main(stage: str, argv: typing.Sequence[str] | None = None) -> dict:
+def _runners():
     from pipeline.stages import clean, dedupe, filter, tokenize
 
-    runners = {"clean": clean.run, "dedupe": dedupe.run, "filter": filter.run, "tokenize": tokenize.run}
+    return {"clean": clean.run, "dedupe": dedupe.run, "filter": filter.run, "tokenize": tokenize.run}
+
+
+def _parse(stage: str | None, argv) -> tuple[argparse.Namespace, PipelineConfig]:
     args = parser(stage).parse_args(argv)
     try:
-        cfg = load_config(args, stage)
+        return args, load_config(args, stage)
     except config_lib.ConfigError as e:
         sys.exit(f"config error: {e}")
+
+
+def stage_main(stage: str, argv: typing.Sequence[str] | None = None) -> dict:
+    args, cfg = _parse(stage, argv)
     spark = spark_session(f"corpusforge-{stage}")
     print(f"[{stage}] {storage.display(args.input)} -> {storage.display(args.output)}", flush=True)
-    stats = runners[stage](spark, args.input, args.output, cfg)
+    stats = _runners()[stage](spark, args.input, args.output, cfg)
     print(describe(stats), flush=True)
     return stats
 
 
 def pipeline_main(argv: typing.Sequence[str] | None = None) -> list[dict]:
-    from pipeline.stages import clean, dedupe, filter, tokenize
-
-    runners = {"clean": clean.run, "dedupe": dedupe.run, "filter": filter.run, "tokenize": tokenize.run}
-    args = parser(None).parse_args(argv)
-    try:
-        cfg = load_config(args, None)
-    except config_lib.ConfigError as e:
-        sys.exit(f"config error: {e}")
+    args, cfg = _parse(None, argv)
     spark = spark_session("corpusforge-pipeline")
+    runners = _runners()
     start = time.time()
     summary, previous = [], args.input
     for stage in STAGES:

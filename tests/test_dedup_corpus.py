@@ -1,36 +1,21 @@
 """Quality of the Spark dedupe on the labelled shared corpus (junk left out, as its README says)."""
 from __future__ import annotations
 
-import gzip
-import json
 import random
 from collections import defaultdict
 
 import pytest
 
+from benchmarks import labelled_corpus
 from pipeline.dedup import DedupeConfig, dedupe
 
 
 def labelled_sample(corpus, others: int = 2000):
     """Every document of a labelled duplicate cluster plus `others` documents without duplicates."""
-    labels = {}
-    with gzip.open(corpus / "labels" / "docs.jsonl.gz", "rt", encoding="utf-8") as f:
-        for line in f:
-            rec = json.loads(line)
-            if rec["kind"] in ("original", "near_dup", "exact_dup"):
-                labels[rec["id"]] = rec
+    labels = {i: rec for i, rec in labelled_corpus.labels(corpus).items() if rec["kind"] in ("original", "near_dup", "exact_dup")}
     singles = sorted(i for i, rec in labels.items() if rec["cluster"] is None)
     wanted = {i for i, rec in labels.items() if rec["cluster"]} | set(random.Random(0).sample(singles, others))
-    docs = []
-    for path in sorted((corpus / "raw").glob("docs-*.jsonl.gz")):
-        with gzip.open(path, "rb") as f:
-            for raw in f:
-                try:
-                    rec = json.loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    continue
-                if isinstance(rec, dict) and rec.get("id") in wanted and isinstance(rec.get("text"), str):
-                    docs.append((rec["id"], rec["text"]))
+    docs = [(d["id"], d["text"]) for d in labelled_corpus.documents(corpus) if d["id"] in wanted]
     return docs, labels
 
 
