@@ -17,9 +17,11 @@ def iter_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None, str | None
     """
     lineno = 0
     pending = b""
+    # read1 hands over what is already decompressed, so a stream that breaks loses no good lines before it.
+    read = getattr(stream, "read1", stream.read)
     while True:
         try:
-            chunk = stream.read(CHUNK)
+            chunk = read(CHUNK)
         except (OSError, EOFError, ValueError) as e:  # truncated gzip/zstd member, broken connection
             yield lineno + 1, None, f"{type(e).__name__}: {e}"
             return

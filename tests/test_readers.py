@@ -1,0 +1,83 @@
+"""JSONL/Parquet readers: every line becomes exactly one kept or rejected record naming file and line."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+
+from pipeline.readers import read_file, to_batches
+from pipeline.readers.jsonl import read_jsonl
+from pipeline.readers.records import RAW_SCHEMA, ReaderConfig, derived_id
+
+LINES = [
+    json.dumps({"id": "a", "text": "hello world", "source": "web", "url": "https://x.org"}).encode(),
+    b'{"id": "b", "text": "cut sho',
+    b"",
+    b"   ",
+    b'{"id": "c", "text": "bad \xff byte"}',
+    b'["not", "an", "object"]',
+    json.dumps({"id": "d"}).encode(),
+    json.dumps({"id": "e", "text": None}).encode(),
+    json.dumps({"id": "f", "text": 42}).encode(),
+    json.dumps({"text": "no id here"}).encode(),
+    json.dumps({"id": "g", "text": "x" * 50}).encode(),
+]
+
+
+def read(data: bytes, cfg=ReaderConfig(max_text_bytes=40)):
+    return list(read_jsonl(io.BytesIO(data), "docs.jsonl", cfg))
+
+
+def test_every_line_gives_one_record_with_a_specific_reason():
+    records = read(b"\n".join(LINES))
+    assert [r["line"] for r in records] == list(range(1, len(LINES) + 1))
+    assert [r["_reason"] for r in records] == [
+        None, "invalid_json", "empty_line", "empty_line", "invalid_utf8", "not_an_object",
+        "missing_text", "null_text", "text_not_a_string", None, "document_too_large",
+    ]
+    assert all(r["file"] == "docs.jsonl" for r in records)
+    assert records[0]["source"] == "web" and records[0]["url"] == "https://x.org"
+
+
+def test_record_without_id_gets_a_deterministic_id_from_file_and_line():
+    records = read(b"\n".join(LINES))
+    assert records[9]["id"] == derived_id("docs.jsonl", 10)
+    assert read(b"\n".join(LINES))[9]["id"] == records[9]["id"]
+    assert derived_id("docs.jsonl", 10) != derived_id("docs.jsonl", 11)
+
+
+def test_one_bad_line_does_not_desynchronise_the_next():
+    records = read(b'{"id": "x", "text": "\xc3"}\n{"id": "y", "text": "fine"}\n')
+    assert [r["_status"] for r in records] == ["rejected", "kept"]
+    assert records[1]["text"] == "fine"
+
+
+def test_a_truncated_gzip_stream_ends_with_a_rejection_not_a_crash(tmp_path):
+    body = gzip.compress(b"\n".join(json.dumps({"id": str(i), "text": "t" * 100}).encode() for i in range(2000)))
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(body[: len(body) // 2])
+    records = list(read_file(str(path), "cut.jsonl.gz", ReaderConfig()))
+    assert records[-1]["_status"] == "rejected" and records[-1]["_reason"] == "corrupt_stream"
+    assert all(r["_status"] == "kept" for r in records[:-1]) and len(records) > 1
+
+
+def test_gzip_zstd_and_parquet_inputs_read_the_same_records(tmp_path):
+    rows = [{"id": str(i), "text": f"document {i}"} for i in range(5)]
+    data = b"\n".join(json.dumps(r).encode() for r in rows) + b"\n"
+    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(data))
+    (tmp_path / "a.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(data))
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "a.parquet")
+    for name in ("a.jsonl.gz", "a.jsonl.zst", "a.parquet"):
+        got = [(r["id"], r["text"], r["line"]) for r in read_file(str(tmp_path / name), name, ReaderConfig())]
+        assert got == [(r["id"], r["text"], i + 1) for i, r in enumerate(rows)], name
+
+
+def test_batches_are_bounded_in_rows_and_keep_every_record():
+    records = read(b"\n".join(LINES * 30))
+    batches = list(to_batches(iter(records), max_rows=100))
+    assert all(b.num_rows <= 100 and b.schema == RAW_SCHEMA for b in batches)
+    assert sum(b.num_rows for b in batches) == len(records)
