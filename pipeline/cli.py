@@ -109,6 +109,22 @@ def _parse(stage: str | None, argv) -> tuple[argparse.Namespace, PipelineConfig]
         sys.exit(f"config error: {e}")
 
 
+def _fail_cleanly(main):
+    """Errors about data or storage (missing input, uncommitted stage, access denied) end the job with one
+    readable line and exit code 1, not a traceback."""
+
+    def wrapped(*args, **kwargs):
+        from pipeline.stages.spark_io import StageError
+
+        try:
+            return main(*args, **kwargs)
+        except (StageError, storage.StorageError, OSError) as e:
+            sys.exit(f"error: {e}")
+
+    return wrapped
+
+
+@_fail_cleanly
 def stage_main(stage: str, argv: typing.Sequence[str] | None = None) -> dict:
     args, cfg = _parse(stage, argv)
     spark = spark_session(f"corpusforge-{stage}")
@@ -118,6 +134,7 @@ def stage_main(stage: str, argv: typing.Sequence[str] | None = None) -> dict:
     return stats
 
 
+@_fail_cleanly
 def pipeline_main(argv: typing.Sequence[str] | None = None) -> list[dict]:
     args, cfg = _parse(None, argv)
     spark = spark_session("corpusforge-pipeline")

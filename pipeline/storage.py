@@ -21,18 +21,18 @@ class StorageError(RuntimeError):
 
 
 @lru_cache(maxsize=8)
-def _s3(endpoint: str | None, region: str | None) -> pafs.S3FileSystem:
+def _s3(endpoint: str | None, region: str | None, key: str | None, secret: str | None, token: str | None) -> pafs.S3FileSystem:
+    """One client per distinct setting, so rotated credentials in the environment take effect."""
     kwargs: dict = {"region": region or "us-east-1", "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=8)}
     if endpoint:
         parsed = urlparse(endpoint)
         kwargs["endpoint_override"] = parsed.netloc or parsed.path
         kwargs["scheme"] = parsed.scheme or "https"
         kwargs["force_virtual_addressing"] = False
-    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
     if key and secret:
         kwargs["access_key"], kwargs["secret_key"] = key, secret
-        if os.environ.get("AWS_SESSION_TOKEN"):
-            kwargs["session_token"] = os.environ["AWS_SESSION_TOKEN"]
+        if token:
+            kwargs["session_token"] = token
     return pafs.S3FileSystem(**kwargs)
 
 
@@ -41,7 +41,15 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     parsed = urlparse(uri)
     if parsed.scheme == "s3":
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        return _s3(os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"), region), (
+        env = os.environ
+        client = _s3(
+            env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"),
+            region,
+            env.get("AWS_ACCESS_KEY_ID"),
+            env.get("AWS_SECRET_ACCESS_KEY"),
+            env.get("AWS_SESSION_TOKEN"),
+        )
+        return client, (
             parsed.netloc + parsed.path
         ).rstrip("/")
     if parsed.scheme == "hdfs":
