@@ -152,4 +152,7 @@ def pipeline_main(argv: typing.Sequence[str] | None = None) -> list[dict]:
         storage.join(args.output, "pipeline.json"),
         json.dumps({"stages": summary, "seconds": round(time.time() - start, 3)}, indent=2).encode(),
     )
+    from pipeline import report
+
+    print(f"[pipeline] report: {storage.display(report.write(args.output))}", flush=True)
     return summary

@@ -21,11 +21,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pipeline import storage
 from pipeline.readers import PATTERNS, read_file, to_batches
 from pipeline.readers.records import RAW_SCHEMA
+from pipeline.stages.layout import SUCCESS, TEMPORARY, is_committed, listed_files
 
-SUCCESS = "_SUCCESS"
 # Internal columns keep their underscore inside a stage; written files use the public names.
 PUBLIC_NAMES = {"_reason": "reason", "_detail": "detail"}
-TEMPORARY = "_temporary"
 
 # What the part writer returns to the driver: one row per written file and one per (status, reason) count.
 _RESULT_SCHEMA = pa.schema(
@@ -109,13 +108,11 @@ def read_raw(spark: SparkSession, input_uri: str, reader_cfg, html_cfg) -> DataF
 
 
 def committed_files(stage_uri: str, subdir: str = "data") -> list[str]:
-    marker = storage.join(stage_uri, SUCCESS)
-    if not storage.exists(marker):
+    if not is_committed(stage_uri):
         raise StageError(
             f"{storage.display(stage_uri)} has no {SUCCESS}: the stage did not finish (run it first, or re-run it)"
         )
-    listing = json.loads(storage.read_bytes(marker))
-    return [storage.join(stage_uri, p) for p in listing["files"].get(subdir, [])]
+    return listed_files(stage_uri, subdir)
 
 
 def read_stage(spark: SparkSession, stage_uri: str, subdir: str = "data") -> DataFrame:

@@ -1,0 +1,253 @@
+import base64
+import json
+from html.parser import HTMLParser
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import report
+
+SECTIONS = ["summary", "funnel", "drops", "languages", "lengths", "dedup", "samples", "throughput"]
+DOC_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string()),
+                        ("url", pa.string()), ("created", pa.string())])
+LANG_SCHEMA = DOC_SCHEMA.append(pa.field("lang", pa.string())).append(pa.field("lang_score", pa.float32()))
+SCRIPT = "<script>alert('x')</script> & more"
+
+
+class Sections(HTMLParser):
+    """Text, headings and embedded PNGs of each <section id=...>."""
+
+    def __init__(self):
+        super().__init__()
+        self.sections: dict[str, dict] = {}
+        self.current = None
+        self.in_heading = False
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "section":
+            self.current = self.sections.setdefault(attrs["id"], {"heading": "", "text": "", "images": [], "cells": []})
+        elif self.current is not None and tag == "h2":
+            self.in_heading = True
+        elif self.current is not None and tag == "img":
+            self.current["images"].append(attrs["src"])
+        elif self.current is not None and tag == "td":
+            self.cell = []
+
+    def handle_endtag(self, tag):
+        if tag == "section":
+            self.current = None
+        if tag == "h2":
+            self.in_heading = False
+        if tag == "td" and self.current is not None:
+            self.current["cells"].append("".join(self.cell).strip())
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.current is not None:
+            self.current["heading" if self.in_heading else "text"] += data
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def _parquet(path, rows, schema):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+
+
+def _commit(stage_dir, stats, files):
+    (stage_dir / "stats.json").write_text(json.dumps({"schema_version": 1, "rejected": {}, **stats}))
+    listing = {}
+    for rel in files:
+        listing.setdefault(rel.split("/")[0], []).append(rel)
+    (stage_dir / "_SUCCESS").write_text(json.dumps({"stage": stats["stage"], "files": listing}))
+
+
+def _doc(i, text, **extra):
+    return {"id": f"d{i:03d}", "text": text, "source": "web", "url": None, "created": None, **extra}
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """A small committed run in the OUT/<stage>/ layout of docs/DESIGN.md: 12 input lines, one rejected, one
+    dropped as empty, a 3-document duplicate cluster, two documents dropped by filter (one by language)."""
+    out = tmp_path / "out"
+    texts = [f"Document number {i} says something rather long about topic {i}. " * (i + 1) for i in range(8)]
+    dup = "The same story is told three times over with tiny changes. " * 5
+    clean_docs = [_doc(i, t) for i, t in enumerate(texts)] + [_doc(8, dup), _doc(9, dup + "!"), _doc(10, dup.upper())]
+
+    clean = out / "clean"
+    _parquet(clean / "data/part-00000.parquet", clean_docs[:6], DOC_SCHEMA)
+    _parquet(clean / "data/part-00001.parquet", clean_docs[6:], DOC_SCHEMA)
+    _parquet(clean / "dropped/part-00000.parquet", [{**_doc(11, " "), "reason": "empty_after_cleaning"}],
+             DOC_SCHEMA.append(pa.field("reason", pa.string())))
+    _parquet(clean / "rejected/part-00000.parquet",
+             [{"file": "a.jsonl", "line": 13, "id": None, "reason": "invalid_json", "detail": "Expecting value",
+               "excerpt": '{"id": "x", "text": "' + SCRIPT}],
+             pa.schema([("file", pa.string()), ("line", pa.int64()), ("id", pa.string()), ("reason", pa.string()),
+                        ("detail", pa.string()), ("excerpt", pa.string())]))
+    _commit(clean, {"stage": "clean", "input": 13, "kept": 11, "dropped": {"empty_after_cleaning": 1},
+                    "rejected": {"invalid_json": 1}, "seconds": 2.0},
+            ["data/part-00000.parquet", "data/part-00001.parquet", "dropped/part-00000.parquet",
+             "rejected/part-00000.parquet"])
+    # A part left behind by a failed attempt: not in _SUCCESS, so it must not be read.
+    _parquet(clean / "data/part-00009.parquet", [_doc(99, "stale " * 1000)], DOC_SCHEMA)
+
+    dedupe = out / "dedupe"
+    _parquet(dedupe / "data/part-00000.parquet", clean_docs[:9], DOC_SCHEMA)
+    _parquet(dedupe / "dropped/part-00000.parquet",
+             [{**clean_docs[9], "reason": "near_duplicate"}, {**clean_docs[10], "reason": "near_duplicate"}],
+             DOC_SCHEMA.append(pa.field("reason", pa.string())))
+    _parquet(dedupe / "clusters/part-00000.parquet",
+             [{"id": d, "cluster_id": "d008", "kept": d == "d008"} for d in ("d008", "d009", "d010")],
+             pa.schema([("id", pa.string()), ("cluster_id", pa.string()), ("kept", pa.bool_())]))
+    _commit(dedupe, {"stage": "dedupe", "input": 11, "kept": 9, "dropped": {"near_duplicate": 2}, "seconds": 3.0,
+                     "exact_duplicates": 0, "near_duplicates": 2, "cluster_size_histogram": {"3": 1}},
+            ["data/part-00000.parquet", "dropped/part-00000.parquet", "clusters/part-00000.parquet"])
+
+    filt = out / "filter"
+    kept = [{**d, "lang": "en", "lang_score": 0.9} for d in clean_docs[:7]]
+    _parquet(filt / "data/part-00000.parquet", kept, LANG_SCHEMA)
+    _parquet(filt / "dropped/part-00000.parquet",
+             [{**clean_docs[7], "text": SCRIPT, "lang": "de", "lang_score": 0.3, "reason": "lang_score_below_min"},
+              {**clean_docs[8], "lang": "en", "lang_score": 0.9, "reason": "gopher_rep_dup_line_frac"}],
+             LANG_SCHEMA.append(pa.field("reason", pa.string())))
+    _commit(filt, {"stage": "filter", "input": 9, "kept": 7, "seconds": 1.5,
+                   "dropped": {"lang_score_below_min": 1, "gopher_rep_dup_line_frac": 1}},
+            ["data/part-00000.parquet", "dropped/part-00000.parquet"])
+
+    tok = out / "tokenize"
+    tok.mkdir()
+    _commit(tok, {"stage": "tokenize", "input": 7, "kept": 7, "dropped": {}, "seconds": 4.0,
+                  "tokens": {"train": 900, "val": 100}, "text_bytes": {"train": 3000, "val": 300}},
+            [])
+    return out
+
+
+def _parse(html_text):
+    parser = Sections()
+    parser.feed(html_text)
+    return parser.sections
+
+
+def test_report_has_every_section_with_content_and_an_embedded_png(run_dir):
+    dest = report.write(str(run_dir))
+    assert dest == str(run_dir / "report.html")
+    html_text = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "<script" not in html_text and "http" not in html_text.split("<body>", 1)[1]  # offline, no JS
+    sections = _parse(html_text)
+    assert list(sections) == SECTIONS
+    for sid, section in sections.items():
+        assert section["heading"].strip(), sid
+        assert section["text"].strip(), sid
+    images = [src for s in sections.values() for src in s["images"]]
+    assert len(images) >= 5
+    for src in images:
+        prefix = "data:image/png;base64,"
+        assert src.startswith(prefix)
+        assert base64.b64decode(src[len(prefix):])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_escapes_document_text(run_dir):
+    html_text = report.build(str(run_dir))
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; more" in html_text
+    sections = _parse(html_text)
+    assert SCRIPT in sections["samples"]["text"]  # the rejected excerpt and the dropped filter document
+
+
+def test_report_counts_only_committed_parts(run_dir):
+    data, _ = report.scan_documents(str(run_dir / "clean"))
+    assert data.documents == 11
+    assert data.chars == sum(len(t) for t in _texts(run_dir / "clean"))
+    assert int(data.length_hist.sum()) == 11
+
+
+def _texts(stage_dir):
+    return [t for p in ("part-00000", "part-00001")
+            for t in pq.read_table(stage_dir / f"data/{p}.parquet").column("text").to_pylist()]
+
+
+def test_largest_clusters_join_members_to_clean_text(run_dir):
+    clusters = report.largest_clusters(str(run_dir / "dedupe"))
+    assert clusters == [(3, "d008", [("d008", True), ("d009", False), ("d010", False)])]
+    sections = _parse(report.build(str(run_dir)))
+    assert "THE SAME STORY IS TOLD THREE TIMES" in sections["dedup"]["text"]
+
+
+def test_largest_clusters_rank_by_size_and_show_the_kept_member_first(tmp_path):
+    stage = tmp_path / "dedupe"
+    big = [{"id": f"b{i:02d}", "cluster_id": "b05", "kept": i == 5} for i in range(10)]
+    small = [{"id": f"s{i}", "cluster_id": "s0", "kept": i == 0} for i in range(2)]
+    schema = pa.schema([("id", pa.string()), ("cluster_id", pa.string()), ("kept", pa.bool_())])
+    _parquet(stage / "clusters/part-00000.parquet", small, schema)
+    _parquet(stage / "clusters/part-00001.parquet", big, schema)
+    _commit(stage, {"stage": "dedupe", "input": 12, "kept": 2, "dropped": {}, "seconds": 1.0},
+            ["clusters/part-00000.parquet", "clusters/part-00001.parquet"])
+    (size, cid, members), second = report.largest_clusters(str(stage), k=2)
+    assert (size, cid) == (10, "b05")
+    assert members[0] == ("b05", True)
+    assert len(members) == report.MEMBERS_SHOWN
+    assert second[:2] == (2, "s0")
+    assert [c for _, c, _ in report.largest_clusters(str(stage), k=1)] == ["b05"]
+
+
+def test_languages_before_filter_add_dropped_sample_to_kept(run_dir):
+    # filter kept 7 English documents and dropped one English and one German one (both in its sample).
+    cells = _parse(report.build(str(run_dir)))["languages"]["cells"]
+    assert cells[:8] == ["en", "8", "7", "87.5 %", "de", "1", "0", "0.0 %"]
+
+
+def test_dropped_languages_scale_each_reasons_sample_to_its_count(run_dir):
+    estimate = report.dropped_langs(str(run_dir / "filter"), {"lang_score_below_min": 10, "gopher_rep_dup_line_frac": 4,
+                                                              "c4_curly_bracket": 2})
+    assert estimate == {"de": 10, "en": 4, "unknown": 2}
+
+
+def test_report_of_a_partial_run_marks_missing_stages(run_dir):
+    (run_dir / "filter" / "_SUCCESS").unlink()
+    (run_dir / "tokenize" / "_SUCCESS").unlink()
+    sections = _parse(report.build(str(run_dir)))
+    assert list(sections) == SECTIONS
+    assert "filter stage has not committed" in sections["languages"]["text"]
+    assert "missing" in sections["summary"]["text"]
+
+
+def test_report_refuses_a_directory_without_stages(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        report.build(str(tmp_path))
+
+
+@pytest.mark.slow
+@pytest.mark.corpus
+def test_report_of_a_real_pipeline_run(spark, shared_corpus, tmp_path):
+    """The four stages on the first 60 lines of a corpus shard, plus a verbatim copy and a broken line."""
+    import gzip
+
+    from pipeline import config as config_lib
+    from pipeline.stages import clean, dedupe, filter, tokenize
+    from pipeline.stages.config import PipelineConfig
+
+    lines = gzip.decompress((shared_corpus / "raw/docs-02.jsonl.gz").read_bytes()).splitlines()[:60]
+    copy = json.loads(next(line for line in lines if len(line) > 2000))
+    copy["id"] = "copy00000000"
+    raw = tmp_path / "in"
+    raw.mkdir()
+    (raw / "docs.jsonl").write_bytes(b"\n".join(lines + [json.dumps(copy).encode(), b'{"id": "broken", "text'])
+                                     + b"\n")
+    cfg = config_lib.load(PipelineConfig, overrides=["tokenize.vocab_size=512", "tokenize.shard_bytes=100000"])
+    out, previous = tmp_path / "out", str(raw)
+    for stage in (clean, dedupe, filter, tokenize):
+        name = stage.__name__.rsplit(".", 1)[-1]
+        stage.run(spark, previous, str(out / name), cfg)
+        previous = str(out / name)
+
+    sections = _parse(report.build(str(out)))
+    assert list(sections) == SECTIONS
+    assert all(s["text"].strip() and s["heading"].strip() for s in sections.values())
+    assert sum(len(s["images"]) for s in sections.values()) >= 5
+    assert "copy00000000" in sections["dedup"]["cells"]
+    assert "invalid_json" in sections["samples"]["cells"]
+    funnel = sections["funnel"]["cells"]
+    assert funnel[:2] == ["input records", "62"]
