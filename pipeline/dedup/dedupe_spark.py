@@ -87,6 +87,11 @@ FEATURES = T.StructType([
     T.StructField("shingles", T.LongType(), False),
     T.StructField("bands", T.ArrayType(T.LongType(), False), True),
 ])
+# The same plus the full MinHash signature (uint64 viewed as int64), which the persisted index keeps so
+# that later batches can verify candidates against history without its text.
+SIGNED_FEATURES = T.StructType(FEATURES.fields + [
+    T.StructField("signature", T.ArrayType(T.LongType(), False), False),
+])
 JACCARD = T.StructType([
     T.StructField("src", T.StringType(), False),
     T.StructField("dst", T.StringType(), False),
@@ -100,20 +105,26 @@ def _slices(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordB
             yield batch.slice(start, rows)
 
 
-def features_fn(cfg: DedupeConfig):
-    """The `mapInArrow` function (id, text) -> (id, exact digest, shingle count, band hashes)."""
+def features_fn(cfg: DedupeConfig, signature: bool = False):
+    """The `mapInArrow` function (id, text) -> (id, exact digest, shingle count, band hashes), plus the
+    signature when asked (schema `SIGNED_FEATURES`)."""
     spec, (bands, rows), num_perm, seed = cfg.shingle_spec(), cfg.lsh_params(), cfg.num_perm, cfg.seed
+    schema = SIGNED_FEATURES if signature else FEATURES
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in _slices(batches, SIGN_ROWS):
             norm = minhash.normalize(batch.column("text"))
             hashes, counts = minhash.shingles(norm, spec)
-            band = minhash.band_hashes(minhash.signatures(hashes, counts, num_perm, seed), bands, rows)
+            sig = minhash.signatures(hashes, counts, num_perm, seed)
+            band = minhash.band_hashes(sig, bands, rows)
             offsets = pa.array(np.arange(0, band.size + 1, bands, dtype=np.int32))
             band_lists = pa.ListArray.from_arrays(offsets, pa.array(band.ravel()), mask=pa.array(counts == 0))
             exact = pa.array(minhash.exact_hashes(norm), pa.binary())
-            yield pa.RecordBatch.from_arrays([batch.column("id"), exact, pa.array(counts), band_lists],
-                                             names=FEATURES.fieldNames())
+            columns = [batch.column("id"), exact, pa.array(counts), band_lists]
+            if signature:
+                sig_offsets = pa.array(np.arange(0, sig.size + 1, num_perm, dtype=np.int32))
+                columns.append(pa.ListArray.from_arrays(sig_offsets, pa.array(sig.view(np.int64).ravel())))
+            yield pa.RecordBatch.from_arrays(columns, names=schema.fieldNames())
 
     return run
 
@@ -163,16 +174,22 @@ def verify_edges(candidates: DataFrame, docs: DataFrame, cfg: DedupeConfig) -> D
     return pairs.mapInArrow(jaccard_fn(cfg), JACCARD).where(F.col("jaccard") >= cfg.threshold)
 
 
-def dedupe(docs: DataFrame, cfg: DedupeConfig, checkpoint_dir: str) -> DedupeResult:
+def dedupe(docs: DataFrame, cfg: DedupeConfig, checkpoint_dir: str,
+           features: Optional[DataFrame] = None) -> DedupeResult:
     """Mark exact and near duplicates in `docs` (columns id, text, ...): see the module docstring.
 
     `docs` is evaluated three times (signatures, texts of candidate pairs, the marked output): cache or
     checkpoint it first if it is expensive or not deterministic. Intermediate results are written as
     Parquet under `checkpoint_dir` (Spark must be able to write there); the caller removes it.
+    `features` (the `FEATURES` columns of exactly these documents) saves signing them again when the
+    caller already has them, as the incremental index does.
     """
     bands, rows = cfg.lsh_params()
-    features = checkpoint(docs.select("id", "text").mapInArrow(features_fn(cfg), FEATURES),
-                          f"{checkpoint_dir}/features")
+    if features is None:
+        features = checkpoint(docs.select("id", "text").mapInArrow(features_fn(cfg), FEATURES),
+                              f"{checkpoint_dir}/features")
+    else:
+        features = features.select(*FEATURES.fieldNames())
 
     groups = features.groupBy("exact").agg(F.min("id").alias("rep"), F.count("*").alias("size"))
     exact_of = features.join(groups.where(F.col("size") > 1), "exact").select("id", "rep")

@@ -29,6 +29,9 @@ class DedupeStageConfig(DedupeConfig):
     # Number of output parts (documents are hashed by id into them and sorted by id). 0: as many as the
     # input stage has.
     partitions: int = 0
+    # URI of a persisted dedup index (pipeline/dedup/index_spark.py). Set: documents that duplicate its
+    # history are dropped too, and this batch's newly kept documents are added as a new generation.
+    index: str = ""
 
 
 @dataclass

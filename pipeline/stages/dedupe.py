@@ -10,7 +10,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from pipeline import storage
-from pipeline.dedup import dedupe
+from pipeline.dedup import dedupe, index_spark
 from pipeline.stages import spark_io
 from pipeline.stages.config import PipelineConfig
 
@@ -33,8 +33,13 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
     docs = spark_io.read_stage(spark, input_uri)
     partitions = cfg.dedupe.partitions or docs.rdd.getNumPartitions()
     checkpoint_dir, local_tmp = _checkpoint_dir(output_uri, cfg.dedupe.checkpoint_dir, attempt)
+    index = index_spark.open_index(cfg.dedupe.index, cfg.dedupe) if cfg.dedupe.index else None
     try:
-        result = dedupe(docs, cfg.dedupe, checkpoint_dir)
+        if index:
+            indexed = index_spark.dedupe_against_index(docs, cfg.dedupe, index, checkpoint_dir)
+            result = indexed.result
+        else:
+            result = dedupe(docs, cfg.dedupe, checkpoint_dir)
         # Output layout depends on the data only: ids hashed into a fixed number of parts, sorted by id.
         marked = result.docs.repartition(partitions, "id").sortWithinPartitions("id")
         doc_columns = docs.columns
@@ -50,10 +55,18 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
             {"kept": spark_io.Route("clusters", ["id", "cluster_id", "kept"])},
             attempt,
         )
-        stats = spark_io.stage_stats("dedupe", expected, written, time.time() - start, **result.stats)
+        extra, pending = {}, None
+        if index:
+            pending = index_spark.write_generation(indexed.additions, index, partitions)
+            extra = index_spark.index_stats(index, pending)
+        stats = spark_io.stage_stats("dedupe", expected, written, time.time() - start, **result.stats, **extra)
         files = dict(written.files)
         files["clusters"] = cluster_parts.files.get("kept", [])
         spark_io.commit(output_uri, attempt, files, stats)
+        # The index commits after the stage: a crash in between leaves an index without this batch, and
+        # re-running the stage then gives the same output and adds it.
+        if pending:
+            index_spark.commit_generation(index, pending)
     finally:
         if local_tmp:
             shutil.rmtree(local_tmp, ignore_errors=True)
