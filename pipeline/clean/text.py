@@ -1,7 +1,8 @@
 """Normalise text columns in one vectorised pass per rule (Arrow compute, RE2 in C++), not per row.
 
-Order matters: Unicode NFC first (so composed and decomposed forms compare equal downstream), then line
-endings, control characters, horizontal whitespace, and finally runs of blank lines.
+Order matters: line endings and control characters go first, then Unicode normalisation (so composed and
+decomposed forms compare equal downstream, including marks that a removed zero-width character kept apart),
+then horizontal whitespace, and finally runs of blank lines.
 """
 from __future__ import annotations
 
@@ -27,12 +28,11 @@ class TextConfig:
 
 def normalize_text(texts: pa.Array, cfg: TextConfig = TextConfig()) -> pa.Array:
     """Clean a string array; nulls stay null."""
-    out = texts
-    if cfg.unicode_form:
-        out = pc.utf8_normalize(out, form=cfg.unicode_form)
-    out = pc.replace_substring_regex(out, pattern=r"\r\n?", replacement="\n")
+    out = pc.replace_substring_regex(texts, pattern=r"\r\n?", replacement="\n")
     if cfg.remove_control_chars:
         out = pc.replace_substring_regex(out, pattern=_CONTROL, replacement="")
+    if cfg.unicode_form:
+        out = pc.utf8_normalize(out, form=cfg.unicode_form)
     if cfg.collapse_whitespace:
         out = pc.replace_substring_regex(out, pattern=_HSPACE, replacement=" ")
         out = pc.replace_substring_regex(out, pattern=r"(?m)^ | $", replacement="")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 from typing import Iterator
 
 import pyarrow as pa
@@ -29,18 +30,54 @@ def _split_name(name: str) -> tuple[str, str]:
     return fmt, compression
 
 
+class _ZstdFrames(io.RawIOBase):
+    """Concatenated zstd frames; a stream that ends inside a frame raises EOFError (zstandard's own
+    stream_reader reports a clean end there, which would lose the rest of the file silently)."""
+
+    def __init__(self, raw):
+        import zstandard
+
+        self._raw, self._zstd = raw, zstandard.ZstdDecompressor()
+        self._frame, self._in_frame = self._zstd.decompressobj(), False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        while True:
+            data = self._raw.read(1 << 16)
+            if not data:
+                if self._in_frame:
+                    raise EOFError("zstd stream ends inside a frame (truncated file)")
+                return b""
+            out = []
+            while data:
+                self._in_frame = True
+                out.append(self._frame.decompress(data))
+                data = b""
+                if self._frame.eof:
+                    data = self._frame.unused_data
+                    self._frame, self._in_frame = self._zstd.decompressobj(), False
+            if any(out):
+                return b"".join(out)
+
+    read1 = read
+
+
 def _decompressed(stream, compression: str):
     if compression == ".gz":
         return gzip.GzipFile(fileobj=stream, mode="rb")
     if compression == ".zst":
-        import zstandard
-
-        return zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
+        return _ZstdFrames(stream)
     return stream
 
 
 def read_file(uri: str, file_label: str, cfg: ReaderConfig, html_cfg=None) -> Iterator[dict]:
     """Every record of one input file, kept or rejected; never raises on bad content."""
+    if html_cfg is None:
+        from pipeline.readers.html import HtmlConfig
+
+        html_cfg = HtmlConfig()
     fmt, compression = _split_name(uri)
     if fmt == ".parquet":
         from pipeline.readers.parquet import read_parquet
