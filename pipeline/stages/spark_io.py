@@ -119,7 +119,10 @@ def read_stage(spark: SparkSession, stage_uri: str, subdir: str = "data") -> Dat
     """A committed stage's parts, one Spark partition per part, in part order."""
     files = committed_files(stage_uri, subdir)
     if not files:
-        raise StageError(f"{storage.display(stage_uri)}: no committed {subdir}/ files")
+        raise StageError(
+            f"{storage.display(stage_uri)}: no committed {subdir}/ files: that stage kept no documents "
+            f"(see its stats.json for why), so there is nothing for this stage to do"
+        )
     fs, path = storage.resolve(files[0])
     schema = pq.read_schema(fs.open_input_file(path))
     schema = pa.schema([f.with_type(pa.string()) if f.type == pa.large_string() else f for f in schema])

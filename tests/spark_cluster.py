@@ -1,0 +1,94 @@
+"""A real Spark standalone cluster on loopback for tests: one master and one worker, from the pip package alone.
+
+The daemons are plain JVMs started with `spark-class` (the pip package has no sbin/start-*.sh), bound to
+127.0.0.1, logging into a temporary directory, and stopped by PID.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SPARK_CLASS = Path(sys.executable).parent / "spark-class"
+READY_TIMEOUT = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(log_dir: Path) -> dict:
+    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", SPARK_LOG_DIR=str(log_dir))
+    env["PATH"] = f"{SPARK_CLASS.parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    text = path.read_text(errors="replace") if path.exists() else "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _start(name: str, args: list[str], log_dir: Path, ready: str) -> subprocess.Popen:
+    """Start one daemon with its output in LOG_DIR/NAME.log and wait for its readiness line."""
+    log = log_dir / f"{name}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(SPARK_CLASS), *args], stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=_env(log_dir), start_new_session=True)
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if ready in log.read_text(errors="replace"):
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    _stop(proc)
+    state = f"exited with {proc.returncode}" if proc.returncode is not None else f"not ready after {READY_TIMEOUT:.0f} s"
+    raise RuntimeError(f"Spark {name} {state} (waiting for {ready!r}); log tail:\n{_tail(log)}")
+
+
+def _stop(proc: subprocess.Popen, grace: float = 15.0) -> None:
+    """SIGTERM the daemon's process group (spark-class execs java in it), then SIGKILL if it lingers."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@contextlib.contextmanager
+def standalone_cluster(cores: int = 2, memory: str = "2g", log_dir: Path | None = None):
+    """Yield the master URL (spark://127.0.0.1:PORT) of a running master with one registered worker."""
+    with tempfile.TemporaryDirectory(prefix="spark-cluster-") as tmp:
+        logs = Path(log_dir or Path(tmp) / "logs")
+        logs.mkdir(parents=True, exist_ok=True)
+        work = Path(tmp) / "work"
+        work.mkdir()
+        port = free_port()
+        url = f"spark://127.0.0.1:{port}"
+        master = _start("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                                   "--port", str(port), "--webui-port", str(free_port())],
+                        logs, "I have been elected leader")
+        try:
+            worker = _start("worker", ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
+                                       "--webui-port", str(free_port()), "--cores", str(cores),
+                                       "--memory", memory, "--work-dir", str(work), url],
+                            logs, "Successfully registered with master")
+            try:
+                yield url
+            finally:
+                _stop(worker)
+        finally:
+            _stop(master)
