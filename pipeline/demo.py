@@ -113,8 +113,9 @@ def summarize(out: Path, seconds: float) -> None:
         print(f"    train: {rows[-1]['step']} steps, {rows[-1]['tokens']:,} tokens; "
               f"val loss {first['val_loss']:.3f} (step {first['step']}) -> {last['val_loss']:.3f}, "
               f"bits per byte {last['val_bpb']:.3f}")
-    print(f"\noutputs: {out}/pipeline/<stage>/ (data, stats.json), {out}/pipeline/tokenize/manifest.json, "
-          f"{out}/train/ (metrics.jsonl, checkpoints)\ndemo took {seconds / 60:.1f} min")
+    print(f"\noutputs: {out}/pipeline/<stage>/ (data, stats.json), {out}/pipeline/tokenize/manifest.json,\n"
+          f"         {out}/pipeline/report.html (open it in a browser), {out}/train/ (metrics.jsonl, checkpoints)\n"
+          f"demo took {seconds / 60:.1f} min")
 
 
 if __name__ == "__main__":
