@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from pipeline import config as cfglib
 from pipeline.tokenize.shards import Manifest, read_manifest
-from trainer import checkpoint
+from trainer import checkpoint, flops
 from trainer.config import TrainConfig
 from trainer.data import ShardStore, TrainWindows, eval_batches, eval_text_bytes, micro_positions
 from trainer.model import GPT
@@ -50,7 +50,14 @@ class Dist:
         if cuda:
             torch.cuda.set_device(self.device)
         if self.world > 1:
-            dist.init_process_group(backend="nccl" if cuda else "gloo")
+            # torchrun (--max-restarts) restarts workers against its own store, where gloo would find the dead
+            # workers' addresses of the previous attempt and hang or fail connecting (pytorch/pytorch#135712):
+            # key each attempt apart. The restart count is per agent, so a multi-node job that must survive
+            # restarts is launched with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 (a fresh store per attempt).
+            store, _, _ = next(dist.rendezvous("env://"))
+            attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+            dist.init_process_group(backend="nccl" if cuda else "gloo", rank=self.rank, world_size=self.world,
+                                    store=dist.PrefixStore(f"attempt-{attempt}", store))
         self.master = self.rank == 0
 
     def sum_(self, t: torch.Tensor) -> torch.Tensor:
@@ -184,6 +191,8 @@ def _train(cfg: TrainConfig, data: str, out: Path, d: Dist) -> GPT:
     if d.world > 1:
         model = DDP(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
     tokens_per_step = cfg.data.batch_size * cfg.model.block_size
+    peak = flops.peak_flops(torch.cuda.get_device_name(d.device)) if d.device.type == "cuda" else None
+    flops_token = flops.flops_per_token(cfg.model)
     last_time, last_step = time.perf_counter(), start
     t_begin, step_begin = last_time, start
 
@@ -213,6 +222,8 @@ def _train(cfg: TrainConfig, data: str, out: Path, d: Dist) -> GPT:
             now = time.perf_counter()
             row = {"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss, "lr": lr,
                    "tokens_per_s": (done - last_step) * tokens_per_step / max(now - last_time, 1e-9)}
+            if peak is not None:
+                row["mfu"] = flops.mfu(flops_token, row["tokens_per_s"] / d.world, peak)
             last_time, last_step = now, done
         if val is not None and ((cfg.eval.every and done % cfg.eval.every == 0) or done == cfg.steps):
             row = (row or {"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss, "lr": lr})
@@ -229,7 +240,8 @@ def _train(cfg: TrainConfig, data: str, out: Path, d: Dist) -> GPT:
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
             rate = (done - step_begin) / max(time.perf_counter() - t_begin, 1e-9)
-            extra = f" | val {row['val_loss']:.4f} bpb {row['val_bpb']:.3f}" if "val_loss" in row else ""
+            extra = f" | mfu {row['mfu']:.1%}" if "mfu" in row else ""
+            extra += f" | val {row['val_loss']:.4f} bpb {row['val_bpb']:.3f}" if "val_loss" in row else ""
             print(f"step {done}/{cfg.steps} | loss {train_loss:.4f} | lr {lr:.2e} | "
                   f"{row.get('tokens_per_s', 0) / 1e3:.1f}k tok/s | eta {_format_eta((cfg.steps - done) / rate)}{extra}",
                   flush=True)

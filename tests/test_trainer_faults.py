@@ -1,0 +1,199 @@
+"""Fault tolerance and multi-node runs under real torchrun (gloo on CPU), and the FLOPs count behind MFU.
+
+torchrun's `--max-restarts` restarts the whole worker group when one worker dies; the trainer must then resume
+from its latest checkpoint and reproduce the uninterrupted run exactly. Two torchrun agents on 127.0.0.1 stand
+in for two nodes meeting through a c10d rendezvous.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from test_trainer import REPO, STEPS, TORCHRUN, UNSHARE, WRAPPER
+from test_trainer_data import make_dataset
+from trainer import flops
+from trainer.config import ModelConfig, load
+from trainer.model import GPT
+
+ARGS = ["--preset", "tiny", "--steps", str(STEPS)]
+
+
+def _in_namespace(cmd: list[str]) -> list[str]:
+    """A private loopback-only network namespace when allowed: torchrun's store binds all interfaces."""
+    if UNSHARE:
+        return ["unshare", "-n", "sh", "-c", 'ip link set lo up; exec "$@"', "sh", *cmd]
+    return cmd
+
+
+def _metrics(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def _params(out: Path, rank: int) -> dict[str, torch.Tensor]:
+    return torch.load(out / f"params-rank{rank}.pt", weights_only=True)
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (field 4 of /proc/<pid>/stat, after the parenthesised name)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
+
+
+def _worker_pid(agent: int, rank: int, timeout: float = 60.0) -> int:
+    """The worker of torchrun agent `agent` that runs as RANK `rank`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in _children(agent):
+            try:
+                if _environ(child).get("RANK") == str(rank):
+                    return child
+            except OSError:
+                continue
+        time.sleep(0.05)
+    raise AssertionError(f"no worker with RANK={rank} under torchrun pid {agent}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A dataset and an uninterrupted two-process run to compare against."""
+    root = tmp_path_factory.mktemp("faults")
+    manifest = make_dataset(root / "data")
+    script = root / "run_trainer.py"
+    script.write_text(WRAPPER)
+    reference = root / "reference"
+    cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", str(script), "--data", str(manifest),
+           "--out", str(reference), *ARGS]
+    proc = subprocess.run(_in_namespace(cmd), capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return script, manifest, reference
+
+
+@pytest.mark.slow
+def test_torchrun_restarts_the_group_after_a_worker_is_killed_and_the_run_matches_an_uninterrupted_one(
+        setup, tmp_path):
+    script, manifest, reference = setup
+    out = tmp_path / "restarted"
+    log = tmp_path / "torchrun.log"
+    cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "--max-restarts=1", str(script),
+           "--data", str(manifest), "--out", str(out), *ARGS]
+    with open(log, "w") as f:
+        # `unshare -n` and `sh -c exec` both exec, so proc.pid is torchrun's own pid.
+        proc = subprocess.Popen(_in_namespace(cmd), cwd=REPO, start_new_session=True, stdout=f,
+                                stderr=subprocess.STDOUT)
+    try:
+        victim = _worker_pid(proc.pid, rank=1)
+        first = out / "checkpoints" / "step-00000010.pt"
+        while not first.exists() and proc.poll() is None:
+            time.sleep(0.01)
+        os.kill(victim, signal.SIGKILL)
+        assert not (out / "checkpoints" / f"step-{STEPS:08d}.pt").exists(), "the run finished before the kill"
+        assert proc.wait(timeout=300) == 0, log.read_text()[-4000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    text = log.read_text()
+    assert "from scratch" in text and "resumed from step-000000" in text, text[-4000:]
+    got, want = _metrics(out), _metrics(reference)
+    assert [r["step"] for r in got] == list(range(1, STEPS + 1))
+    assert [r["train_loss"] for r in got] == [r["train_loss"] for r in want]
+    assert [r.get("val_loss") for r in got] == [r.get("val_loss") for r in want]
+    assert all(torch.equal(_params(out, 0)[k], _params(reference, 0)[k]) for k in _params(reference, 0))
+
+
+@pytest.mark.slow
+def test_two_nodes_on_loopback_meet_by_c10d_rendezvous_and_keep_replicas_equal(setup, tmp_path):
+    script, manifest, reference = setup
+    out = tmp_path / "two_nodes"
+    port = _free_port()
+
+    def agent(node_rank: int) -> str:
+        return shlex.join([
+            str(TORCHRUN), "--nnodes=2", f"--node_rank={node_rank}", "--nproc_per_node=1",
+            "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=two-nodes",
+            "--local-addr=127.0.0.1", str(script), "--data", str(manifest), "--out", str(out), *ARGS])
+
+    script_sh = f"""{'ip link set lo up' if UNSHARE else 'true'}
+{agent(0)} & first=$!
+{agent(1)}; second=$?
+wait $first; first=$?
+exit $((first | second))
+"""
+    cmd = ["unshare", "-n", "sh", "-c", script_sh] if UNSHARE else ["sh", "-c", script_sh]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    assert "world 2" in proc.stdout
+    rank0, rank1 = _params(out, 0), _params(out, 1)
+    assert rank0.keys() == rank1.keys()
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    # Same world size, same global batches: the same run as two processes on one node.
+    got, want = _metrics(out), _metrics(reference)
+    assert [r["step"] for r in got] == list(range(1, STEPS + 1))
+    assert [r["train_loss"] for r in got] == pytest.approx([r["train_loss"] for r in want], rel=1e-6)
+
+
+def test_flops_per_token_of_the_tiny_preset_matches_a_hand_count():
+    cfg = load("tiny").model
+    cfg = ModelConfig(**{**cfg.__dict__, "vocab_size": 1000})  # padded to 1024 by the model
+    # Per block, no biases: LayerNorm weights 2*64, qkv 64*192, attention proj 64*64, MLP 64*256 + 256*64.
+    block = 2 * 64 + 64 * 192 + 64 * 64 + 64 * 256 + 256 * 64
+    n = 2 * block + 64 + 1024 * 64  # two blocks, final LayerNorm, tied output projection
+    assert n == 164_160
+    assert flops.matmul_params(cfg) == n
+    assert flops.flops_per_token(cfg) == 6 * 164_160 + 12 * 2 * 2 * 32 * 64 == 1_083_264
+
+
+def test_matmul_params_are_the_model_parameters_without_the_position_embedding():
+    for bias in (False, True):
+        cfg = ModelConfig(block_size=32, n_layer=3, n_head=4, n_embd=48, bias=bias, vocab_size=500)
+        model = GPT(cfg)
+        assert flops.matmul_params(cfg) == model.num_params() - model.wpe.weight.numel()
+
+
+def test_peak_flops_known_devices_by_name_and_none_for_unknown_ones():
+    assert flops.peak_flops("NVIDIA H100 80GB HBM3") == 989e12
+    assert flops.peak_flops("NVIDIA H100 PCIe") == 756e12
+    assert flops.peak_flops("NVIDIA A100-SXM4-80GB") == 312e12
+    assert flops.peak_flops("NVIDIA L4") == 121e12
+    assert flops.peak_flops("NVIDIA L40S") == 362e12
+    assert flops.peak_flops("NVIDIA L40") is None
+    assert flops.peak_flops("Tesla T4") is None
+    assert flops.mfu(1_000_000, 2.0e6, 4e12) == pytest.approx(0.5)
+
+
+@pytest.mark.slow
+def test_cpu_runs_log_no_mfu(setup):
+    _, _, reference = setup
+    rows = _metrics(reference)
+    assert rows and all("tokens_per_s" in r and "mfu" not in r for r in rows)
