@@ -245,3 +245,17 @@ def test_decoding_the_shards_reproduces_every_filtered_document_in_exactly_one_s
     for name in manifest["splits"]:
         in_split = [i for i in ids if next(iter(where[i]))[0] == name]
         assert text_bytes[name] == sum(len(expected[i].encode("utf-8")) for i in in_split)
+
+
+def test_report_of_the_run_has_every_section_with_content(run):
+    """The data report of this very run: every section present and filled, drops and rejections shown."""
+    from pipeline import report
+    from tests.test_report import SECTIONS, _parse
+
+    sections = _parse(report.build(str(run["root"])))
+    assert list(sections) == SECTIONS
+    assert all(s["text"].strip() and s["heading"].strip() for s in sections.values())
+    assert sum(len(s["images"]) for s in sections.values()) >= 5
+    assert "invalid_json" in sections["samples"]["cells"]
+    assert "exact_duplicate" in sections["drops"]["text"]
+    assert sections["funnel"]["cells"][:2] == ["input records", f"{run['stats']['clean']['input']:,}"]

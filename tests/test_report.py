@@ -217,37 +217,3 @@ def test_report_of_a_partial_run_marks_missing_stages(run_dir):
 def test_report_refuses_a_directory_without_stages(tmp_path):
     with pytest.raises(FileNotFoundError):
         report.build(str(tmp_path))
-
-
-@pytest.mark.slow
-@pytest.mark.corpus
-def test_report_of_a_real_pipeline_run(spark, shared_corpus, tmp_path):
-    """The four stages on the first 60 lines of a corpus shard, plus a verbatim copy and a broken line."""
-    import gzip
-
-    from pipeline import config as config_lib
-    from pipeline.stages import clean, dedupe, filter, tokenize
-    from pipeline.stages.config import PipelineConfig
-
-    lines = gzip.decompress((shared_corpus / "raw/docs-02.jsonl.gz").read_bytes()).splitlines()[:60]
-    copy = json.loads(next(line for line in lines if len(line) > 2000))
-    copy["id"] = "copy00000000"
-    raw = tmp_path / "in"
-    raw.mkdir()
-    (raw / "docs.jsonl").write_bytes(b"\n".join(lines + [json.dumps(copy).encode(), b'{"id": "broken", "text'])
-                                     + b"\n")
-    cfg = config_lib.load(PipelineConfig, overrides=["tokenize.vocab_size=512", "tokenize.shard_bytes=100000"])
-    out, previous = tmp_path / "out", str(raw)
-    for stage in (clean, dedupe, filter, tokenize):
-        name = stage.__name__.rsplit(".", 1)[-1]
-        stage.run(spark, previous, str(out / name), cfg)
-        previous = str(out / name)
-
-    sections = _parse(report.build(str(out)))
-    assert list(sections) == SECTIONS
-    assert all(s["text"].strip() and s["heading"].strip() for s in sections.values())
-    assert sum(len(s["images"]) for s in sections.values()) >= 5
-    assert "copy00000000" in sections["dedup"]["cells"]
-    assert "invalid_json" in sections["samples"]["cells"]
-    funnel = sections["funnel"]["cells"]
-    assert funnel[:2] == ["input records", "62"]
