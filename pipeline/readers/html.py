@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
-from pipeline.readers.records import rejected
+from pipeline.readers.records import kept, rejected
 
 EXTRACTORS = ("resiliparse", "trafilatura")
 FAVOUR = ("precision", "balanced", "recall")
@@ -164,19 +164,7 @@ def page_record(
 
 
 def kept_record(text: str, file_label: str, line: int, id=None, url=None, created=None) -> dict:
-    return {
-        "id": id,
-        "text": text,
-        "source": "web",
-        "url": url,
-        "created": created,
-        "file": file_label,
-        "line": line,
-        "_status": "kept",
-        "_reason": None,
-        "_detail": None,
-        "excerpt": None,
-    }
+    return kept(text, file_label, line, id=id, source="web", url=url, created=created)
 
 
 def with_fields(record: dict, fields: dict) -> dict:

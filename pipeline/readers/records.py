@@ -65,6 +65,23 @@ def rejected(file_label: str, line: int, reason: str, detail: str, raw: bytes | 
     }
 
 
+def kept(text: str, file_label: str, line: int, id=None, source=None, url=None, created=None) -> dict:
+    """A usable document and where it came from."""
+    return {
+        "id": id,
+        "text": text,
+        "source": source,
+        "url": url,
+        "created": created,
+        "file": file_label,
+        "line": line,
+        "_status": "kept",
+        "_reason": None,
+        "_detail": None,
+        "excerpt": None,
+    }
+
+
 def _opt_str(value) -> str | None:
     return None if value is None else str(value)
 
@@ -89,16 +106,12 @@ def record_from_object(obj, file_label: str, line: int, cfg: ReaderConfig, raw: 
         text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates from \ud800-style JSON escapes
         return rejected(file_label, line, "invalid_unicode", "text holds lone surrogate code points", raw, rid)
-    return {
-        "id": rid,
-        "text": text,
-        "source": _opt_str(obj.get("source")) or cfg.default_source or None,
-        "url": _opt_str(obj.get("url")),
-        "created": _opt_str(obj.get("created")),
-        "file": file_label,
-        "line": line,
-        "_status": "kept",
-        "_reason": None,
-        "_detail": None,
-        "excerpt": None,
-    }
+    return kept(
+        text,
+        file_label,
+        line,
+        id=rid,
+        source=_opt_str(obj.get("source")) or cfg.default_source or None,
+        url=_opt_str(obj.get("url")),
+        created=_opt_str(obj.get("created")),
+    )
