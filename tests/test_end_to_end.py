@@ -12,18 +12,16 @@ import json
 import os
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline.dedup.minhash import normalize
 from pipeline.schemas import validate
-from pipeline.tokenize.shards import iter_shard
-from pipeline.tokenize.tokenizer import load_tokenizer, split_of
+from pipeline.tokenize.shards import iter_shard, shard_documents
+from pipeline.tokenize.tokenizer import decode_documents, load_tokenizer, split_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.corpus]
 
@@ -215,35 +213,25 @@ def test_decoding_the_shards_reproduces_every_filtered_document_in_exactly_one_s
     root = run["root"] / "tokenize"
     manifest = json.loads((root / "manifest.json").read_text())
     tok = load_tokenizer((root / manifest["tokenizer"]["path"]).read_text())
-    eos = manifest["tokenizer"]["eos_id"]
-    pieces: dict[str, list[np.ndarray]] = defaultdict(list)
-    where: dict[str, set] = defaultdict(set)
-    text_bytes = {}
+    docs, split_by_doc, text_bytes = {}, {}, {}
     for name, split in manifest["splits"].items():
         for shard in split["shards"]:
-            for _, tokens, meta in iter_shard((root / shard["url"]).read_bytes(), shard["url"]):
-                for doc_id, (start, end) in zip(meta["ids"], meta["spans"]):
-                    pieces[doc_id].append(tokens[start:end])
-                    where[doc_id].add((name, shard["url"]))
+            for doc_id, tokens in shard_documents(iter_shard((root / shard["url"]).read_bytes(), shard["url"])).items():
+                assert doc_id not in docs, f"{doc_id} is in more than one shard or split"
+                docs[doc_id], split_by_doc[doc_id] = tokens, name
         text_bytes[name] = split["text_bytes"]
 
     filtered = read_parts(run["root"] / "filter").to_pylist()
     expected = {r["id"]: r["text"] for r in filtered}
-    assert set(pieces) == set(expected)
-    assert all(len(w) == 1 for w in where.values()), "a document is in more than one shard or split"
+    assert set(docs) == set(expected)
+    decoded = decode_documents(tok, docs)
     ids = sorted(expected)
-    sequences = []
-    for doc_id in ids:
-        tokens = np.concatenate(pieces[doc_id])
-        assert tokens[-1] == eos and eos not in tokens[:-1]
-        sequences.append(tokens[:-1].tolist())
-    decoded = tok.decode_batch(sequences, skip_special_tokens=False)
-    mismatched = [i for i, d in zip(ids, decoded) if d != expected[i]]
+    mismatched = [i for i in ids if decoded[i] != expected[i]]
     assert not mismatched, f"{len(mismatched)} documents do not round-trip, e.g. {mismatched[:3]}"
     for doc_id, split in zip(ids, split_of(ids, 0.05)):
-        assert next(iter(where[doc_id]))[0] == split
+        assert split_by_doc[doc_id] == split
     for name in manifest["splits"]:
-        in_split = [i for i in ids if next(iter(where[i]))[0] == name]
+        in_split = [i for i in ids if split_by_doc[i] == name]
         assert text_bytes[name] == sum(len(expected[i].encode("utf-8")) for i in in_split)
 
 

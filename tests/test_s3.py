@@ -15,15 +15,13 @@ import os
 import re
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.tokenize.shards import iter_shard
-from pipeline.tokenize.tokenizer import load_tokenizer
+from pipeline.tokenize.shards import iter_shard, shard_documents
+from pipeline.tokenize.tokenizer import decode_documents, load_tokenizer
 from s3server import S3Server, seaweedfs
 
 pytestmark = [pytest.mark.slow, pytest.mark.corpus]
@@ -136,27 +134,18 @@ def test_every_shard_fetched_from_s3_matches_the_manifest(s3, run):
 def test_shards_decode_to_exactly_the_filter_stages_kept_documents(s3, run):
     manifest = json.loads(get(s3, "run/tokenize/manifest.json"))
     tok = load_tokenizer(get(s3, f"run/tokenize/{manifest['tokenizer']['path']}").decode())
-    eos = manifest["tokenizer"]["eos_id"]
-    pieces: dict[str, list[np.ndarray]] = defaultdict(list)
+    docs = {}
     for split in manifest["splits"].values():
         for shard in split["shards"]:
-            for _, tokens, meta in iter_shard(get(s3, f"run/tokenize/{shard['url']}"), shard["url"]):
-                for doc_id, (start, end) in zip(meta["ids"], meta["spans"]):
-                    pieces[doc_id].append(tokens[start:end])
+            docs.update(shard_documents(iter_shard(get(s3, f"run/tokenize/{shard['url']}"), shard["url"])))
 
     kept = {}
     for key in committed(s3, "filter"):
         for row in pq.read_table(io.BytesIO(get(s3, key)), columns=["id", "text"]).to_pylist():
             kept[row["id"]] = row["text"]
-    assert kept and set(pieces) == set(kept)
-    ids = sorted(kept)
-    sequences = []
-    for doc_id in ids:
-        tokens = np.concatenate(pieces[doc_id])
-        assert tokens[-1] == eos and eos not in tokens[:-1]
-        sequences.append(tokens[:-1].tolist())
-    decoded = tok.decode_batch(sequences, skip_special_tokens=False)
-    mismatched = [i for i, text in zip(ids, decoded) if text != kept[i]]
+    assert kept and set(docs) == set(kept)
+    decoded = decode_documents(tok, docs)
+    mismatched = [i for i in sorted(kept) if decoded[i] != kept[i]]
     assert not mismatched, f"{len(mismatched)} documents do not round-trip, e.g. {mismatched[:3]}"
 
 

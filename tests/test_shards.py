@@ -15,6 +15,7 @@ from pipeline.tokenize.shards import (
     iter_shard,
     pack_documents,
     read_manifest,
+    shard_documents,
     verify_shard,
     write_shard,
 )
@@ -62,20 +63,28 @@ def test_tar_headers_carry_no_machine_state_and_members_are_sorted():
 def test_packing_round_trips_every_document_through_the_spans():
     docs = _docs(60, seed=1)
     data, info = _shard_bytes(docs, sample_tokens=50)
-    rebuilt: dict[str, list[np.ndarray]] = {}
     samples = list(iter_shard(data, "t.tar"))
     assert all(len(t) == 50 for _, t, _ in samples[:-1]) and 0 < len(samples[-1][1]) <= 50
     assert len(samples) == info["samples"]
-    for _, tokens, meta in samples:
-        for doc_id, (s, e) in zip(meta["ids"], meta["spans"]):
-            rebuilt.setdefault(doc_id, []).append(tokens[s:e])
+    rebuilt = shard_documents(samples)
     assert list(rebuilt) == [d for d, _ in docs]
     for doc_id, tokens in docs:
-        np.testing.assert_array_equal(np.concatenate(rebuilt[doc_id]), tokens)
+        np.testing.assert_array_equal(rebuilt[doc_id], tokens)
+
+
+def test_decoding_rebuilt_documents_checks_the_single_trailing_eos():
+    from pipeline.tokenize.tokenizer import decode_documents, encode_texts, train_bpe
+
+    tok = train_bpe(["the quick brown fox", "jumps over the lazy dog"] * 20, vocab_size=300)
+    texts = {"a": "the quick fox", "b": "lazy dog jumps"}
+    encoded = dict(zip(texts, encode_texts(tok, list(texts.values()), np.dtype("uint16"))))
+    assert decode_documents(tok, encoded) == texts
+    with pytest.raises(ValueError, match="document b"):
+        decode_documents(tok, {**encoded, "b": encoded["b"][:-1]})
 
 
 def test_packing_round_trips_text_through_a_real_tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     texts = [f"Document {i}: the quick brown fox jumps over {i * 7} lazy dogs. " * (i % 5 + 1) for i in range(30)]
     tok = Tokenizer(models.BPE())

@@ -68,6 +68,16 @@ def pack_documents(
         yield np.concatenate(pieces), {"ids": ids, "spans": spans}
 
 
+def shard_documents(samples: Iterable[tuple[str, np.ndarray, dict[str, Any]]]) -> dict[str, np.ndarray]:
+    """Every document of one shard (samples as `iter_shard` yields them), its pieces joined in order, EOS
+    included: the inverse of `pack_documents`."""
+    pieces: dict[str, list[np.ndarray]] = {}
+    for _, tokens, meta in samples:
+        for doc_id, (start, end) in zip(meta["ids"], meta["spans"]):
+            pieces.setdefault(doc_id, []).append(tokens[start:end])
+    return {doc_id: np.concatenate(p) for doc_id, p in pieces.items()}
+
+
 class _HashingWriter:
     """Counts and hashes bytes on their way to `fileobj`, so a shard's sha256 costs no second read."""
 

@@ -70,6 +70,18 @@ def encode_texts(tok, texts: list[str], dtype: np.dtype) -> list[np.ndarray]:
     return out
 
 
+def decode_documents(tok, docs: dict[str, np.ndarray]) -> dict[str, str]:
+    """Text of documents rebuilt from shards; each must end with exactly one EOS, which is dropped."""
+    eos = eos_id(tok)
+    ids = sorted(docs)
+    for doc_id in ids:
+        tokens = docs[doc_id]
+        if len(tokens) == 0 or tokens[-1] != eos or (tokens[:-1] == eos).any():
+            raise ValueError(f"document {doc_id}: expected exactly one EOS token, at its end")
+    texts = tok.decode_batch([docs[i][:-1].tolist() for i in ids], skip_special_tokens=False)
+    return dict(zip(ids, texts))
+
+
 def split_of(ids: list[str], val_fraction: float) -> list[str]:
     """'val' for a stable hash-chosen fraction of document ids, else 'train' (same on every machine)."""
     cut = int(round(val_fraction * 1_000_000))
