@@ -13,6 +13,7 @@ from pipeline import storage
 from pipeline.stages.config import PipelineConfig
 
 STAGES = ("clean", "dedupe", "filter", "tokenize")
+LOCKED_EXIT = 75  # EX_TEMPFAIL: another scheduled run holds the lock; try again later
 
 DESCRIPTIONS = {
     "clean": "Read raw documents (JSONL, JSONL.gz/.zst, Parquet, WARC/WET, HTML), normalise Unicode, control "
@@ -40,7 +41,7 @@ def _config_keys(obj, prefix: str = "") -> list[str]:
 def parser(stage: str | None) -> argparse.ArgumentParser:
     name = f"jobs/{stage or 'pipeline'}.py"
     desc = DESCRIPTIONS[stage] if stage else "Run clean, dedupe, filter and tokenize in sequence into OUTPUT/<stage>."
-    section = [stage] if stage else list(STAGES) + ["audit"]
+    section = [stage] if stage else list(STAGES) + ["audit", "state"]
     epilog = "configuration keys (YAML sections or --set section.key=value; defaults shown):\n" + "\n".join(
         line for s in section for line in _config_keys(getattr(PipelineConfig(), s), f"{s}.")
     )
@@ -58,6 +59,11 @@ def parser(stage: str | None) -> argparse.ArgumentParser:
     else:
         p.add_argument("--input", required=True, help="raw input URI (directory or file; local, file://, s3://, hdfs://)")
         p.add_argument("--output", required=True, help="output URI; stages land in OUTPUT/clean, /dedupe, /filter, /tokenize")
+        p.add_argument("--state", metavar="URI",
+                       help="scheduled (cron) mode: keep run state at URI and process only input files no earlier "
+                       "run processed, as OUTPUT/batches/<id>/, deduplicated against every earlier batch, with a "
+                       "new OUTPUT/manifest-NNNNNN.json version; one run at a time (a live lock makes the job "
+                       f"exit with code {LOCKED_EXIT}); an interrupted batch is resumed by the next run")
     p.add_argument("--config", help="YAML file with a section per stage (clean:, dedupe:, filter:, tokenize:, audit:)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. --set dedupe.threshold=0.85 (repeatable)")
@@ -134,25 +140,112 @@ def stage_main(stage: str, argv: typing.Sequence[str] | None = None) -> dict:
     return stats
 
 
+def run_stages(spark, input_uri: str, out: str, cfg: PipelineConfig, files: list[str] | None = None,
+               resume: bool = False) -> list[dict]:
+    """Run the stages in order into OUT/<stage>; stop early when a stage keeps nothing. With `resume`, a
+    stage that already committed is not run again (its stats are read back)."""
+    from pipeline.stages import spark_io
+    from pipeline.stages.layout import is_committed
+
+    runners = _runners()
+    summary, previous = [], input_uri
+    for stage in STAGES:
+        stage_out = storage.join(out, stage)
+        if resume and is_committed(stage_out) and _still_valid(stage, stage_out, cfg):
+            stats = spark_io.read_stats(stage_out)
+            print(f"[pipeline] {stage}: already committed in {storage.display(stage_out)}, not run again", flush=True)
+        else:
+            print(f"[pipeline] {stage}: {storage.display(previous)} -> {storage.display(stage_out)}", flush=True)
+            extra = {"files": files} if stage == "clean" and files else {}
+            stats = runners[stage](spark, previous, stage_out, cfg, **extra)
+            print(describe(stats), flush=True)
+        summary.append(stats)
+        if stats["kept"] == 0 and stage != STAGES[-1]:
+            print(f"[pipeline] {stage} kept no documents: the later stages have nothing to do", flush=True)
+            break
+        previous = stage_out
+    return summary
+
+
+def _still_valid(stage: str, stage_out: str, cfg: PipelineConfig) -> bool:
+    """A committed dedupe stage counts only if the index holds the generation it added: the index commits
+    just after the stage, so a crash in between is repaired by running the stage again (same decisions)."""
+    if stage != "dedupe" or not cfg.dedupe.index:
+        return True
+    from pipeline.dedup import index_spark
+    from pipeline.stages import spark_io
+
+    stats = spark_io.read_stats(stage_out)
+    if not stats.get("index_added"):
+        return True
+    return len(index_spark.open_index(cfg.dedupe.index, cfg.dedupe).generations) >= stats["index_generations"]
+
+
+def _write_summary(out: str, summary: list[dict], seconds: float, **extra) -> None:
+    storage.write_bytes(storage.join(out, "pipeline.json"),
+                        json.dumps({"stages": summary, "seconds": round(seconds, 3), **extra}, indent=2).encode())
+    if len(summary) == len(STAGES):
+        from pipeline import report
+
+        print(f"[pipeline] report: {storage.display(report.write(out))}", flush=True)
+
+
 @_fail_cleanly
 def pipeline_main(argv: typing.Sequence[str] | None = None) -> list[dict]:
     args, cfg = _parse(None, argv)
     spark = spark_session("corpusforge-pipeline")
-    runners = _runners()
+    if args.state:
+        return scheduled_run(spark, args.input, args.output, args.state, cfg)
     start = time.time()
-    summary, previous = [], args.input
-    for stage in STAGES:
-        out = storage.join(args.output, stage)
-        print(f"[pipeline] {stage}: {storage.display(previous)} -> {storage.display(out)}", flush=True)
-        stats = runners[stage](spark, previous, out, cfg)
-        print(describe(stats), flush=True)
-        summary.append(stats)
-        previous = out
-    storage.write_bytes(
-        storage.join(args.output, "pipeline.json"),
-        json.dumps({"stages": summary, "seconds": round(time.time() - start, 3)}, indent=2).encode(),
-    )
-    from pipeline import report
-
-    print(f"[pipeline] report: {storage.display(report.write(args.output))}", flush=True)
+    summary = run_stages(spark, args.input, args.output, cfg)
+    _write_summary(args.output, summary, time.time() - start)
     return summary
+
+
+def scheduled_run(spark, input_uri: str, output_uri: str, state_uri: str, cfg: PipelineConfig) -> list[dict]:
+    """One batch of a scheduled run (pipeline/state.py): the new input files, deduplicated against every
+    earlier batch, into OUTPUT/batches/<id>/ and a new manifest version. No new files: a no-op."""
+    from pipeline import state as state_lib
+    from pipeline.stages import spark_io
+
+    try:
+        lock = state_lib.Lock(state_uri, cfg.state).acquire()
+    except state_lib.LockHeld as e:
+        print(f"[state] {e}", flush=True)
+        sys.exit(LOCKED_EXIT)
+    try:
+        state = state_lib.State.open(state_uri)
+        batch = state.next_batch(spark_io.list_inputs(input_uri))
+        if batch is None:
+            print(f"[state] no new input under {storage.display(input_uri)} since {len(state.committed)} "
+                  f"committed batches: nothing to do", flush=True)
+            return []
+        print(f"[state] {'resuming' if batch.resumed else 'starting'} {batch.id}: {len(batch.files)} input files",
+              flush=True)
+        cfg = dataclasses.replace(
+            cfg,
+            dedupe=dataclasses.replace(cfg.dedupe, index=cfg.dedupe.index or state.index_uri),
+            tokenize=dataclasses.replace(
+                cfg.tokenize, tokenizer=cfg.tokenize.tokenizer or state.first_tokenizer(output_uri) or ""),
+        )
+        out = state_lib.batch_dir(output_uri, batch.id)
+        start = time.time()
+        summary = run_stages(spark, input_uri, out, cfg, files=sorted(batch.files), resume=batch.resumed)
+        _write_summary(out, summary, time.time() - start, batch=batch.id)
+        wrote_shards = len(summary) == len(STAGES)
+        rel = f"{state_lib.BATCHES}/{batch.id}/tokenize"
+        record = {
+            "id": batch.id,
+            "stages": {s["stage"]: {k: s[k] for k in ("input", "kept", "dropped", "rejected")} for s in summary},
+            "manifest": f"{rel}/manifest.json" if wrote_shards else None,
+            "tokenizer": f"{rel}/tokenizer.json" if wrote_shards else None,
+        }
+        version = state_lib.write_manifest_version(output_uri, state.committed + [record])
+        state.commit(batch, record)
+        if wrote_shards:
+            print(f"[state] {batch.id} committed; manifest version {storage.display(version)}", flush=True)
+        else:
+            print(f"[state] {batch.id} committed without new shards; the manifest is unchanged", flush=True)
+        return summary
+    finally:
+        lock.release()

@@ -14,10 +14,12 @@ DOC_COLUMNS = ["id", "text", "source", "url", "created"]
 REJECT_COLUMNS = ["file", "line", "id", "_reason", "_detail", "excerpt"]
 
 
-def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfig) -> dict:
+def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfig, files: list[str] | None = None) -> dict:
+    """Clean every raw file under `input_uri`, or only `files` (a scheduled run's new files)."""
     start = time.time()
     attempt = spark_io.begin(output_uri)
-    raw = spark_io.read_raw(spark, input_uri, cfg.clean.reader, cfg.clean.html)
+    files = files or spark_io.list_inputs(input_uri)
+    raw = spark_io.read_raw(spark, input_uri, cfg.clean.reader, cfg.clean.html, files)
     clean_cfg = cfg.clean
     boilerplate = spark.sparkContext.accumulator(0)
 
@@ -40,7 +42,7 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
         records,
         result,
         time.time() - start,
-        input_files=len(spark_io.list_inputs(input_uri)),
+        input_files=len(files),
         boilerplate_lines_removed=boilerplate.value,
     )
     spark_io.commit(output_uri, attempt, dict(result.files), stats)

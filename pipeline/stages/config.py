@@ -8,6 +8,7 @@ from pipeline.dedup import DedupeConfig
 from pipeline.filter.config import FilterConfig
 from pipeline.readers.html import HtmlConfig
 from pipeline.readers.records import ReaderConfig
+from pipeline.state import StateConfig
 from pipeline.tokenize.tokenizer import TokenizeConfig
 
 
@@ -47,3 +48,4 @@ class PipelineConfig:
     filter: FilterConfig = field(default_factory=FilterConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    state: StateConfig = field(default_factory=StateConfig)  # scheduled runs (jobs/pipeline.py --state)

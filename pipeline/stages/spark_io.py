@@ -91,9 +91,10 @@ def list_inputs(input_uri: str, patterns=PATTERNS) -> list[str]:
     return files
 
 
-def read_raw(spark: SparkSession, input_uri: str, reader_cfg, html_cfg) -> DataFrame:
-    """Raw records of every input file, one Spark partition per file, in file then line order."""
-    files = list_inputs(input_uri)
+def read_raw(spark: SparkSession, input_uri: str, reader_cfg, html_cfg, files: list[str] | None = None) -> DataFrame:
+    """Raw records of every input file (or of `files`, under `input_uri`), one Spark partition per file, in
+    file then line order. Files are labelled by their path relative to `input_uri`."""
+    files = sorted(files) if files else list_inputs(input_uri)
     root = input_uri.rstrip("/")
     labels = [f[len(root) + 1 :] if f.startswith(root + "/") else f.rsplit("/", 1)[-1] for f in files]
     rows = spark.sparkContext.parallelize(list(zip(files, labels)), numSlices=len(files))
