@@ -1,13 +1,17 @@
-"""The pipeline on a real standalone Spark cluster (master + worker on 127.0.0.1) gives the same bytes as local[2].
+"""The pipeline on a real standalone Spark cluster (master + worker on 127.0.0.1) against a real S3 server
+gives the same bytes as local[2] on a local disk, and runs as scheduled batches.
 
 The executors get the project only from `--py-files build/corpusforge.zip`, as on a real cluster: the jobs
 are submitted from a directory outside the repo, and a probe job checks from inside a task that `pipeline`
-is imported from the zip.
+is imported from the zip. The cluster reads its raw input from and writes every output to SeaweedFS on
+127.0.0.1; the checks read S3 with boto3, independently of the code under test.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import io
 import json
 import os
 import random
@@ -17,9 +21,14 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from pipeline.tokenize.shards import parse_manifest, verify_shard
+from s3server import S3Server, seaweedfs
 from spark_cluster import standalone_cluster
+from synthetic import document, near_copy, sentence
 
 pytestmark = pytest.mark.slow
 
@@ -28,19 +37,6 @@ VENV_BIN = Path(sys.executable).parent
 SUBMIT_TIMEOUT = 300
 SETTINGS = ["tokenize.vocab_size=512", "tokenize.sample_tokens=256", "tokenize.shard_bytes=20000",
             "tokenize.val_fraction=0.1", "tokenize.min_frequency=1"]
-# Plain English words, drawn at random into sentences: varied enough to pass the repetition filters, with
-# enough stop words to be English for the language identifier and the Gopher stop-word rule.
-WORDS = """river garden window market teacher village mountain letter engine harbour library morning station
-bridge forest kitchen winter summer doctor student painter farmer captain island valley castle meadow bakery
-journey museum theatre orchard lantern compass blanket ladder pencil ribbon candle thunder silver copper marble
-canvas harvest festival carried painted visited opened watched followed repaired described remembered gathered
-quiet old bright narrow famous gentle crowded distant careful patient curious modern people children evening
-weather answer question story history science music picture paper water country family friend mother father
-brother sister city road house school field garden table chair door wall floor light sound colour voice
-walked talked asked thought found began learned played worked lived moved turned helped started showed
-""".split()
-STOP = "the of and to in that it was for on with as his they at be this from had by not but what all were we when".split()
-
 PROBE = """\
 import json, sys
 from pyspark.sql import SparkSession
@@ -54,26 +50,17 @@ print("PROBE " + json.dumps(sorted(set(sc.parallelize(range(4), 4).mapPartitions
 """
 
 
-def sentence(rng: random.Random) -> str:
-    """One English-looking sentence of 10-18 words, about a third of them stop words."""
-    words = [rng.choice(STOP) if rng.random() < 0.35 else rng.choice(WORDS) for _ in range(rng.randint(10, 18))]
-    return " ".join(words).capitalize() + "."
-
-
 def write_corpus(raw: Path, n: int = 300) -> None:
     """~300 documents in two JSONL.gz files: exact duplicates, near duplicates (one word changed) and a few
     one-sentence documents the quality filter drops."""
     rng = random.Random(7)
     docs = []
     for i in range(n - 35):
-        paragraphs = ["\n".join(sentence(rng) for _ in range(4)) for _ in range(3)]
-        docs.append({"id": f"doc-{i:04d}", "text": "\n\n".join(paragraphs), "source": "synthetic"})
+        docs.append({"id": f"doc-{i:04d}", "text": document(rng), "source": "synthetic"})
     for j in range(15):
         docs.append({**docs[j * 3], "id": f"exact-{j:02d}"})
     for j in range(15):
-        words = docs[100 + j]["text"].split(" ")
-        words[len(words) // 2] = "lighthouse"
-        docs.append({"id": f"near-{j:02d}", "text": " ".join(words), "source": "synthetic"})
+        docs.append({"id": f"near-{j:02d}", "text": near_copy(docs[100 + j]["text"]), "source": "synthetic"})
     for j in range(5):
         docs.append({"id": f"short-{j:02d}", "text": sentence(rng), "source": "synthetic"})
     rng.shuffle(docs)
@@ -92,11 +79,12 @@ def build_pyfiles(dest: Path) -> Path:
     return zip_path
 
 
-def submit(master: str, script: Path, args: list[str], zip_path: Path, cwd: Path) -> str:
-    """spark-submit from outside the repo; executors see the project only through --py-files."""
-    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable,
-               PYSPARK_DRIVER_PYTHON=sys.executable)
-    env.pop("PYTHONPATH", None)
+def submit(master: str, script: Path, args: list[str], zip_path: Path, cwd: Path, s3: S3Server | None = None) -> str:
+    """spark-submit from outside the repo; executors see the project only through --py-files, and S3 only
+    through the AWS_* variables (no caller's AWS settings leak in)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "PYTHONPATH"}
+    env.update(SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
+               **(s3.env() if s3 else {}))
     cmd = [str(VENV_BIN / "spark-submit"), "--master", master, "--py-files", str(zip_path),
            "--conf", f"spark.executorEnv.PYSPARK_PYTHON={sys.executable}",
            "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1",
@@ -108,10 +96,41 @@ def submit(master: str, script: Path, args: list[str], zip_path: Path, cwd: Path
     return proc.stdout
 
 
-def files_under(root: Path) -> dict[str, str]:
-    """Relative path -> sha256 of every file, so a mismatch names the differing files."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+def files_under(root: Path | str, s3: S3Server | None = None) -> dict[str, str]:
+    """Relative path -> sha256 of every file under a local directory or an S3 prefix (read with boto3), so a
+    mismatch names the differing files."""
+    if s3 is None:
+        return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(Path(root).rglob("*")) if p.is_file()}
+    prefix = str(root).rstrip("/") + "/"
+    pages = s3.client().get_paginator("list_objects_v2").paginate(Bucket=s3.bucket, Prefix=prefix)
+    return {o["Key"][len(prefix):]: hashlib.sha256(get(s3, o["Key"])).hexdigest()
+            for page in pages for o in page.get("Contents", []) if not o["Key"].endswith("/")}  # not directory markers
+
+
+@contextlib.contextmanager
+def node_environment(variables: dict[str, str]):
+    """Start the cluster's daemons with these variables, as a real cluster's nodes are configured with the
+    object store's endpoint and credentials: executors inherit the worker's environment, and the driver gets
+    them from `submit`. Restored afterwards so no other test sees them."""
+    saved = {k: os.environ.get(k) for k in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def get(s3: S3Server, key: str) -> bytes:
+    return s3.client().get_object(Bucket=s3.bucket, Key=key)["Body"].read()
+
+
+def put_file(s3: S3Server, key: str, path: Path) -> None:
+    s3.client().put_object(Bucket=s3.bucket, Key=key, Body=path.read_bytes())
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +140,8 @@ def pyfiles_zip(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, pyfiles_zip):
-    """One pipeline run on local[2] and one on the cluster, same input and settings, plus the probe's answer."""
+    """One pipeline run on local[2] from local disk, and on the cluster from S3 to S3 with the same input and
+    settings; then three scheduled runs on the cluster against S3 (two date partitions, then nothing new)."""
     if shutil.which("java") is None:
         pytest.skip("java not found: a standalone Spark cluster needs a JVM")
     tmp = tmp_path_factory.mktemp("cluster")
@@ -132,11 +152,27 @@ def runs(tmp_path_factory, pyfiles_zip):
     job = REPO / "jobs" / "pipeline.py"
     args = [a for s in SETTINGS for a in ("--set", s)]
     submit("local[2]", job, ["--input", str(tmp / "raw"), "--output", str(tmp / "local"), *args], pyfiles_zip, cwd)
-    with standalone_cluster(log_dir=tmp / "cluster-logs") as master:
+    extra = tmp / "extra.jsonl"  # batch 2 also brings a near duplicate of a batch-1 document
+    first_day = [json.loads(line) for line in gzip.open(tmp / "raw" / "docs-0.jsonl.gz", "rt")]
+    extra.write_text(json.dumps({"id": "late-near-copy", "text": near_copy(first_day[0]["text"], "zeppelin")}) + "\n")
+    with seaweedfs(tmp / "seaweedfs") as s3, node_environment(s3.env()), \
+            standalone_cluster(log_dir=tmp / "cluster-logs") as master:
+        for name in ("docs-0.jsonl.gz", "docs-1.jsonl.gz"):
+            put_file(s3, f"raw/{name}", tmp / "raw" / name)
         probe = submit(master, tmp / "probe.py", [], pyfiles_zip, cwd)
-        submit(master, job, ["--input", str(tmp / "raw"), "--output", str(tmp / "cluster"), *args], pyfiles_zip, cwd)
-    line = next(line for line in probe.splitlines() if line.startswith("PROBE "))
-    return {"local": tmp / "local", "cluster": tmp / "cluster", "probe": json.loads(line[len("PROBE "):])}
+        bucket = f"s3://{s3.bucket}"
+        submit(master, job, ["--input", f"{bucket}/raw", "--output", f"{bucket}/cluster", *args], pyfiles_zip, cwd, s3)
+        scheduled = ["--input", f"{bucket}/daily", "--output", f"{bucket}/scheduled", "--state", f"{bucket}/state", *args]
+        logs = []
+        put_file(s3, "daily/date=2026-11-01/docs-0.jsonl.gz", tmp / "raw" / "docs-0.jsonl.gz")
+        logs.append(submit(master, job, scheduled, pyfiles_zip, cwd, s3))
+        put_file(s3, "daily/date=2026-11-02/docs-1.jsonl.gz", tmp / "raw" / "docs-1.jsonl.gz")
+        put_file(s3, "daily/date=2026-11-02/extra.jsonl", extra)
+        logs.append(submit(master, job, scheduled, pyfiles_zip, cwd, s3))
+        before_noop = files_under("scheduled", s3)
+        logs.append(submit(master, job, scheduled, pyfiles_zip, cwd, s3))
+        yield {"local": tmp / "local", "s3": s3, "probe": json.loads(probe.split("PROBE ", 1)[1].splitlines()[0]),
+               "scheduled_logs": logs, "before_noop": before_noop, "scheduled": files_under("scheduled", s3)}
 
 
 def test_pyfiles_zip_holds_the_packages(pyfiles_zip):
@@ -153,7 +189,7 @@ def test_executors_import_the_project_from_the_pyfiles_zip(runs):
 
 def test_cluster_run_writes_the_same_manifest_as_local(runs):
     local = json.loads((runs["local"] / "tokenize" / "manifest.json").read_text())
-    cluster = json.loads((runs["cluster"] / "tokenize" / "manifest.json").read_text())
+    cluster = json.loads(get(runs["s3"], "cluster/tokenize/manifest.json"))
     assert sum(s["samples"] for s in local["splits"].values()) > 0
     assert cluster == local
 
@@ -162,19 +198,47 @@ def test_cluster_run_writes_the_same_manifest_as_local(runs):
 def test_cluster_run_writes_byte_identical_stage_data(runs, stage):
     local = files_under(runs["local"] / stage / "data")
     assert local, f"local run wrote no {stage}/data parts"
-    assert files_under(runs["cluster"] / stage / "data") == local
+    assert files_under(f"cluster/{stage}/data", runs["s3"]) == local
 
 
 def test_cluster_run_writes_byte_identical_shards_and_tokenizer(runs):
     local = files_under(runs["local"] / "tokenize" / "shards")
-    assert files_under(runs["cluster"] / "tokenize" / "shards") == local
-    assert (runs["cluster"] / "tokenize" / "tokenizer.json").read_bytes() == \
-        (runs["local"] / "tokenize" / "tokenizer.json").read_bytes()
+    assert files_under("cluster/tokenize/shards", runs["s3"]) == local
+    assert get(runs["s3"], "cluster/tokenize/tokenizer.json") == (runs["local"] / "tokenize" / "tokenizer.json").read_bytes()
 
 
 def test_duplicates_were_removed_in_both_runs(runs):
     """The comparison is not vacuous: dedupe found the planted exact and near duplicates on both masters."""
-    for run in ("local", "cluster"):
-        stats = json.loads((runs[run] / "dedupe" / "stats.json").read_text())
-        dropped = stats.get("dropped", {})
-        assert sum(dropped.values()) >= 25, (run, dropped)
+    for name, stats in (("local", (runs["local"] / "dedupe" / "stats.json").read_text()),
+                        ("cluster", get(runs["s3"], "cluster/dedupe/stats.json"))):
+        dropped = json.loads(stats).get("dropped", {})
+        assert sum(dropped.values()) >= 25, (name, dropped)
+
+
+def test_scheduled_runs_on_the_cluster_write_a_manifest_version_per_batch_on_s3(runs):
+    s3 = runs["s3"]
+    assert "manifest-000001.json" in runs["before_noop"] and "manifest-000002.json" in runs["before_noop"]
+    manifest = parse_manifest(json.loads(get(s3, "scheduled/manifest.json")), f"s3://{s3.bucket}/scheduled/manifest.json")
+    shards = [s for split in manifest.splits.values() for s in split.shards]
+    assert {s.url.split("/")[1] for s in shards} == {"batch-000001", "batch-000002"}
+    for shard in shards:
+        verify_shard(get(s3, f"scheduled/{shard.url}"), shard.sha256, shard.url)
+    assert json.loads(get(s3, "scheduled/manifest-000001.json"))["splits"] != manifest.splits
+
+
+def test_scheduled_batch_two_processes_only_its_files_and_drops_the_copy_of_batch_one(runs):
+    s3 = runs["s3"]
+    clean = json.loads(get(s3, "scheduled/batches/batch-000002/clean/stats.json"))
+    assert clean["input_files"] == 2
+    dedupe = json.loads(get(s3, "scheduled/batches/batch-000002/dedupe/stats.json"))
+    assert dedupe["dropped"].get("near_duplicate_of_history", 0) >= 1, dedupe["dropped"]
+    listing = json.loads(get(s3, "scheduled/batches/batch-000002/dedupe/_SUCCESS"))["files"]
+    dropped = pa.concat_tables(pq.read_table(io.BytesIO(get(s3, f"scheduled/batches/batch-000002/dedupe/{p}")))
+                               for p in listing["dropped"])
+    reasons = dict(zip(dropped.column("id").to_pylist(), dropped.column("reason").to_pylist()))
+    assert reasons.get("late-near-copy") == "near_duplicate_of_history"
+
+
+def test_a_scheduled_run_with_no_new_input_on_the_cluster_is_a_no_op(runs):
+    assert "nothing to do" in runs["scheduled_logs"][2]
+    assert runs["scheduled"] == runs["before_noop"]
