@@ -68,10 +68,11 @@ def bare(tok, texts: list[str], dtype) -> tuple[float, list[np.ndarray]]:
     return time.perf_counter() - start, arrays
 
 
-def spark_runs(stage_in: str, out: str, tokenizer_path: str, runs: int = 2) -> list[tuple[float, dict]]:
+def spark_runs(stage_in: str, out: str, tokenizer_path: str, shard_bytes: int, runs: int = 2) -> list[tuple[float, dict]]:
     from pyspark.sql import SparkSession
 
-    cfg = config_lib.load(PipelineConfig, overrides=[f"tokenize.tokenizer={tokenizer_path}"])
+    cfg = config_lib.load(PipelineConfig, overrides=[f"tokenize.tokenizer={tokenizer_path}",
+                                                     f"tokenize.shard_bytes={shard_bytes}"])
     spark = (SparkSession.builder.master(f"local[{CORES}]").appName("tokenize-speed")
              .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
              .config("spark.driver.memory", "4g").getOrCreate())
@@ -95,6 +96,9 @@ def main() -> None:
     ap.add_argument("--train-docs", type=int, default=4000)
     ap.add_argument("--vocab", type=int, default=32_768)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--shard-bytes", type=int, default=1_000_000,
+                    help="tokenize.shard_bytes: a task encodes and writes one shard, so a split needs at least "
+                    "as many shards as cores to use them all (the 64 MiB default gives one shard per ~32M tokens)")
     args = ap.parse_args()
     root = Path(args.corpus)
 
@@ -117,7 +121,7 @@ def main() -> None:
         n_tokens = sum(len(a) for a in arrays)
 
         write_input_stage(f"{tmp}/filter", docs, args.parts)
-        runs = spark_runs(f"{tmp}/filter", f"{tmp}/tokenize", tokenizer_path)
+        runs = spark_runs(f"{tmp}/filter", f"{tmp}/tokenize", tokenizer_path, args.shard_bytes)
 
     for seconds, stats in runs:
         if sum(stats["tokens"].values()) != n_tokens or sum(stats["text_bytes"].values()) != n_bytes:

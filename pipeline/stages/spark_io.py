@@ -74,11 +74,14 @@ def spark_schema(schema: pa.Schema):
     return from_arrow_schema(schema)
 
 
-def _task() -> tuple[int, int]:
+def task_attempt() -> tuple[int, int]:
+    """(partition, attempt id) of the running task. The attempt id is unique in the application (the attempt
+    number restarts with each stage attempt), so a straggler of a failed attempt never writes the same
+    temporary file as its replacement."""
     from pyspark import TaskContext
 
     ctx = TaskContext.get()
-    return (ctx.partitionId(), ctx.attemptNumber()) if ctx else (0, 0)
+    return (ctx.partitionId(), ctx.taskAttemptId()) if ctx else (0, 0)
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -152,7 +155,7 @@ def write_parts(df: DataFrame, stage_uri: str, routes: dict[str, Route], attempt
     has_status = "_status" in df.columns
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        partition, attempt_no = _task()
+        partition, attempt_no = task_attempt()
         writers: dict[str, tuple[pq.ParquetWriter, object, str]] = {}
         written: dict[str, int] = defaultdict(int)
         counts: dict[tuple[str, str | None], int] = defaultdict(int)

@@ -10,11 +10,11 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import time
 
 import numpy as np
 import pyarrow as pa
-from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -23,11 +23,10 @@ from pipeline import storage
 from pipeline.stages import spark_io
 from pipeline.stages.config import PipelineConfig
 from pipeline.tokenize.shards import build_manifest, pack_documents, token_dtype, write_shard
-from pipeline.tokenize.tokenizer import encode_texts, eos_id, load_tokenizer, split_of, train_bpe, utf8_lengths
+from pipeline.tokenize.tokenizer import encode_texts, eos_id, load_tokenizer, shared_tokenizer, split_of, train_bpe, utf8_lengths
 
-ENCODED = pa.schema(
-    [("id", pa.string()), ("split", pa.string()), ("n_tokens", pa.int64()), ("text_bytes", pa.int64()), ("tokens", pa.binary())]
-)
+ESTIMATE_DOCS, ESTIMATE_CHARS = 1000, 2000  # the bytes-per-token sample when the tokenizer is given
+ASSIGNED = pa.schema([("id", pa.string()), ("text", pa.string()), ("split", pa.string()), ("text_bytes", pa.int64())])
 SHARD_INFO = pa.schema(
     [
         ("split", pa.string()),
@@ -43,59 +42,73 @@ SHARD_INFO = pa.schema(
 )
 
 
-def tokenizer_json(spark_docs, cfg) -> str:
-    """The given tokenizer, or a BPE trained on a bounded, seeded sample of documents."""
+def tokenizer_and_sample(spark_docs, cfg) -> tuple[str, list[str]]:
+    """The given tokenizer, or a BPE trained on a bounded, seeded sample of documents; and that sample (the
+    driver never holds more than train_docs x train_chars_per_doc characters)."""
+    # A given tokenizer needs only enough text to measure its bytes per token.
+    docs, chars = (ESTIMATE_DOCS, ESTIMATE_CHARS) if cfg.tokenizer else (cfg.train_docs, cfg.train_chars_per_doc)
+    sample = [
+        r.t for r in spark_docs.select(F.xxhash64(F.lit(cfg.seed), "id").alias("k"), "id",
+                                       F.substring("text", 1, chars).alias("t"))
+        .orderBy("k", "id").limit(docs).select("t").collect()
+    ]
     if cfg.tokenizer:
-        return storage.read_bytes(cfg.tokenizer).decode("utf-8")
-    sample = (
-        spark_docs.select(F.xxhash64(F.lit(cfg.seed), "id").alias("k"), "id", F.substring("text", 1, cfg.train_chars_per_doc).alias("t"))
-        .orderBy("k", "id")
-        .limit(cfg.train_docs)
-        .select("t")
-        .collect()
-    )
+        return storage.read_bytes(cfg.tokenizer).decode("utf-8"), sample
     print(f"[tokenize] training a {cfg.vocab_size}-token byte-level BPE on {len(sample)} sampled documents", flush=True)
-    return train_bpe((r.t for r in sample), cfg.vocab_size, cfg.min_frequency).to_str()
+    return train_bpe(sample, cfg.vocab_size, cfg.min_frequency).to_str(), sample
 
 
-def _encode_fn(tok_json: str, dtype: np.dtype, val_fraction: float):
-    def encode(batches):
-        tok = load_tokenizer(tok_json)
+def bytes_per_token(tok, sample: list[str], max_bytes: int = 1_000_000) -> float:
+    """UTF-8 bytes per token on the first `max_bytes` of the (already random) sample: how shards are sized
+    before any document is encoded."""
+    texts, total = [], 0
+    for t in sample:
+        if total >= max_bytes:
+            break
+        texts.append(t)
+        total += len(t.encode("utf-8"))
+    tokens = sum(len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False))
+    return total / tokens if tokens else 4.0
+
+
+def _assign_fn(val_fraction: float):
+    def assign(batches):
         for batch in batches:
             ids = batch.column("id").to_pylist()
-            texts = batch.column("text")
-            arrays = encode_texts(tok, texts.to_pylist(), dtype)
             yield pa.RecordBatch.from_arrays(
-                [
-                    pa.array(ids, pa.string()),
-                    pa.array(split_of(ids, val_fraction), pa.string()),
-                    pa.array([len(a) for a in arrays], pa.int64()),
-                    pa.array(utf8_lengths(texts), pa.int64()),
-                    pa.array([a.tobytes() for a in arrays], pa.binary()),
-                ],
-                schema=ENCODED,
+                [batch.column("id"), batch.column("text"), pa.array(split_of(ids, val_fraction), pa.string()),
+                 pa.array(utf8_lengths(batch.column("text")), pa.int64())],
+                schema=ASSIGNED,
             )
 
-    return encode
+    return assign
 
 
-def _write_fn(tmp_root: str, dtype: np.dtype, sample_tokens: int):
+def _write_fn(tmp_root: str, tok_json: str, dtype: np.dtype, sample_tokens: int, encode_docs: int = 256):
+    """Encode each shard's documents (already in shard order) and write its tar: tokens never cross the
+    network, only the text they come from, once."""
+
     def rows(batches):
         for batch in batches:
-            yield from zip(*(batch.column(c).to_pylist() for c in ("split", "shard", "id", "tokens", "text_bytes")))
+            yield from zip(*(batch.column(c).to_pylist() for c in ("split", "shard", "id", "text", "text_bytes")))
 
     def write(batches):
         from pyspark import TaskContext
 
-        attempt = TaskContext.get().attemptNumber() if TaskContext.get() else 0
+        ctx = TaskContext.get()
+        # Spark runs one task per core: one Rust thread each, not a pool per task as wide as the machine.
+        os.environ["RAYON_NUM_THREADS"] = str(ctx.cpus() if ctx else 1)
+        attempt = spark_io.task_attempt()[1]
+        tok = shared_tokenizer(tok_json)
         for (split, shard), group in itertools.groupby(rows(batches), key=lambda r: (r[0], r[1])):
             counted = {"documents": 0, "text_bytes": 0}
 
             def docs(group=group, counted=counted):
-                for _, _, doc_id, tokens, text_bytes in group:
-                    counted["documents"] += 1
-                    counted["text_bytes"] += text_bytes
-                    yield doc_id, np.frombuffer(tokens, dtype=dtype)
+                for chunk in iter(lambda: list(itertools.islice(group, encode_docs)), []):
+                    arrays = encode_texts(tok, [r[3] for r in chunk], dtype)
+                    counted["documents"] += len(chunk)
+                    counted["text_bytes"] += sum(r[4] for r in chunk)
+                    yield from zip((r[2] for r in chunk), arrays)
 
             path = storage.join(tmp_root, "shards", split, f"shard-{shard:06d}-a{attempt}.tar")
             with storage.open_output(path) as f:
@@ -110,31 +123,36 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
     tcfg = cfg.tokenize
     expected = spark_io.read_stats(input_uri)["kept"]
     attempt = spark_io.begin(output_uri)
+    # The manifest is what trainers open: a re-run must not leave the old one pointing at shards it replaces.
+    storage.delete(storage.join(output_uri, "manifest.json"))
     docs = spark_io.read_stage(spark, input_uri).select("id", "text")
 
-    tok_json = tokenizer_json(docs, tcfg)
+    tok_json, sample = tokenizer_and_sample(docs, tcfg)
     tok = load_tokenizer(tok_json)
     vocab_size, eos = tok.get_vocab_size(), eos_id(tok)
     dtype = np.dtype(token_dtype(vocab_size))
 
-    encoded = docs.mapInArrow(_encode_fn(tok_json, dtype, tcfg.val_fraction), spark_io.spark_schema(ENCODED)).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        totals = {r.split: r.tokens for r in encoded.groupBy("split").agg(F.sum("n_tokens").alias("tokens")).collect()}
-        n_shards = {s: max(1, math.ceil(t * dtype.itemsize / tcfg.shard_bytes)) for s, t in totals.items()}
-        print(f"[tokenize] tokens per split {totals}; shards per split {n_shards}", flush=True)
-        shard_count = F.lit(0)
-        for split, n in n_shards.items():
-            shard_count = F.when(F.col("split") == split, F.lit(n)).otherwise(shard_count)
-        arranged = (
-            encoded.withColumn("shard", F.pmod(F.xxhash64(F.lit(tcfg.seed), "id"), shard_count))
-            .withColumn("order", F.xxhash64(F.lit(tcfg.seed + 1), "id"))
-            .repartition(max(1, sum(n_shards.values())), "split", "shard")
-            .sortWithinPartitions("split", "shard", "order", "id")
-        )
-        tmp_root = storage.join(output_uri, spark_io.TEMPORARY, attempt)
-        infos = [r.asDict() for r in arranged.mapInArrow(_write_fn(tmp_root, dtype, tcfg.sample_tokens), spark_io.spark_schema(SHARD_INFO)).collect()]
-    finally:
-        encoded.unpersist()
+    # Shard counts are fixed before encoding, from text bytes and the sample's bytes per token, so each
+    # document's shard is known up front and the one shuffle moves text to the task that encodes and writes.
+    assigned = docs.mapInArrow(_assign_fn(tcfg.val_fraction), spark_io.spark_schema(ASSIGNED))
+    per_token = bytes_per_token(tok, sample)
+    totals = {r.split: (r.documents, r.text_bytes) for r in assigned.groupBy("split").agg(
+        F.count("*").alias("documents"), F.sum("text_bytes").alias("text_bytes")).collect()}
+    n_shards = {s: max(1, math.ceil((b / per_token + n) * dtype.itemsize / tcfg.shard_bytes)) for s, (n, b) in totals.items()}
+    print(f"[tokenize] documents and text bytes per split {totals}; {per_token:.2f} bytes per token on the "
+          f"sample; shards per split {n_shards}", flush=True)
+    shard_count = F.lit(0)
+    for split, n in n_shards.items():
+        shard_count = F.when(F.col("split") == split, F.lit(n)).otherwise(shard_count)
+    arranged = (
+        assigned.withColumn("shard", F.pmod(F.xxhash64(F.lit(tcfg.seed), "id"), shard_count))
+        .withColumn("order", F.xxhash64(F.lit(tcfg.seed + 1), "id"))
+        .repartition(max(1, sum(n_shards.values())), "split", "shard")
+        .sortWithinPartitions("split", "shard", "order", "id")
+    )
+    tmp_root = storage.join(output_uri, spark_io.TEMPORARY, attempt)
+    write = _write_fn(tmp_root, tok_json, dtype, tcfg.sample_tokens)
+    infos = [r.asDict() for r in arranged.mapInArrow(write, spark_io.spark_schema(SHARD_INFO)).collect()]
 
     # Final names are dense per split (shard-000000, -000001, ...) in shard order.
     infos.sort(key=lambda i: (i["split"], i["shard"]))

@@ -1,6 +1,7 @@
 """Byte-level BPE: train on a bounded sample, encode Arrow batches, and the config for the tokenize stage."""
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Iterable
@@ -49,6 +50,13 @@ def load_tokenizer(json_str: str):
     from tokenizers import Tokenizer
 
     return Tokenizer.from_str(json_str)
+
+
+@functools.lru_cache(maxsize=2)
+def shared_tokenizer(json_str: str):
+    """One parsed tokenizer per process for read-only encoding: Spark reuses Python workers across tasks,
+    and parsing a 32k vocabulary costs about half a second."""
+    return load_tokenizer(json_str)
 
 
 def eos_id(tok) -> int:
