@@ -21,7 +21,8 @@ DESCRIPTIONS = {
     "dedupe": "Remove exact duplicates (hash of normalised text), then near duplicates (MinHash LSH, verified "
     "edges, distributed connected components); keeps the smallest id of each cluster; writes clusters/.",
     "filter": "Identify the language (fastText lid.176), apply Gopher/C4/FineWeb quality rules (language-aware), "
-    "replace e-mail and public IP addresses; every drop carries its reason.",
+    "drop mojibake, optionally score with a fastText quality classifier (filter.quality.model; train one with "
+    "jobs/train_quality.py), replace e-mail and public IP addresses; every drop carries its reason.",
     "tokenize": "Train (or load) a byte-level BPE, encode every document with EOS, and write WebDataset token "
     "shards for train/val plus tokenizer.json and manifest.json.",
 }

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from pipeline.clean.mojibake import has_mojibake
 from pipeline.clean.text import TextConfig, normalize_text
 
 
@@ -28,3 +29,34 @@ def test_blank_line_runs_keep_one_paragraph_break():
 
 def test_nulls_stay_null_and_whitespace_only_becomes_empty():
     assert clean(None, " \n\t \n") == [None, ""]
+
+
+# UTF-8 text decoded as cp1252 (once and twice) and as cp1251, as mis-configured crawlers produce it.
+PORTUGUESE = "O Japão quer continuar a negociar, apesar da ameaça de aplicação de sanções."
+POLISH = "Chciałoby się pięknie umrzeć, skoro umrzeć trzeba."
+MOJIBAKE = [
+    PORTUGUESE.encode("utf-8").decode("cp1252"),
+    PORTUGUESE.encode("utf-8").decode("cp1252").encode("utf-8").decode("cp1252"),
+    POLISH.encode("utf-8").decode("cp1252"),
+    "Привет, как дела?".encode("utf-8").decode("cp1251"),
+]
+CLEAN = [PORTUGUESE, POLISH, "Привет, как дела?", "naïve café à la carte, 10 °C ± 2", "価格は¥1,000です。",
+         "Ça va — très bien!"]
+
+
+def test_batch_mojibake_detector_gives_ftfys_own_verdicts():
+    from ftfy.badness import is_bad
+
+    texts = MOJIBAKE + CLEAN + ["Ã© in an article about encodings", ""]
+    assert has_mojibake(pa.array(texts + [None])).to_pylist() == [is_bad(t) for t in texts] + [False]
+    assert all(has_mojibake(pa.array(MOJIBAKE)).to_pylist())
+    assert not any(has_mojibake(pa.array(CLEAN)).to_pylist())
+
+
+def test_mojibake_repair_restores_the_text_and_leaves_clean_text_alone():
+    repaired = clean(*MOJIBAKE, *CLEAN, cfg=TextConfig(fix_mojibake=True))
+    assert repaired == [PORTUGUESE, PORTUGUESE, POLISH, "Привет, как дела?", *CLEAN]
+
+
+def test_mojibake_is_left_as_is_by_default():
+    assert clean(MOJIBAKE[0]) == [MOJIBAKE[0]]

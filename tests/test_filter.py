@@ -228,6 +228,18 @@ def test_low_language_score_is_dropped_before_quality_rules():
     assert (row["_status"], row["_reason"]) == ("dropped", "lang_score_below_min")
 
 
+def test_mojibake_is_dropped_before_language_id_unless_switched_off():
+    garbled = DE.encode("utf-8").decode("cp1252")  # a German page decoded with the wrong code page
+    out = filter_batch(batch_of(garbled, DE), FilterConfig()).to_pylist()
+    assert [r["_reason"] for r in out] == ["mojibake", None]
+    out = filter_batch(batch_of(garbled), FilterConfig(mojibake=False)).to_pylist()
+    assert out[0]["_reason"] != "mojibake"
+
+
+def test_quality_score_column_appears_only_with_a_classifier():
+    assert "quality_score" not in filter_batch(batch_of(EN), FilterConfig()).schema.names
+
+
 def test_languages_not_selected_are_dropped():
     out = filter_batch(batch_of(EN, DE), FilterConfig(languages=["de"])).to_pylist()
     assert [r["_reason"] for r in out] == ["language_not_selected", None]

@@ -1,6 +1,7 @@
 """Normalise text columns in one vectorised pass per rule (Arrow compute, RE2 in C++), not per row.
 
-Order matters: line endings and control characters go first, then Unicode normalisation (so composed and
+Order matters: mojibake repair (opt-in, pipeline/clean/mojibake.py) sees the text as decoded, then line
+endings and control characters go, then Unicode normalisation (so composed and
 decomposed forms compare equal downstream, including marks that a removed zero-width character kept apart),
 then horizontal whitespace, and finally runs of blank lines.
 """
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.clean.mojibake import repair_mojibake
+
 # C0/C1 controls except \t and \n, plus zero-width and BOM characters that only hide duplicates.
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\x{200b}\x{200c}\x{200d}\x{2060}\x{feff}\x{00ad}]"
 # Horizontal whitespace of every script (tab, NBSP, thin and ideographic spaces...).
@@ -19,6 +22,9 @@ _HSPACE = r"[\t \x{00a0}\x{1680}\x{2000}-\x{200a}\x{202f}\x{205f}\x{3000}]+"
 
 @dataclass
 class TextConfig:
+    # Re-decode text that was decoded with the wrong code page (ftfy.fix_encoding on flagged rows). Off by
+    # default: the filter drops mojibake documents instead (docs/mojibake.md has the measurements).
+    fix_mojibake: bool = False
     unicode_form: str = "NFC"
     remove_control_chars: bool = True
     collapse_whitespace: bool = True
@@ -28,7 +34,8 @@ class TextConfig:
 
 def normalize_text(texts: pa.Array, cfg: TextConfig = TextConfig()) -> pa.Array:
     """Clean a string array; nulls stay null."""
-    out = pc.replace_substring_regex(texts, pattern=r"\r\n?", replacement="\n")
+    out = repair_mojibake(texts) if cfg.fix_mojibake else texts
+    out = pc.replace_substring_regex(out, pattern=r"\r\n?", replacement="\n")
     if cfg.remove_control_chars:
         out = pc.replace_substring_regex(out, pattern=_CONTROL, replacement="")
     if cfg.unicode_form:

@@ -2,7 +2,9 @@
 
 The Spark `filter` stage calls it inside `mapInArrow`. Rows keep their order and every input column;
 the batch gains `lang`, `lang_score`, `_status` and `_reason` (the first failing check, in the order
-language -> Gopher repetition -> Gopher quality -> C4 -> FineWeb, FineWeb's own order).
+mojibake -> language -> Gopher repetition -> Gopher quality -> C4 -> FineWeb (FineWeb's own order) ->
+quality classifier), and `quality_score` when a classifier is configured. The classifier comes last so it
+scores only the documents every cheaper check kept; `quality_score` is null for the others.
 """
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.filter import rules
-from pipeline.filter.config import FilterConfig, RuleSet
+from pipeline.clean.mojibake import has_mojibake
+from pipeline.filter import quality, rules
+from pipeline.filter.config import FilterConfig, QualityConfig, RuleSet
 from pipeline.filter.langid import identify
 from pipeline.filter.pii import EMAIL_PLACEHOLDER, IP_PLACEHOLDER, replace_pii_batch
 from pipeline.filter.text import DocStats, doc_stats
@@ -24,8 +27,12 @@ def _set_column(batch: pa.RecordBatch, name: str, values: pa.Array) -> pa.Record
     return batch.append_column(name, values)
 
 
-def language_checks(langs: list[str], scores: np.ndarray, cfg: FilterConfig) -> rules.Checks:
-    checks = [("lang_score_below_min", scores < cfg.min_lang_score)]
+def language_checks(texts: pa.Array, langs: list[str], scores: np.ndarray, cfg: FilterConfig) -> rules.Checks:
+    """Mis-decoded text first (language ID on it is meaningless), then the language itself."""
+    checks: rules.Checks = []
+    if cfg.mojibake:
+        checks.append(("mojibake", has_mojibake(texts).to_numpy(zero_copy_only=False)))
+    checks.append(("lang_score_below_min", scores < cfg.min_lang_score))
     if cfg.languages:
         wanted = set(cfg.languages)
         checks.append(("language_not_selected", np.array([lang not in wanted for lang in langs], dtype=bool)))
@@ -80,21 +87,43 @@ def quality_reasons(texts: pa.Array, langs: list[str], cfg: FilterConfig) -> np.
     return reasons
 
 
+def classifier_scores(
+    texts: pa.Array, langs: list[str], reasons: np.ndarray, cfg: QualityConfig
+) -> tuple[pa.Array, np.ndarray]:
+    """Score the documents no earlier check dropped (in `cfg.languages`, when set); returns the
+    quality_score column (null where not scored) and the updated reasons."""
+    wanted = set(cfg.languages)
+    todo = np.array(
+        [r is None and (not wanted or lang in wanted) for r, lang in zip(reasons, langs)], dtype=bool
+    )
+    idx = np.flatnonzero(todo)
+    values = np.zeros(len(texts), dtype=np.float32)
+    if idx.size:
+        values[idx] = quality.scores(texts.take(pa.array(idx)), cfg)
+    reasons[todo & (values < cfg.threshold)] = quality.REASON
+    return pa.array(values, type=pa.float32(), mask=~todo), reasons
+
+
 def filter_batch(batch: pa.RecordBatch, cfg: FilterConfig) -> pa.RecordBatch:
-    """Add lang, lang_score, _status, _reason; rewrite text with PII placeholders when cfg.pii."""
+    """Add lang, lang_score, _status, _reason (and quality_score); rewrite text with PII placeholders
+    when cfg.pii."""
     texts = pc.fill_null(batch.column("text"), "")
     if cfg.pii:
         texts, _, _ = replace_pii_batch(texts)
         batch = _set_column(batch, "text", texts.cast(batch.schema.field("text").type))
     langs, scores = identify(texts, cfg.langid_max_chars)
-    reasons = rules.first_failure(language_checks(langs, scores, cfg), len(texts))
+    reasons = rules.first_failure(language_checks(texts, langs, scores, cfg), len(texts))
     alive = np.flatnonzero(reasons == None)  # noqa: E711 (elementwise on an object array)
     if alive.size:
         alive_texts = texts.take(pa.array(alive))
         reasons[alive] = quality_reasons(alive_texts, [langs[i] for i in alive], cfg)
+    if cfg.quality.enabled:
+        quality_score, reasons = classifier_scores(texts, langs, reasons, cfg.quality)
     status = np.where(reasons == None, "kept", "dropped")  # noqa: E711
     batch = _set_column(batch, "lang", pa.array(langs, type=pa.string()))
     batch = _set_column(batch, "lang_score", pa.array(scores, type=pa.float32()))
+    if cfg.quality.enabled:
+        batch = _set_column(batch, "quality_score", quality_score)
     batch = _set_column(batch, "_status", pa.array(status.tolist(), type=pa.string()))
     return _set_column(batch, "_reason", pa.array(reasons.tolist(), type=pa.string()))
 

@@ -80,6 +80,26 @@ class RuleSet:
     fineweb: FineWebConfig = field(default_factory=FineWebConfig)
 
 
+# Documents are cut to this many characters for both training and scoring a quality classifier: enough to
+# judge a text by its words and bigrams, and a bounded cost for book-length input.
+MODEL_INPUT_CHARS = 4000
+
+
+@dataclass
+class QualityConfig:
+    """A fastText quality classifier (pipeline/filter/quality.py); off while `model` is empty."""
+
+    model: str = ""  # path or URI (s3://, hdfs://) of a fastText supervised model (.bin / .ftz)
+    label: str = "__label__keep"  # the label whose probability is the document's quality_score
+    threshold: float = 0.5  # documents scoring below are dropped as `quality_classifier`
+    languages: list[str] = field(default_factory=list)  # score only documents in these languages; empty: all
+    max_chars: int = MODEL_INPUT_CHARS  # the model sees this prefix; keep it equal to the training's
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.model)
+
+
 def multilingual_rules() -> RuleSet:
     """FineWeb-2's departures from the English defaults."""
     return RuleSet(
@@ -97,6 +117,9 @@ class FilterConfig:
     # on originals against 99.56% for whole documents, at 3x the speed (cost grows with length).
     langid_max_chars: int = 1000
     pii: bool = True
+    # Drop documents in which ftfy's heuristic finds mis-decoded text (pipeline/clean/mojibake.py).
+    mojibake: bool = True
+    quality: QualityConfig = field(default_factory=QualityConfig)
     english: RuleSet = field(default_factory=RuleSet)
     other_languages: RuleSet = field(default_factory=multilingual_rules)
     # language code -> partial RuleSet mapping merged over `other_languages` (or `english` for "en")

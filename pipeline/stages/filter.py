@@ -7,6 +7,7 @@ import pyarrow as pa
 from pyspark.sql import SparkSession
 
 from pipeline.filter.batch import filter_batch, filter_counters
+from pipeline.filter.quality import check_model
 from pipeline.stages import spark_io
 from pipeline.stages.config import PipelineConfig
 
@@ -14,13 +15,21 @@ from pipeline.stages.config import PipelineConfig
 def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfig) -> dict:
     start = time.time()
     expected = spark_io.read_stats(input_uri)["kept"]
+    filter_cfg = cfg.filter
+    added = [("lang", pa.string()), ("lang_score", pa.float32())]
+    if filter_cfg.quality.enabled:
+        try:
+            check_model(filter_cfg.quality)  # before the old output is touched
+        except ValueError as e:
+            raise spark_io.StageError(str(e)) from None
+        added.append(("quality_score", pa.float32()))
     attempt = spark_io.begin(output_uri)
     docs = spark_io.read_stage(spark, input_uri)
     schema = pa.schema(
         [(f.name, _arrow(f.dataType)) for f in docs.schema]
-        + [("lang", pa.string()), ("lang_score", pa.float32()), ("_status", pa.string()), ("_reason", pa.string())]
+        + added
+        + [("_status", pa.string()), ("_reason", pa.string())]
     )
-    filter_cfg = cfg.filter
     pii_email = spark.sparkContext.accumulator(0)
     pii_ip = spark.sparkContext.accumulator(0)
 
@@ -33,7 +42,7 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
             yield out.cast(schema)
 
     annotated = docs.mapInArrow(annotate, spark_io.spark_schema(schema))
-    doc_columns = docs.columns + ["lang", "lang_score"]
+    doc_columns = docs.columns + [name for name, _ in added]
     routes = {
         "kept": spark_io.Route("data", doc_columns),
         "dropped": spark_io.Route("dropped", doc_columns + ["_reason"], sample=cfg.audit.dropped_samples_per_reason),
