@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 import time
 import typing
@@ -127,8 +128,25 @@ def _fail_cleanly(main):
             return main(*args, **kwargs)
         except (StageError, storage.StorageError, OSError) as e:
             sys.exit(f"error: {e}")
+        except Exception as e:  # noqa: BLE001 -- only storage errors raised inside a Spark task are shortened
+            cause = _task_storage_error(e)
+            if cause is None:
+                raise
+            sys.exit(f"error (in a Spark task): {cause}")
 
     return wrapped
+
+
+_TASK_ERROR = re.compile(r"^\s*(?:[\w.]+\.)?(?:OSError|FileNotFoundError|PermissionError|StorageError): (.+)$", re.M)
+
+
+def _task_storage_error(e: Exception) -> str | None:
+    """The storage error message inside a failed Spark task's exception (it reaches the driver as a
+    PythonException or Py4JJavaError wrapping the task's traceback), or None for anything else."""
+    if type(e).__name__ not in ("PythonException", "Py4JJavaError"):
+        return None
+    found = _TASK_ERROR.findall(str(e))
+    return found[-1] if found else None
 
 
 @_fail_cleanly

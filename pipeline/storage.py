@@ -2,7 +2,8 @@
 
 Executors read and write through this module inside `mapInArrow`, so the pipeline runs against S3 on
 clusters without Spark's S3A connector. S3 settings come from the environment (AWS_ENDPOINT_URL,
-AWS_REGION / AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); credentials are never logged.
+AWS_REGION / AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_MAX_ATTEMPTS); credentials
+are never logged.
 """
 from __future__ import annotations
 
@@ -16,14 +17,30 @@ from urllib.parse import urlparse
 import pyarrow.fs as pafs
 
 
+# Attempts per S3 request, in the AWS SDK's standard retry mode (exponential backoff with jitter, each wait up
+# to 2^n s and at most 20 s): an endpoint that is unreachable or answers 5xx for a few seconds delays a stage
+# instead of failing it. The AWS SDKs' own variable AWS_MAX_ATTEMPTS overrides it.
+S3_MAX_ATTEMPTS = 8
+
+
 class StorageError(RuntimeError):
     pass
 
 
+def _max_attempts(value: str | None) -> int:
+    if not value:
+        return S3_MAX_ATTEMPTS
+    if not value.isdigit() or int(value) < 1:
+        raise StorageError(f"AWS_MAX_ATTEMPTS must be a positive integer, got {value!r}")
+    return int(value)
+
+
 @lru_cache(maxsize=8)
-def _s3(endpoint: str | None, region: str | None, key: str | None, secret: str | None, token: str | None) -> pafs.S3FileSystem:
+def _s3(endpoint: str | None, region: str | None, key: str | None, secret: str | None, token: str | None,
+        max_attempts: int) -> pafs.S3FileSystem:
     """One client per distinct setting, so rotated credentials in the environment take effect."""
-    kwargs: dict = {"region": region or "us-east-1", "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=8)}
+    kwargs: dict = {"region": region or "us-east-1",
+                    "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=max_attempts)}
     if endpoint:
         parsed = urlparse(endpoint)
         kwargs["endpoint_override"] = parsed.netloc or parsed.path
@@ -48,6 +65,7 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
             env.get("AWS_ACCESS_KEY_ID"),
             env.get("AWS_SECRET_ACCESS_KEY"),
             env.get("AWS_SESSION_TOKEN"),
+            _max_attempts(env.get("AWS_MAX_ATTEMPTS")),
         )
         return client, (
             parsed.netloc + parsed.path

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -31,13 +31,37 @@ PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grp
               "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc")
 
 
-@dataclass(frozen=True)
+@dataclass
 class S3Server:
     endpoint: str
     key: str
     secret: str
     bucket: str
-    pid: int
+    command: list[str] = field(repr=False)
+    workdir: Path = field(repr=False)
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def start(self) -> None:
+        """Start `weed mini` (again: same ports, data directory and credentials) and wait until it serves."""
+        log = self.workdir / "weed.log"
+        with open(log, "ab") as out:
+            self.process = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, cwd=self.workdir,
+                                            env={**os.environ, "TMPDIR": str(self.workdir)})
+        try:
+            _wait_ready(self, self.process, log)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the server by PID; its data stays in the work directory for start()."""
+        if self.process is not None:
+            _stop(self.process)
 
     def client(self, key: str | None = None, secret: str | None = None):
         """A boto3 client for this server (path-style addressing), with the server's or the given credentials."""
@@ -136,13 +160,9 @@ def seaweedfs(workdir: Path, bucket: str = "corpusforge-test") -> Iterator[S3Ser
            f"-s3.config={identities}", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0",
            "-s3.port.lance=0", "-master.telemetry=false", f"-s3.localSocket={workdir / 's3.sock'}",
            f"-filer.localSocket={workdir / 'filer.sock'}", *(f"-{flag}={port}" for flag, port in ports.items())]
-    log = workdir / "weed.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir,
-                                env={**os.environ, "TMPDIR": str(workdir)})
-    server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", key, secret, bucket, proc.pid)
+    server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", key, secret, bucket, cmd, workdir)
+    server.start()
     try:
-        _wait_ready(server, proc, log)
         yield server
     finally:
-        _stop(proc)
+        server.stop()

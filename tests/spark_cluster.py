@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 SPARK_CLASS = Path(sys.executable).parent / "spark-class"
@@ -68,9 +69,30 @@ def _stop(proc: subprocess.Popen, grace: float = 15.0) -> None:
         proc.wait()
 
 
+@dataclass(frozen=True)
+class Cluster:
+    url: str  # spark://127.0.0.1:PORT
+    worker_pid: int
+
+    def executor_pids(self) -> list[int]:
+        """PIDs of the executor JVMs (CoarseGrainedExecutorBackend) this cluster's worker has launched."""
+        pids = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmdline = (proc / "cmdline").read_bytes()
+            except (OSError, IndexError, ValueError):  # the process exited while we looked
+                continue
+            if ppid == self.worker_pid and b"CoarseGrainedExecutorBackend" in cmdline:
+                pids.append(int(proc.name))
+        return sorted(pids)
+
+
 @contextlib.contextmanager
-def standalone_cluster(cores: int = 2, memory: str = "2g", log_dir: Path | None = None):
-    """Yield the master URL (spark://127.0.0.1:PORT) of a running master with one registered worker."""
+def running_cluster(cores: int = 2, memory: str = "2g", log_dir: Path | None = None):
+    """Yield a Cluster: a running master with one registered worker."""
     with tempfile.TemporaryDirectory(prefix="spark-cluster-") as tmp:
         logs = Path(log_dir or Path(tmp) / "logs")
         logs.mkdir(parents=True, exist_ok=True)
@@ -87,8 +109,15 @@ def standalone_cluster(cores: int = 2, memory: str = "2g", log_dir: Path | None 
                                        "--memory", memory, "--work-dir", str(work), url],
                             logs, "Successfully registered with master")
             try:
-                yield url
+                yield Cluster(url, worker.pid)
             finally:
                 _stop(worker)
         finally:
             _stop(master)
+
+
+@contextlib.contextmanager
+def standalone_cluster(cores: int = 2, memory: str = "2g", log_dir: Path | None = None):
+    """Yield the master URL (spark://127.0.0.1:PORT) of a running master with one registered worker."""
+    with running_cluster(cores, memory, log_dir) as cluster:
+        yield cluster.url
