@@ -54,3 +54,12 @@ def test_series_takes_eval_rows_only_and_sorts_by_step(tmp_path):
     steps, values = series(read_metrics(tmp_path / "metrics.jsonl"), "val_bpb")
     assert steps == [50, 100]
     assert values == [2.5, 2.0]
+
+
+def test_series_leaves_out_a_step_whose_windows_were_all_skipped(tmp_path):
+    rows = _rows()
+    rows[2]["train_loss"] = None  # what the trainer logs when every window of a step came from a skipped shard
+    _metrics(tmp_path / "metrics.jsonl", rows)
+    steps, values = series(read_metrics(tmp_path / "metrics.jsonl"), "train_loss")
+    assert steps == [10, 20, 40, 50, 60, 70, 80, 90, 100]
+    assert len(values) == 9 and None not in values

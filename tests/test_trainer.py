@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from pipeline.tokenize.shards import read_manifest
 from test_trainer_data import make_dataset
+from trainer.data import ShardStore, TrainWindows
 
 pytestmark = pytest.mark.slow
 
@@ -43,18 +45,18 @@ def _can_unshare() -> bool:
 UNSHARE = _can_unshare()
 
 
-def _command(script: Path, nproc: int, manifest: Path, out: Path) -> list[str]:
+def _command(script: Path, nproc: int, manifest: Path, out: Path, *extra: str) -> list[str]:
     """torchrun inside a private loopback-only network namespace when allowed (its store binds all interfaces)."""
     cmd = [str(TORCHRUN), "--standalone", f"--nproc_per_node={nproc}", str(script), "--data", str(manifest),
-           "--out", str(out), "--preset", "tiny", "--steps", str(STEPS)]
+           "--out", str(out), "--preset", "tiny", "--steps", str(STEPS), *extra]
     if UNSHARE:
         cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up; exec "$@"', "sh", *cmd]
     return cmd
 
 
-def _run(script: Path, nproc: int, manifest: Path, out: Path) -> str:
-    proc = subprocess.run(_command(script, nproc, manifest, out), capture_output=True, text=True, timeout=300,
-                          cwd=REPO)
+def _run(script: Path, nproc: int, manifest: Path, out: Path, *extra: str) -> str:
+    proc = subprocess.run(_command(script, nproc, manifest, out, *extra), capture_output=True, text=True,
+                          timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 
@@ -132,6 +134,26 @@ def test_resuming_on_two_processes_a_run_started_on_one_consumes_the_same_sample
     final = torch.load(out / "checkpoints" / f"step-{STEPS:08d}.pt", weights_only=True)
     assert final["loader"] == torch.load(reference / "checkpoints" / f"step-{STEPS:08d}.pt",
                                          weights_only=True)["loader"]
+
+
+def test_two_processes_skipping_a_truncated_shard_finish_in_step_and_count_it(setup, tmp_path):
+    script, manifest, _ = setup
+    data = tmp_path / "data"
+    shutil.copytree(manifest.parent, data)
+    # Truncate the shard of the last step's windows: the ranks meet it mid-run, each on its own windows.
+    windows = TrainWindows(ShardStore(read_manifest(str(data / "manifest.json")), "train"), 64, 16, 1234)
+    (bad, _), *_ = windows.locate((STEPS - 1) * 16, 1)
+    shard = data / windows.store.shards[bad].url
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+
+    out = tmp_path / "skip"
+    stdout = _run(script, 2, data / "manifest.json", out, "--set", "data.on_bad_shard=skip")
+    rows = _metrics(out)
+    assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
+    assert rows[0]["skipped_shards"] == 0 and rows[-1]["skipped_shards"] == 1 and "skipped shards 1" in stdout
+    rank0 = torch.load(out / "params-rank0.pt", weights_only=True)
+    rank1 = torch.load(out / "params-rank1.pt", weights_only=True)
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
 
 
 def test_help_explains_every_option():

@@ -7,6 +7,7 @@ import hashlib
 import importlib
 import inspect
 import json
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -174,3 +175,46 @@ def test_a_corrupted_shard_stops_the_loader_with_its_name(tmp_path):
     with pytest.raises(ShardError, match=r"shards/train/shard-000001\.tar: sha256 mismatch"):
         for i in range(len(store.shards)):
             store.stream(i)
+
+
+def _flip_a_byte(shard: Path) -> None:
+    data = bytearray(shard.read_bytes())
+    data[2000] ^= 0x01
+    shard.write_bytes(bytes(data))
+
+
+def test_a_truncated_shard_read_without_sha256_checks_stops_the_loader_with_its_name(tmp_path):
+    m = make_dataset(tmp_path)
+    shard = tmp_path / "shards" / "train" / "shard-000001.tar"
+    data = shard.read_bytes()
+    with tarfile.open(shard) as tar:
+        end = max(info.offset_data + info.size for info in tar)  # past this only the tar's zero padding follows
+    store = ShardStore(read_manifest(str(m)), "train", verify=False)
+    for cut in range(1, end, 331):  # inside headers, .json and .npy members alike
+        shard.write_bytes(data[:cut])
+        with pytest.raises(ShardError, match=r"shards/train/shard-000001\.tar"):
+            store.stream(1)
+    shard.write_bytes(data[: end - 1])
+    with pytest.raises(ShardError, match=r"shards/train/shard-000001\.tar: truncated"):
+        store.stream(1)
+
+
+def test_skipping_a_bad_shard_fills_its_windows_with_ignored_targets_and_leaves_the_rest_alone(tmp_path):
+    m = make_dataset(tmp_path)
+    manifest = read_manifest(str(m))
+    intact = TrainWindows(ShardStore(manifest, "train"), 64, 16, 5)
+    expected = [intact.batch(p, 16) for p in range(0, intact.epoch_length, 16)]
+    _flip_a_byte(tmp_path / "shards" / "train" / "shard-000001.tar")
+    with pytest.raises(ShardError, match="shard-000001.tar: sha256 mismatch"):
+        TrainWindows(ShardStore(manifest, "train"), 64, 16, 5).store.stream(1)
+
+    skipping = TrainWindows(ShardStore(manifest, "train", on_bad_shard="skip"), 64, 16, 5)
+    filler = 0
+    for p, (want_x, want_y) in zip(range(0, skipping.epoch_length, 16), expected):
+        x, y = skipping.batch(p, 16)
+        bad = torch.from_numpy(np.concatenate([np.full(len(idx), s == 1) for s, idx in skipping.locate(p, 16)]))
+        assert x.shape == y.shape == (16, 64)
+        assert torch.equal(x[~bad], want_x[~bad]) and torch.equal(y[~bad], want_y[~bad])
+        assert (x[bad] == manifest.eos_id).all() and (y[bad] == -1).all()
+        filler += int(bad.sum())
+    assert filler == skipping.per_shard[1] and skipping.store.skipped == {1}

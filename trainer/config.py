@@ -35,12 +35,24 @@ class OptimConfig:
     grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
 
 
+BAD_SHARD_POLICIES = ("fail", "skip")
+
+
 @dataclass
 class DataConfig:
     batch_size: int = 480  # windows (of block_size + 1 tokens) per optimizer step, over all processes
     micro_batch_size: int = 12  # windows per process per forward pass
     seed: int = 1234  # the global sample order is a function of (seed, epoch) only
     verify_sha256: bool = True
+    # A training shard that fails its sha256 or does not decode: "fail" stops with an error naming it; "skip"
+    # logs it, trains on nothing from it and counts it as `skipped_shards` (rules in trainer/data.py).
+    # Validation shards always fail: skipping one would silently change what val_loss measures.
+    on_bad_shard: str = "fail"
+
+    def __post_init__(self):
+        if self.on_bad_shard not in BAD_SHARD_POLICIES:
+            raise cfglib.ConfigError(f"data.on_bad_shard: expected one of {', '.join(BAD_SHARD_POLICIES)}, "
+                                     f"got {self.on_bad_shard!r}")
 
 
 @dataclass

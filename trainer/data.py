@@ -19,9 +19,19 @@ Reading. Each process fetches a shard's bytes once (pipeline.storage: local, fil
 checks its sha256 against the manifest (an error names the shard), decodes the tar once and keeps the
 stream as one NumPy array; a batch is a single fancy-indexing gather. No DataLoader workers and no
 per-sample IPC are involved, and the next shard is fetched by a background thread while this one is used.
+
+Bad shards. A shard whose bytes fail the sha256 check or do not decode (truncated, wrong counts) raises
+ShardError naming it. With `on_bad_shard="skip"` the store logs it and marks it skipped instead, and every
+window the global order assigns to it becomes a filler window whose targets are all ignored. Positions,
+batch shapes and the number of micro-batches per rank are unchanged, so ranks need not agree on anything
+for DDP to stay in step: each rank decides alone, and since badness is a property of the file, every rank
+that touches the shard decides the same. The order of all other windows stays the pure function above.
+The trainer pools the ranks' skipped sets at log and checkpoint steps (for the `skipped_shards` count) and
+saves them in checkpoints, so a resumed run skips the same shards even if a file was repaired meanwhile.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,6 +41,10 @@ import numpy as np
 import torch
 
 from pipeline.tokenize.shards import Manifest, ShardError, ShardInfo, iter_shard, verify_shard
+from trainer.config import BAD_SHARD_POLICIES
+from trainer.model import IGNORE_INDEX
+
+log = logging.getLogger(__name__)
 
 
 def _default_read(uri: str) -> bytes:
@@ -43,9 +57,13 @@ class ShardStore:
     """Fetch, verify and decode shards of one split; keep the most recent few streams in memory."""
 
     def __init__(self, manifest: Manifest, split: str, verify: bool = True, read: Callable[[str], bytes] = _default_read,
-                 keep: int = 3):
+                 keep: int = 3, on_bad_shard: str = "fail"):
         if split not in manifest.splits:
             raise ShardError(f"{manifest.uri}: no split {split!r} (has {', '.join(manifest.splits)})")
+        if on_bad_shard not in BAD_SHARD_POLICIES:
+            raise ValueError(f"on_bad_shard must be one of {BAD_SHARD_POLICIES}, got {on_bad_shard!r}")
+        self.on_bad_shard = on_bad_shard
+        self.skipped: set[int] = set()  # indices of shards found bad under on_bad_shard="skip"
         self.manifest = manifest
         self.shards: list[ShardInfo] = manifest.splits[split].shards
         self.verify = verify
@@ -70,18 +88,28 @@ class ShardStore:
 
     def prefetch(self, i: int) -> None:
         with self._lock:
-            if i in self._cache or i in self._pending:
+            if i in self._cache or i in self._pending or i in self.skipped:
                 return
             self._pending[i] = self._pool.submit(self._load, i)
 
-    def stream(self, i: int) -> np.ndarray:
-        """The shard's tokens as one array."""
+    def stream(self, i: int) -> np.ndarray | None:
+        """The shard's tokens as one array; None for a bad shard skipped under on_bad_shard="skip"."""
         with self._lock:
+            if i in self.skipped:
+                return None
             if i in self._cache:
                 self._cache.move_to_end(i)
                 return self._cache[i]
             future = self._pending.pop(i, None)
-        stream = future.result() if future is not None else self._load(i)
+        try:
+            stream = future.result() if future is not None else self._load(i)
+        except ShardError as e:
+            if self.on_bad_shard == "fail":
+                raise
+            log.warning("%s; skipping the shard (data.on_bad_shard=skip)", e)
+            with self._lock:
+                self.skipped.add(i)
+            return None
         with self._lock:
             self._cache[i] = stream
             while len(self._cache) > self.keep:
@@ -143,14 +171,25 @@ class TrainWindows:
         return out
 
     def batch(self, position: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs and targets (int64, shape [count, block_size]) for global positions [position, position+count)."""
+        """Inputs and targets (int64, shape [count, block_size]) for global positions [position, position+count).
+
+        Windows of a skipped shard come back as EOS inputs with every target IGNORE_INDEX (module docs)."""
         B = self.block_size
-        rows = []
+        rows, skipped = [], []
         for shard, windows in self.locate(position, count):
             stream = self.store.stream(shard)
-            rows.append(stream[(windows * B)[:, None] + np.arange(B + 1)])
+            if stream is None:
+                rows.append(np.full((len(windows), B + 1), self.store.manifest.eos_id, dtype=self.store.manifest.dtype))
+            else:
+                rows.append(stream[(windows * B)[:, None] + np.arange(B + 1)])
+            skipped.append(np.full(len(windows), stream is None))
         w = torch.from_numpy(np.concatenate(rows).astype(np.int64))
-        return w[:, :-1], w[:, 1:]  # views of one gather; the model accepts non-contiguous inputs
+        x, y = w[:, :-1], w[:, 1:]  # views of one gather; the model accepts non-contiguous inputs
+        filler = np.concatenate(skipped)
+        if filler.any():
+            y = y.clone()
+            y[torch.from_numpy(filler)] = IGNORE_INDEX
+        return x, y
 
     def state(self, position: int) -> dict[str, int]:
         epoch, offset = divmod(position, self.epoch_length)

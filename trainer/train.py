@@ -2,12 +2,16 @@
 
 Losses are sums of token cross-entropies divided by the number of targets in the whole optimizer step, so
 the gradient of a step is the same whatever the world size and the number of micro-steps (up to float
-rounding).
+rounding). Under data.on_bad_shard="skip" some windows may carry no targets (trainer/data.py); the gradient
+is then rescaled to the mean over the targets the step really had.
+
+Each step's loss sum, target count and time spent waiting for the loader travel in one all-reduce, so the
+logged `train_loss` and `data_wait` (the ranks' mean fraction of step time spent fetching batches) cost no
+extra communication.
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import sys
@@ -23,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from pipeline import config as cfglib
 from pipeline.tokenize.shards import Manifest, read_manifest
 from trainer import checkpoint, flops
+from trainer.metrics import MetricsLog
 from trainer.config import TrainConfig
 from trainer.data import ShardStore, TrainWindows, eval_batches, eval_text_bytes, micro_positions
 from trainer.model import GPT
@@ -75,14 +80,6 @@ class Dist:
     def close(self) -> None:
         if self.world > 1:
             dist.destroy_process_group()
-
-
-def _rewrite_metrics(path: Path, upto_step: int) -> None:
-    """Drop rows past the checkpoint we resume from: a killed run may have logged steps it then lost."""
-    if not path.exists():
-        return
-    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= upto_step]
-    path.write_text("".join(r + "\n" for r in rows))
 
 
 def _format_eta(seconds: float) -> str:
@@ -154,15 +151,16 @@ def _train(cfg: TrainConfig, data: str, out: Path, d: Dist) -> GPT:
                                  f"micro_batch_size {cfg.data.micro_batch_size} x world size {d.world}")
     accum = cfg.data.batch_size // per_micro
     ckpt_dir = out / "checkpoints"
-    metrics_path = out / "metrics.jsonl"
+    skip_bad = cfg.data.on_bad_shard == "skip"
 
     torch.manual_seed(cfg.seed)
     raw = GPT(cfg.model).to(d.device)
     optimizer = raw.configure_optimizer(cfg.optim.weight_decay, cfg.optim.lr, (cfg.optim.beta1, cfg.optim.beta2),
                                         fused=d.device.type == "cuda")
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, cfg))
-    windows = TrainWindows(ShardStore(manifest, "train", cfg.data.verify_sha256), cfg.model.block_size,
-                           cfg.data.batch_size, cfg.data.seed)
+    windows = TrainWindows(ShardStore(manifest, "train", cfg.data.verify_sha256, on_bad_shard=cfg.data.on_bad_shard),
+                           cfg.model.block_size, cfg.data.batch_size, cfg.data.seed)
+    shard_index = {s.url: i for i, s in enumerate(windows.store.shards)}
     has_val = "val" in manifest.splits and manifest.splits["val"].shards
     val = ShardStore(manifest, "val", cfg.data.verify_sha256) if has_val else None
 
@@ -174,15 +172,18 @@ def _train(cfg: TrainConfig, data: str, out: Path, d: Dist) -> GPT:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start, position = state["step"], windows.position(state["loader"])
+        # A shard found bad stays skipped for the rest of the run, so a resumed run decides as the first did.
+        windows.store.skipped.update(shard_index[url] for url in state.get("skipped_shards", []))
         rng = state["rng"]
         if len(rng) == d.world:
             torch.set_rng_state(rng[d.rank])
         else:  # a new world size: a fresh but reproducible stream per rank (only dropout draws from it)
             torch.manual_seed(cfg.seed + 1000003 * start + d.rank)
+    metrics: MetricsLog | None = None
     if d.master:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(cfglib.dump_yaml(cfg))
-        _rewrite_metrics(metrics_path, start)
+        metrics = MetricsLog(out, start)
         print(f"model {raw.num_params() / 1e6:.2f}M params | world {d.world} | micro {cfg.data.micro_batch_size} "
               f"x accum {accum} = {cfg.data.batch_size} windows/step | "
               + (f"resumed from {resume.name}" if resume else "from scratch"), flush=True)
@@ -195,18 +196,31 @@ def _train(cfg: TrainConfig, data: str, out: Path, d: Dist) -> GPT:
     flops_token = flops.flops_per_token(cfg.model)
     last_time, last_step = time.perf_counter(), start
     t_begin, step_begin = last_time, start
+    wait_time = step_time = 0.0  # since the last log row: mean seconds ranks waited for data, master's step seconds
 
     for step in range(start, cfg.steps):
-        loss_total = torch.zeros((), dtype=torch.float64, device=d.device)
+        step_start = time.perf_counter()
+        wait = 0.0
+        stats = torch.zeros(3, dtype=torch.float64, device=d.device)  # loss sum, targets, seconds waiting for data
         for m in range(accum):
+            fetch = time.perf_counter()
             x, y = windows.batch(micro_positions(position, m, d.rank, d.world, cfg.data.micro_batch_size),
                                  cfg.data.micro_batch_size)
             x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
+            wait += time.perf_counter() - fetch
             sync = m == accum - 1 or d.world == 1
             with (contextlib.nullcontext() if sync else model.no_sync()), _autocast(d.device):
-                _, loss_sum, _ = model(x, y)
+                _, loss_sum, n = model(x, y)
                 (loss_sum / (tokens_per_step / d.world)).backward()
-            loss_total += loss_sum.detach().double()
+            stats[0] += loss_sum.detach().double()
+            stats[1] += n
+        stats[2] = wait
+        d.sum_(stats)
+        if skip_bad:  # rescale to the mean over the step's real targets (x 1.0 when no window was skipped)
+            scale = tokens_per_step / stats[1].clamp(min=1)
+            for p in raw.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(scale)
         if cfg.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.optim.grad_clip)
         lr = optimizer.param_groups[0]["lr"]
@@ -215,37 +229,54 @@ def _train(cfg: TrainConfig, data: str, out: Path, d: Dist) -> GPT:
         optimizer.zero_grad(set_to_none=True)
         position += cfg.data.batch_size
         done = step + 1
-        train_loss = d.sum_(loss_total).item() / tokens_per_step
+        loss_sum_total, targets, waited = stats.tolist()
+        train_loss = loss_sum_total / targets if targets else None  # None: every window skipped
+        wait_time += waited / d.world
+        step_time += time.perf_counter() - step_start
 
+        log_due = done % cfg.log_every == 0 or done == cfg.steps
+        eval_due = val is not None and ((cfg.eval.every and done % cfg.eval.every == 0) or done == cfg.steps)
+        ckpt_due = done % cfg.ckpt_every == 0 or done == cfg.steps
+        if skip_bad and (log_due or eval_due or ckpt_due):  # the same steps on every rank, so safe to gather
+            windows.store.skipped.update(*d.gather(windows.store.skipped))
         row: dict[str, Any] | None = None
-        if done % cfg.log_every == 0 or done == cfg.steps:
+        if log_due:
             now = time.perf_counter()
             row = {"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss, "lr": lr,
-                   "tokens_per_s": (done - last_step) * tokens_per_step / max(now - last_time, 1e-9)}
+                   "tokens_per_s": (done - last_step) * tokens_per_step / max(now - last_time, 1e-9),
+                   "data_wait": wait_time / max(step_time, 1e-9)}
             if peak is not None:
                 row["mfu"] = flops.mfu(flops_token, row["tokens_per_s"] / d.world, peak)
             last_time, last_step = now, done
-        if val is not None and ((cfg.eval.every and done % cfg.eval.every == 0) or done == cfg.steps):
+            wait_time = step_time = 0.0
+        if eval_due:
             row = (row or {"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss, "lr": lr})
             row.update(evaluate(raw, val, cfg, d))
-        if done % cfg.ckpt_every == 0 or done == cfg.steps:
+        if row is not None and skip_bad:
+            row["skipped_shards"] = len(windows.store.skipped)
+        if ckpt_due:
             rng = d.gather(torch.get_rng_state())
             if d.master:
                 checkpoint.save(ckpt_dir, done, {
                     "model": raw.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "step": done, "loader": windows.state(position),
+                    "skipped_shards": sorted(windows.store.shards[i].url for i in windows.store.skipped),
                     "rng": rng, "world_size": d.world, "config": cfglib.to_dict(cfg),
                 }, cfg.keep_checkpoints)
-        if d.master and row is not None:
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
+        if metrics is not None and row is not None:
+            metrics.write(row)
             rate = (done - step_begin) / max(time.perf_counter() - t_begin, 1e-9)
-            extra = f" | mfu {row['mfu']:.1%}" if "mfu" in row else ""
+            extra = f" | data wait {row['data_wait']:.1%}" if "data_wait" in row else ""
+            extra += f" | mfu {row['mfu']:.1%}" if "mfu" in row else ""
+            extra += f" | skipped shards {row['skipped_shards']}" if row.get("skipped_shards") else ""
             extra += f" | val {row['val_loss']:.4f} bpb {row['val_bpb']:.3f}" if "val_loss" in row else ""
-            print(f"step {done}/{cfg.steps} | loss {train_loss:.4f} | lr {lr:.2e} | "
+            loss = "-" if train_loss is None else f"{train_loss:.4f}"
+            print(f"step {done}/{cfg.steps} | loss {loss} | lr {lr:.2e} | "
                   f"{row.get('tokens_per_s', 0) / 1e3:.1f}k tok/s | eta {_format_eta((cfg.steps - done) / rate)}{extra}",
                   flush=True)
 
+    if metrics is not None:
+        metrics.close()
     windows.store.close()
     if val is not None:
         val.close()

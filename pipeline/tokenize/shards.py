@@ -184,6 +184,9 @@ def iter_shard(data: bytes, name: str = "shard") -> Iterator[tuple[str, np.ndarr
             if not info.isreg():
                 raise ShardError(f"{name}: member {info.name!r} is not a regular file")
             key, _, suffix = info.name.partition(".")
+            if info.offset_data + info.size > len(data):
+                raise ShardError(f"{name}: truncated ({info.name} needs {info.offset_data + info.size} bytes, "
+                                 f"the file has {len(data)})")
             payload = view[info.offset_data : info.offset_data + info.size]
             if suffix == META_SUFFIX:
                 if pending_key is not None:
