@@ -93,10 +93,10 @@ def build_slice(corpus: Path, out_dir: Path) -> dict[tuple[str, int], dict]:
     return mapping
 
 
-def spark_submit(job: str, inp: Path, out: Path, settings=()) -> None:
+def spark_submit(job: str, inp: Path, out: Path, settings=(), master: str = "local[2]") -> None:
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
            "PYSPARK_DRIVER_PYTHON": sys.executable}
-    cmd = [str(SPARK_SUBMIT), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
+    cmd = [str(SPARK_SUBMIT), "--master", master, "--conf", "spark.ui.enabled=false",
            "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1",
            f"jobs/{job}.py", "--input", str(inp), "--output", str(out)]
     for s in settings:
@@ -121,6 +121,23 @@ def run(shared_corpus, tmp_path_factory):
         previous = root / stage
     stats = {s: json.loads((root / s / "stats.json").read_text()) for s in ("clean", "dedupe", "filter", "tokenize")}
     return {"root": root, "mapping": mapping, "stats": stats}
+
+
+def test_the_pipeline_job_on_one_core_writes_the_same_bytes_as_the_stage_jobs_on_two(run):
+    """local[1] and local[2] (and one job against four) give byte-identical parts, clusters, samples,
+    shards, tokenizer and manifest; stats differ only in their timings."""
+    one_core = run["root"] / "local1"
+    spark_submit("pipeline", run["root"] / "in", one_core, SETTINGS, master="local[1]")
+    for stage in ("clean", "dedupe", "filter", "tokenize"):
+        two = {str(p.relative_to(run["root"] / stage)): p.read_bytes()
+               for p in sorted((run["root"] / stage).rglob("*")) if p.is_file() and p.name != "stats.json"}
+        one = {str(p.relative_to(one_core / stage)): p.read_bytes()
+               for p in sorted((one_core / stage).rglob("*")) if p.is_file() and p.name != "stats.json"}
+        assert sorted(one) == sorted(two), stage
+        assert [k for k in two if one[k] != two[k]] == [], stage
+        untimed = [{k: v for k, v in json.loads((d / stage / "stats.json").read_text()).items() if k != "seconds"}
+                   for d in (one_core, run["root"])]
+        assert untimed[0] == untimed[1], stage
 
 
 def test_stats_reconcile_and_chain(run):
