@@ -54,6 +54,17 @@ def test_schedule_warms_up_linearly_then_decays_to_min_lr():
     assert values == sorted(values, reverse=True)
 
 
+def test_wsd_schedule_holds_the_peak_then_decays_linearly_over_the_last_fraction():
+    cfg = load("tiny", overrides=["steps=100", "optim.warmup_steps=10", "optim.lr=1e-3", "optim.min_lr=1e-4",
+                                  "optim.decay=wsd", "optim.decay_fraction=0.2"])
+    assert lr_multiplier(4, cfg) == pytest.approx(0.5)
+    assert all(lr_multiplier(s, cfg) == pytest.approx(1.0) for s in range(10, 81))
+    assert lr_multiplier(90, cfg) == pytest.approx(0.55)
+    assert lr_multiplier(100, cfg) == pytest.approx(0.1)
+    with pytest.raises(ConfigError, match="optim.decay"):
+        load("tiny", overrides=["optim.decay=linear"])
+
+
 def test_config_rejects_unknown_keys_and_presets():
     with pytest.raises(ConfigError, match="model.n_layers"):
         load("tiny", overrides=["model.n_layers=3"])

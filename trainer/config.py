@@ -24,15 +24,29 @@ class ModelConfig:
     vocab_size: int = 0  # 0 = the manifest's tokenizer vocab_size (padded up to a multiple of 64 by the model)
 
 
+DECAYS = ("cosine", "wsd")
+
+
 @dataclass
 class OptimConfig:
     lr: float = 6e-4
-    min_lr: float = 6e-5  # the cosine decays to this at `train.steps`
+    min_lr: float = 6e-5  # the learning rate reached at `train.steps`
     warmup_steps: int = 700
+    # After warmup: "cosine" decays all the way to min_lr; "wsd" (warmup-stable-decay) holds lr, then decays
+    # linearly to min_lr over the last `decay_fraction` of the steps, so a run can be extended from the
+    # stable phase.
+    decay: str = "cosine"
+    decay_fraction: float = 0.2
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
+
+    def __post_init__(self):
+        if self.decay not in DECAYS:
+            raise cfglib.ConfigError(f"optim.decay: expected one of {', '.join(DECAYS)}, got {self.decay!r}")
+        if not 0.0 < self.decay_fraction <= 1.0:
+            raise cfglib.ConfigError(f"optim.decay_fraction: expected a fraction in (0, 1], got {self.decay_fraction}")
 
 
 BAD_SHARD_POLICIES = ("fail", "skip")

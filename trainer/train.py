@@ -34,12 +34,17 @@ from trainer.model import GPT
 
 
 def lr_multiplier(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup to optim.lr, then cosine decay to optim.min_lr at `steps` (as a factor of optim.lr)."""
+    """Linear warmup to optim.lr, then cosine decay to optim.min_lr at `steps`, or for WSD a constant lr and
+    a linear decay to optim.min_lr over the last `decay_fraction` of the steps (as a factor of optim.lr)."""
     o = cfg.optim
     if step < o.warmup_steps:
         return (step + 1) / o.warmup_steps
-    progress = min(1.0, (step - o.warmup_steps) / max(1, cfg.steps - o.warmup_steps))
     floor = o.min_lr / o.lr
+    if o.decay == "wsd":
+        decay_start = cfg.steps - max(1, round(o.decay_fraction * cfg.steps))
+        progress = min(1.0, max(0, step - decay_start) / max(1, cfg.steps - decay_start))
+        return 1.0 - (1.0 - floor) * progress
+    progress = min(1.0, (step - o.warmup_steps) / max(1, cfg.steps - o.warmup_steps))
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
