@@ -41,7 +41,7 @@ $(ROOT)/.venv-bench/.installed: $(ROOT)/benchmarks/requirements-datatrove.txt
 	touch $@
 
 test: venv ## run the test suite (pass options with PYTEST_ARGS='-k dedup -x')
-	cd $(ROOT) && $(RUN_ENV) $(PY) -m pytest -q $(PYTEST_ARGS)
+	cd $(ROOT) && $(RUN_ENV) $(PY) -m pytest -q --durations=12 $(PYTEST_ARGS)
 
 demo: venv ## build the default corpus, run the pipeline with spark-submit and train with torchrun into DEMO_OUT
 	cd $(ROOT) && $(RUN_ENV) $(PY) -m pipeline.demo --out $(DEMO_OUT)
