@@ -26,9 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -36,9 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import labelled_corpus  # noqa: E402
 from pipeline import config as config_lib  # noqa: E402
-from pipeline import storage  # noqa: E402
 from pipeline.stages import dedupe as dedupe_stage  # noqa: E402
-from pipeline.stages import spark_io  # noqa: E402
 from pipeline.stages.config import PipelineConfig  # noqa: E402
 
 DOCS_PER_PART = 2000  # input Parquet parts (Spark tasks) grow with the input
@@ -72,21 +67,6 @@ def perturbed_copy(docs: list[dict], k: int) -> list[dict]:
     table = _rotation(k)
     return [{"id": f"{d['id']}-{k}",
              "text": TOKEN_WORD.sub(lambda m: m.group() + suffix, d["text"]).translate(table)} for d in docs]
-
-
-def write_input_stage(stage: str, docs: list[dict]) -> None:
-    """A committed stage directory (Parquet parts of id + text, stats.json, _SUCCESS), as clean leaves it."""
-    attempt = spark_io.begin(stage)
-    paths = []
-    for k, chunk in enumerate(np.array_split(np.arange(len(docs)), max(1, len(docs) // DOCS_PER_PART))):
-        path = storage.join(stage, spark_io.TEMPORARY, attempt, "data", f"part-{k:05d}-a0.parquet")
-        table = pa.table({"id": [docs[i]["id"] for i in chunk], "text": [docs[i]["text"] for i in chunk]})
-        with storage.open_output(path) as f:
-            pq.write_table(table, f, compression="zstd")
-        paths.append(path)
-    result = spark_io.WriteResult()
-    result.counts[("kept", None)] = len(docs)
-    spark_io.commit(stage, attempt, {"kept": paths}, spark_io.stage_stats("clean", len(docs), result, 0.0))
 
 
 def start_spark(cores: int):
@@ -150,7 +130,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for s in sizes:
-            write_input_stage(f"{tmp}/in{s}", [d for c in copies[:s] for d in c])
+            docs = [d for c in copies[:s] for d in c]
+            labelled_corpus.write_input_stage(f"{tmp}/in{s}", docs, len(docs) // DOCS_PER_PART)
         spark, startup = start_spark(args.cores)
         try:
             warm, _, _ = run_stage(spark, f"{tmp}/in1", f"{tmp}/warm")

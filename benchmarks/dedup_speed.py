@@ -63,7 +63,7 @@ def datasketch(texts: list[str], num_perm: int) -> float:
 def spark_side(docs: list[dict], tmp: str) -> dict:
     """(wall s, CPU s) on local[1] of the signature step and the whole stage, first run and warm run;
     and the session start-up seconds."""
-    dedup_scaling.write_input_stage(f"{tmp}/in", docs)
+    labelled_corpus.write_input_stage(f"{tmp}/in", docs, len(docs) // dedup_scaling.DOCS_PER_PART)
     spark, startup = dedup_scaling.start_spark(1)
     cfg = DedupeConfig()
 

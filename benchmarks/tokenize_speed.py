@@ -28,36 +28,17 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import labelled_corpus  # noqa: E402
 from pipeline import config as config_lib  # noqa: E402
-from pipeline import storage  # noqa: E402
-from pipeline.stages import spark_io  # noqa: E402
 from pipeline.stages import tokenize as tokenize_stage  # noqa: E402
 from pipeline.stages.config import PipelineConfig  # noqa: E402
 from pipeline.tokenize.shards import token_dtype  # noqa: E402
 from pipeline.tokenize.tokenizer import encode_texts, train_bpe  # noqa: E402
 
 BATCH = 2048
-
-
-def write_input_stage(stage: str, docs: list[dict], parts: int) -> None:
-    """A committed stage directory (Parquet parts of id + text, stats.json, _SUCCESS), as filter leaves it."""
-    attempt = spark_io.begin(stage)
-    paths = []
-    for k, chunk in enumerate(np.array_split(np.arange(len(docs)), parts)):
-        path = storage.join(stage, spark_io.TEMPORARY, attempt, "data", f"part-{k:05d}-a0.parquet")
-        table = pa.table({"id": [docs[i]["id"] for i in chunk], "text": [docs[i]["text"] for i in chunk]})
-        with storage.open_output(path) as f:
-            pq.write_table(table, f, compression="zstd")
-        paths.append(path)
-    result = spark_io.WriteResult()
-    result.counts[("kept", None)] = len(docs)
-    spark_io.commit(stage, attempt, {"kept": paths}, spark_io.stage_stats("filter", len(docs), result, 0.0))
 
 
 def bare(tok, texts: list[str], dtype) -> tuple[float, list[np.ndarray]]:
@@ -120,7 +101,7 @@ def main() -> None:
         t_bare, arrays = bare(tok, texts, dtype)
         n_tokens = sum(len(a) for a in arrays)
 
-        write_input_stage(f"{tmp}/filter", docs, args.parts)
+        labelled_corpus.write_input_stage(f"{tmp}/filter", docs, args.parts, "filter")
         runs = spark_runs(f"{tmp}/filter", f"{tmp}/tokenize", tokenizer_path, args.shard_bytes)
 
     for seconds, stats in runs:
