@@ -11,9 +11,11 @@ extra communication.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 import os
+import pickle
 import sys
 import time
 from dataclasses import replace
@@ -69,18 +71,35 @@ class Dist:
             dist.init_process_group(backend="nccl" if cuda else "gloo", rank=self.rank, world_size=self.world,
                                     store=dist.PrefixStore(f"attempt-{attempt}", store))
         self.master = self.rank == 0
+        # Tensors of the latest collectives, kept alive by Python. Once DDP has wrapped a model, gloo's process
+        # group outlives destroy_process_group and its worker threads run until the interpreter exits; a worker
+        # that drops the last reference to a Python-owned tensor then needs the GIL during interpreter shutdown
+        # and the process aborts ("terminate called without an active exception"). Holding the latest
+        # collectives' tensors here means the last reference is always Python's.
+        self._in_flight: collections.deque = collections.deque(maxlen=8)
 
     def sum_(self, t: torch.Tensor) -> torch.Tensor:
         if self.world > 1:
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
+            self._in_flight.append(t)
         return t
 
+    def _all_gather(self, t: torch.Tensor) -> list[torch.Tensor]:
+        out = [torch.empty_like(t) for _ in range(self.world)]
+        dist.all_gather(out, t)
+        self._in_flight.append((t, out))
+        return out
+
     def gather(self, obj: Any) -> list[Any]:
+        """Every rank's picklable `obj` (all_gather_object's protocol, with tensors this class keeps alive)."""
         if self.world == 1:
             return [obj]
-        out: list[Any] = [None] * self.world
-        dist.all_gather_object(out, obj)
-        return out
+        data = torch.frombuffer(bytearray(pickle.dumps(obj)), dtype=torch.uint8)
+        sizes = [int(n) for n in self._all_gather(torch.tensor([data.numel()], device=self.device))]
+        padded = torch.zeros(max(sizes), dtype=torch.uint8)
+        padded[: data.numel()] = data
+        parts = self._all_gather(padded.to(self.device))
+        return [pickle.loads(part[:n].cpu().numpy().tobytes()) for part, n in zip(parts, sizes)]
 
     def close(self) -> None:
         if self.world > 1:
