@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import config as config_lib
-from pipeline.dedup.index_spark import GENERATIONS, IndexMismatch
+from pipeline.dedup.index_spark import GENERATIONS, IndexMismatch, history_candidates
 from pipeline.stages import dedupe
 from pipeline.stages.config import PipelineConfig
 from pipeline.stages.spark_io import SUCCESS
@@ -132,3 +132,13 @@ def test_an_index_built_with_other_minhash_parameters_is_refused(runs, spark, tm
     cfg = config_lib.load(PipelineConfig, overrides=[f"dedupe.index={runs['index_uri']}", "dedupe.seed=2"])
     with pytest.raises(IndexMismatch, match="seed"):
         dedupe.run(spark, str(runs["input"]), str(tmp_path / "out"), cfg)
+
+
+def test_a_bucket_shared_by_many_history_documents_pairs_each_new_document_once(spark):
+    """k new documents in buckets holding m history documents give k pairs (to the smallest history id),
+    not k*m; a re-submitted batch document is still paired by id order."""
+    new = spark.createDataFrame([(f"n{i:02d}", 40, [7, 8]) for i in range(30)], "id string, shingles int, bands array<bigint>")
+    history = [(f"h{i:03d}", [7, 8], None) for i in range(200)] + [("n50", [7, 8], True)]
+    past = spark.createDataFrame(history, "history_id string, bands array<bigint>, in_batch boolean")
+    pairs = sorted(tuple(r) for r in history_candidates(new, past).collect())
+    assert pairs == sorted([(f"n{i:02d}", "h000") for i in range(30)] + [(f"n{i:02d}", "n50") for i in range(30)])

@@ -107,11 +107,22 @@ def outranks() -> F.Column:
 
 
 def history_candidates(new: DataFrame, past: DataFrame) -> DataFrame:
-    """(id, history_id) for every new document that shares a band bucket with a history document that
-    outranks it (`past`: history_id, bands, in_batch)."""
+    """(id, history_id) pairs to verify (`past`: history_id, bands, in_batch).
+
+    As within a batch, a bucket is a star: each new document in it is paired with the bucket's smallest
+    history id only, so k new and m history documents sharing a bucket give k pairs, not k*m. A near
+    duplicate shares most of its bands with its original, so it meets the original as the smallest id of
+    at least one of them. Re-submitted batch documents that the index already holds are paired as they
+    are: whether one outranks a new document depends on the new document's id (`outranks`).
+    """
     buckets = new.where(F.col("shingles") > 0).select("id", F.posexplode("bands").alias("band", "bucket"))
     history = past.select("history_id", "in_batch", F.posexplode("bands").alias("band", "bucket"))
-    return buckets.join(history, ["band", "bucket"]).where(outranks()).select("id", "history_id").distinct()
+    smallest = (history.where(F.col("in_batch").isNull()).groupBy("band", "bucket")
+                .agg(F.min("history_id").alias("history_id"))
+                .withColumn("in_batch", F.lit(None).cast(T.BooleanType())))
+    resubmitted = history.where(F.col("in_batch").isNotNull())
+    return (buckets.join(smallest.unionByName(resubmitted), ["band", "bucket"]).where(outranks())
+            .select("id", "history_id").distinct())
 
 
 @dataclass
