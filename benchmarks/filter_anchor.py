@@ -6,7 +6,9 @@ the junk documents fastText's lid.176 calls English (datatrove's chain runs afte
 first `--docs` of them in corpus order. datatrove runs in the benchmark venv (`make bench-env`) on the
 same texts, written once to a JSONL file.
 
-- Ours: `filter_batch` with the default config (language ID, PII, then the rules), one thread.
+- Ours: `filter_batch` (language ID, PII, then the rules), one thread, with FineWeb's English chain at
+  datatrove's default thresholds (`RuleSet()`; the default config applies FineWeb-2's rules to English) and
+  without the main-content second chance, so both sides run the same chain and nothing more.
 - datatrove: the chain as FineWeb ran it (Gopher repetition -> Gopher quality -> C4 without the
   terminal-punctuation line filter -> FineWeb quality, default thresholds), one thread.
 
@@ -34,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import labelled_corpus  # noqa: E402
 from benchmarks.datatrove_side import run_datatrove, write_jsonl  # noqa: E402
-from pipeline.filter import FilterConfig, filter_batch, rules  # noqa: E402
+from pipeline.filter import FilterConfig, RuleSet, filter_batch, rules  # noqa: E402
 from pipeline.filter.batch import rule_checks, substring_counts  # noqa: E402
 from pipeline.filter.langid import get_model, identify  # noqa: E402
 from pipeline.filter.text import DocStats, doc_stats  # noqa: E402
@@ -127,7 +129,7 @@ def main() -> None:
     args = ap.parse_args()
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
-    cfg = FilterConfig()
+    cfg = FilterConfig(english=RuleSet(), main_content=False)  # datatrove's chain, as FineWeb ran it
 
     docs, labels = english_documents(args.corpus, args.docs)
     texts = [d["text"] for d in docs]

@@ -5,7 +5,11 @@ like the clean stage (NFC, control characters, whitespace runs, boilerplate line
 with the default config and prints:
 - junk recall (junk documents dropped), false-drop rate of labelled originals per language,
 - language-ID accuracy on kept originals and on lid/sentences.tsv,
-- drops per rule (originals / junk), and filter_batch throughput (docs/s, one core);
+- drops per rule (originals / junk), documents kept with their jusText main content, and filter_batch
+  throughput (docs/s, one core);
+- the rule sets side by side: FineWeb's English chain for English without main-content extraction (the
+  former default), FineWeb-2's rules for every language without it, and the default (FineWeb-2's rules
+  with main content): junk recall, false drops per language and CPU cost of each;
 - mojibake handling side by side: none, detect-and-drop (the default), and repair in clean (ftfy) before
   the filter: mojibake junk recall, false drops per language and CPU cost of each.
 
@@ -27,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import labelled_corpus  # noqa: E402
 from pipeline.clean.mojibake import has_mojibake  # noqa: E402
 from pipeline.clean.text import TextConfig, normalize_text  # noqa: E402
-from pipeline.filter import FilterConfig, filter_batch  # noqa: E402
+from pipeline.filter import FilterConfig, RuleSet, filter_batch  # noqa: E402
 from pipeline.filter.langid import identify  # noqa: E402
 
 
@@ -101,6 +105,26 @@ def compare_mojibake_handling(batches: list[pa.RecordBatch], labels: dict[str, d
     print(f"  originals dropped as mojibake, per language: {per_lang}")
 
 
+def compare_rule_sets(batches: list[pa.RecordBatch], labels: dict[str, dict], default: tuple[list[dict], float]) -> None:
+    """FineWeb English chain / FineWeb-2 rules / FineWeb-2 rules + main content, on the same documents."""
+    variants = {
+        "FineWeb English chain, no main content": run_filter(batches, FilterConfig(english=RuleSet(), main_content=False)),
+        "FineWeb-2 rules, no main content": run_filter(batches, FilterConfig(main_content=False)),
+    }
+    outcomes = {name: (rows, cpu) for name, (rows, _, cpu) in variants.items()}
+    outcomes["FineWeb-2 rules + main content (default)"] = default
+    results = {name: outcome(rows, labels) for name, (rows, _) in outcomes.items()}
+    shown = sorted({lang for _, langs, _ in results.values() for lang, (n, d) in langs.items() if n >= 10 and d / n > 0.05},
+                   key=lambda lang: -max(r[1][lang][1] / r[1][lang][0] for r in results.values()))
+    print("rule sets side by side (false drops of originals: languages above 5% in any variant):")
+    print(f"  {'variant':42s} {'CPU s':>6s} {'junk recall':>11s} {'over 5%':>7s}  " + " ".join(f"{lang:>6s}" for lang in shown))
+    for name, (junk, langs, _) in results.items():
+        recall = sum(d for _, d in junk.values()) / sum(n for n, _ in junk.values())
+        over = sum(1 for n, d in langs.values() if n >= 10 and d / n > 0.05)
+        print(f"  {name:42s} {outcomes[name][1]:6.1f} {recall:11.3f} {over:7d}  "
+              + " ".join(f"{langs[lang][1] / langs[lang][0]:6.3f}" for lang in shown))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "corpus")
@@ -117,6 +141,7 @@ def main() -> None:
     per_source = collections.defaultdict(lambda: [0, 0])  # (lang, upstream repository) -> same
     reasons = collections.defaultdict(lambda: collections.Counter())
     junk_types = collections.defaultdict(lambda: [0, 0])
+    extracted = collections.Counter()  # kind -> documents kept with their main content
     lid_ok = lid_n = 0
     for row in out:
         label = labels[row["id"]]
@@ -124,6 +149,7 @@ def main() -> None:
         dropped = row["_status"] == "dropped"
         if dropped:
             reasons[row["_reason"]][kind if kind in ("original", "junk") else "copy"] += 1
+        extracted[kind if kind in ("original", "junk") else "copy"] += row["_main_content"]
         if kind == "original":
             per_lang[label["lang"]][0] += 1
             per_lang[label["lang"]][1] += dropped
@@ -161,6 +187,10 @@ def main() -> None:
     for reason, c in sorted(reasons.items(), key=lambda kv: -sum(kv[1].values())):
         print(f"  {reason:28s} {c['original']:6d} {c['junk']:6d} {c['copy']:6d}")
 
+    print(f"kept with their jusText main content: {sum(extracted.values())} "
+          f"(originals {extracted['original']}, junk {extracted['junk']}, copies {extracted['copy']})")
+
+    compare_rule_sets(batches, labels, (out, elapsed_cpu))
     compare_mojibake_handling(batches, labels, elapsed_cpu)
 
     sentences = [line.rstrip("\n").split("\t", 1) for line in open(args.corpus / "lid" / "sentences.tsv", encoding="utf-8")][1:]

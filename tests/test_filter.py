@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from pipeline.config import ConfigError, load
-from pipeline.filter import FilterConfig, filter_batch, filter_counters
+from pipeline.filter import FilterConfig, RuleSet, filter_batch, filter_counters
 from pipeline.filter import rules
 from pipeline.filter.batch import rule_checks, substring_counts
 from pipeline.filter.langid import identify
 from pipeline.filter.text import DocStats, doc_stats, words_of
+from pipeline.stages.config import PipelineConfig
 
 EN = """The old lighthouse stood at the edge of the cliff for more than a century. Sailors who passed the headland at night looked for its beam to find their way home.
 
@@ -36,6 +38,9 @@ RU = """Старый маяк стоял на краю утёса больше �
 Весной смотритель и его дочь снова покрасили башню в белый цвет. Они носили краску по узкой лестнице по одному ведру, и эта работа заняла у них почти целый месяц.
 
 Когда в октябре пришёл шторм, свет не погас. Рыбацкие лодки, застигнутые бурей за гаванью, шли за ним между скал, и каждая команда вернулась на берег со своими сетями."""
+
+
+FINEWEB_ENGLISH = FilterConfig(english=RuleSet())  # FineWeb's English chain instead of FineWeb-2's rules
 
 
 def failing(text: str, lang: str = "en", cfg: FilterConfig | None = None) -> list[str]:
@@ -154,19 +159,20 @@ def test_gopher_duplicated_5_grams_are_dropped():
 # --- C4 ---------------------------------------------------------------------------------------------
 
 def test_c4_lorem_ipsum_is_dropped():
-    assert "c4_lorem_ipsum" in failing(EN + "\n\nLorem ipsum dolor sit amet, consectetur adipiscing elit.")
+    assert "c4_lorem_ipsum" in failing(EN + "\n\nLorem ipsum dolor sit amet, consectetur adipiscing elit.", "en", FINEWEB_ENGLISH)
 
 
-def test_c4_curly_bracket_drops_code_in_english_only():
+def test_c4_curly_bracket_drops_code_only_under_finewebs_english_chain():
     code = EN + "\n\nThe handler is function update(state) { return state + 1; } in the script."
-    assert "c4_curly_bracket" in failing(code, "en")
-    assert "c4_curly_bracket" not in failing(DE + "\n\nDer Aufruf ist f(x) { return x; } im Skript.", "de")
+    assert "c4_curly_bracket" in failing(code, "en", FINEWEB_ENGLISH)
+    assert "c4_curly_bracket" not in failing(code, "en")  # FineWeb-2 runs no C4 rules, in any language
+    assert "c4_curly_bracket" not in failing(DE + "\n\nDer Aufruf ist f(x) { return x; } im Skript.", "de", FINEWEB_ENGLISH)
 
 
 def test_c4_too_few_sentences_drops_a_single_long_sentence():
     one_sentence = EN.replace(".", ",")[:-1] + "."
-    assert "c4_too_few_sentences" in failing(one_sentence)
-    assert "c4_too_few_sentences" not in failing(EN)
+    assert "c4_too_few_sentences" in failing(one_sentence, "en", FINEWEB_ENGLISH)
+    assert "c4_too_few_sentences" not in failing(EN, "en", FINEWEB_ENGLISH)
 
 
 # --- FineWeb ----------------------------------------------------------------------------------------
@@ -176,15 +182,18 @@ def test_fineweb_line_punct_ratio_drops_menus():
     assert "fineweb_line_punct_ratio" in failing(menu)
 
 
-def test_fineweb_short_line_ratio_drops_many_short_lines_in_english_only():
+def test_fineweb_short_line_ratio_drops_many_short_lines_only_under_finewebs_english_chain():
     short = EN + "\n" + "\n".join(f"Keeper {i} is here." for i in range(20))
-    assert "fineweb_short_line_ratio" in failing(short, "en")
-    assert "fineweb_short_line_ratio" not in failing(short, "de")  # FineWeb-2 disables it
+    assert "fineweb_short_line_ratio" in failing(short, "en", FINEWEB_ENGLISH)
+    assert "fineweb_short_line_ratio" not in failing(short, "en")  # FineWeb-2 disables it
+    assert "fineweb_short_line_ratio" not in failing(short, "de", FINEWEB_ENGLISH)
 
 
 def test_fineweb_char_dup_ratio_drops_a_repeated_line():
     repeated = EN + "\nThe keeper and his daughter painted the tower white again.\n" * 2
-    assert "fineweb_char_dup_ratio" in failing(repeated)
+    assert "fineweb_char_dup_ratio" in failing(repeated, "en", FINEWEB_ENGLISH)
+    assert "fineweb_char_dup_ratio" not in failing(repeated, "en")  # FineWeb-2's ratio is 0.1, not 0.01
+    assert "fineweb_char_dup_ratio" in failing(EN + ("\n" + EN.splitlines()[0]) * 3, "en")
 
 
 def test_fineweb_list_ratio_drops_one_word_lines():
@@ -272,3 +281,9 @@ def test_large_string_text_column_keeps_its_type():
     out = filter_batch(batch, FilterConfig())
     assert out.schema.field("text").type == pa.large_string()
     assert "<EMAIL>" in out.column("text")[0].as_py() and out.column("_status")[0].as_py() == "kept"
+
+
+def test_fineweb_english_config_file_restores_finewebs_english_chain():
+    cfg = load(PipelineConfig, Path(__file__).parents[1] / "configs" / "filter-fineweb-english.yaml").filter
+    assert cfg.english == RuleSet() and cfg.english != FilterConfig().english
+    assert cfg.other_languages == FilterConfig().other_languages

@@ -3,8 +3,13 @@
 The Spark `filter` stage calls it inside `mapInArrow`. Rows keep their order and every input column;
 the batch gains `lang`, `lang_score`, `_status` and `_reason` (the first failing check, in the order
 mojibake -> language -> Gopher repetition -> Gopher quality -> C4 -> FineWeb (FineWeb's own order) ->
-quality classifier), and `quality_score` when a classifier is configured. The classifier comes last so it
-scores only the documents every cheaper check kept; `quality_score` is null for the others.
+quality classifier), `_main_content`, and `quality_score` when a classifier is configured.
+
+With `main_content` on, a document that fails a quality rule extraction can fix (not language ID, mojibake
+or the Gopher word minimum: extraction only removes words) is checked again, language ID included, on its
+jusText main content; if that passes every check, the document is kept with the extracted text and
+`_main_content` true. A dropped document keeps its text and its first pass's reason. The classifier comes
+last so it scores only the documents every cheaper check kept; `quality_score` is null for the others.
 """
 from __future__ import annotations
 
@@ -13,11 +18,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.clean.mojibake import has_mojibake
-from pipeline.filter import quality, rules
+from pipeline.filter import main_content, quality, rules
 from pipeline.filter.config import FilterConfig, QualityConfig, RuleSet
 from pipeline.filter.langid import identify
 from pipeline.filter.pii import EMAIL_PLACEHOLDER, IP_PLACEHOLDER, replace_pii_batch
 from pipeline.filter.text import DocStats, doc_stats
+
+# Reasons extracting the main content cannot undo: it keeps the text's language and only removes words.
+NOT_FIXED_BY_EXTRACTION = frozenset({"mojibake", "lang_score_below_min", "language_not_selected", "gopher_min_words"})
 
 
 def _set_column(batch: pa.RecordBatch, name: str, values: pa.Array) -> pa.RecordBatch:
@@ -104,19 +112,56 @@ def classifier_scores(
     return pa.array(values, type=pa.float32(), mask=~todo), reasons
 
 
-def filter_batch(batch: pa.RecordBatch, cfg: FilterConfig) -> pa.RecordBatch:
-    """Add lang, lang_score, _status, _reason (and quality_score); rewrite text with PII placeholders
-    when cfg.pii."""
-    texts = pc.fill_null(batch.column("text"), "")
-    if cfg.pii:
-        texts, _, _ = replace_pii_batch(texts)
-        batch = _set_column(batch, "text", texts.cast(batch.schema.field("text").type))
+def identify_and_check(texts: pa.Array, cfg: FilterConfig) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Language ID and the quality rules: (langs, scores, first failing check or None)."""
     langs, scores = identify(texts, cfg.langid_max_chars)
     reasons = rules.first_failure(language_checks(texts, langs, scores, cfg), len(texts))
     alive = np.flatnonzero(reasons == None)  # noqa: E711 (elementwise on an object array)
     if alive.size:
         alive_texts = texts.take(pa.array(alive))
         reasons[alive] = quality_reasons(alive_texts, [langs[i] for i in alive], cfg)
+    return langs, scores, reasons
+
+
+def main_content_rescue(
+    texts: pa.Array, langs: list[str], scores: np.ndarray, reasons: np.ndarray, cfg: FilterConfig
+) -> tuple[pa.Array, np.ndarray]:
+    """Check the main content of rule-dropped documents again; returns the texts with the rescued ones
+    replaced and the mask of rescued rows (langs, scores and reasons are updated in place)."""
+    todo = np.array([r is not None and r not in NOT_FIXED_BY_EXTRACTION for r in reasons], dtype=bool)
+    rescued = np.zeros(len(texts), dtype=bool)
+    idx = np.flatnonzero(todo)
+    if not idx.size:
+        return texts, rescued
+    originals = texts.take(pa.array(idx)).to_pylist()
+    extracted = main_content.extract(originals, [langs[i] for i in idx])
+    changed = [k for k, (new, old) in enumerate(zip(extracted, originals)) if new.strip() and new != old]
+    if not changed:
+        return texts, rescued
+    new_texts = pa.array([extracted[k] for k in changed], type=texts.type)
+    new_langs, new_scores, new_reasons = identify_and_check(new_texts, cfg)
+    passed = new_reasons == None  # noqa: E711
+    rows = idx[changed][passed]
+    rescued[rows] = True
+    for row, k in zip(rows, np.flatnonzero(passed)):
+        langs[row] = new_langs[k]
+    scores[rows] = new_scores[passed]
+    reasons[rows] = None
+    return pc.replace_with_mask(texts, pa.array(rescued), new_texts.filter(pa.array(passed))), rescued
+
+
+def filter_batch(batch: pa.RecordBatch, cfg: FilterConfig) -> pa.RecordBatch:
+    """Add lang, lang_score, _status, _reason, _main_content (and quality_score); rewrite text with PII
+    placeholders when cfg.pii, and with its main content where that rescued the document."""
+    texts = pc.fill_null(batch.column("text"), "")
+    if cfg.pii:
+        texts, _, _ = replace_pii_batch(texts)
+    langs, scores, reasons = identify_and_check(texts, cfg)
+    rescued = np.zeros(len(texts), dtype=bool)
+    if cfg.main_content:
+        texts, rescued = main_content_rescue(texts, langs, scores, reasons, cfg)
+    if cfg.pii or rescued.any():
+        batch = _set_column(batch, "text", texts.cast(batch.schema.field("text").type))
     if cfg.quality.enabled:
         quality_score, reasons = classifier_scores(texts, langs, reasons, cfg.quality)
     status = np.where(reasons == None, "kept", "dropped")  # noqa: E711
@@ -125,11 +170,13 @@ def filter_batch(batch: pa.RecordBatch, cfg: FilterConfig) -> pa.RecordBatch:
     if cfg.quality.enabled:
         batch = _set_column(batch, "quality_score", quality_score)
     batch = _set_column(batch, "_status", pa.array(status.tolist(), type=pa.string()))
-    return _set_column(batch, "_reason", pa.array(reasons.tolist(), type=pa.string()))
+    batch = _set_column(batch, "_reason", pa.array(reasons.tolist(), type=pa.string()))
+    return _set_column(batch, "_main_content", pa.array(rescued, type=pa.bool_()))
 
 
 def filter_counters(batch: pa.RecordBatch) -> dict[str, int]:
-    """Counts for stats.json from an output batch: rows per status/reason and PII placeholders.
+    """Counts for stats.json from an output batch: rows per status/reason, documents kept with their
+    extracted main content (`main_content_extracted`) and PII placeholders.
 
     Placeholders are counted in the output text, so a literal "<EMAIL>" already in the input counts too.
     """
@@ -137,6 +184,7 @@ def filter_counters(batch: pa.RecordBatch) -> dict[str, int]:
     for row in pa.Table.from_batches([batch]).group_by(["_status", "_reason"]).aggregate([([], "count_all")]).to_pylist():
         key = row["_status"] if row["_reason"] is None else f"{row['_status']}:{row['_reason']}"
         counts[key] = row["count_all"]
+    counts["main_content_extracted"] = batch.column("_main_content").true_count
     texts = batch.column("text")
     counts["pii_email"] = int(pc.sum(pc.count_substring(texts, EMAIL_PLACEHOLDER)).as_py() or 0)
     counts["pii_ip"] = int(pc.sum(pc.count_substring(texts, IP_PLACEHOLDER)).as_py() or 0)

@@ -1,12 +1,14 @@
 """Filter configuration: one dataclass per rule family, thresholds copied from published pipelines.
 
-- English: the defaults of huggingface/datatrove `src/datatrove/pipeline/filters/` (GopherQualityFilter,
-  GopherRepetitionFilter, C4QualityFilter, FineWebQualityFilter) in the combination FineWeb ran them
-  (C4 with `filter_no_terminal_punct=False`).
-- Other languages: the changes huggingface/fineweb-2 (`fineweb-2-pipeline.py`) made to those defaults for
-  its multilingual pipeline: no C4 rules, no short-line rule, char_duplicates_ratio 0.1 instead of 0.01,
-  no paragraph / line-character duplicate fractions. `per_language` can add FineWeb-2's per-language
-  thresholds (`configs/{lang}_{script}.yml` there) on top.
+- The dataclass defaults (`RuleSet()`) are FineWeb's English chain: the defaults of huggingface/datatrove
+  `src/datatrove/pipeline/filters/` (GopherQualityFilter, GopherRepetitionFilter, C4QualityFilter,
+  FineWebQualityFilter) in the combination FineWeb ran them (C4 with `filter_no_terminal_punct=False`).
+- Every language, English included, gets `fineweb2_rules()` by default: the changes huggingface/fineweb-2
+  (`fineweb-2-pipeline.py`, the same team's later pipeline) made to those defaults for all its languages:
+  no C4 rules, no short-line rule, char_duplicates_ratio 0.1 instead of 0.01, no paragraph /
+  line-character duplicate fractions. `configs/filter-fineweb-english.yaml` sets `english` back to
+  FineWeb's chain; `per_language` can add FineWeb-2's per-language thresholds (`configs/{lang}_{script}.yml`
+  there) on top.
 Nothing here is tuned on our corpus. A threshold set to None switches that single check off.
 """
 from __future__ import annotations
@@ -100,8 +102,8 @@ class QualityConfig:
         return bool(self.model)
 
 
-def multilingual_rules() -> RuleSet:
-    """FineWeb-2's departures from the English defaults."""
+def fineweb2_rules() -> RuleSet:
+    """FineWeb-2's departures from FineWeb's English chain, which it applies to every language."""
     return RuleSet(
         gopher_repetition=GopherRepetitionConfig(dup_para_frac=None, dup_para_char_frac=None, dup_line_char_frac=None),
         c4=C4Config(enabled=False),
@@ -120,8 +122,12 @@ class FilterConfig:
     # Drop documents in which ftfy's heuristic finds mis-decoded text (pipeline/clean/mojibake.py).
     mojibake: bool = True
     quality: QualityConfig = field(default_factory=QualityConfig)
-    english: RuleSet = field(default_factory=RuleSet)
-    other_languages: RuleSet = field(default_factory=multilingual_rules)
+    # Whole-page web text (menus, footers) fails line-structure rules designed for extracted main content:
+    # a document a quality rule drops gets a second chance with its jusText main content
+    # (pipeline/filter/main_content.py), kept with that text if it then passes language ID and every rule.
+    main_content: bool = True
+    english: RuleSet = field(default_factory=fineweb2_rules)  # RuleSet() is FineWeb's English chain
+    other_languages: RuleSet = field(default_factory=fineweb2_rules)
     # language code -> partial RuleSet mapping merged over `other_languages` (or `english` for "en")
     per_language: dict[str, dict] = field(default_factory=dict)
 

@@ -28,10 +28,11 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
     schema = pa.schema(
         [(f.name, _arrow(f.dataType)) for f in docs.schema]
         + added
-        + [("_status", pa.string()), ("_reason", pa.string())]
+        + [("_status", pa.string()), ("_reason", pa.string()), ("_main_content", pa.bool_())]
     )
     pii_email = spark.sparkContext.accumulator(0)
     pii_ip = spark.sparkContext.accumulator(0)
+    main_content = spark.sparkContext.accumulator(0)
 
     def annotate(batches):
         for batch in batches:
@@ -39,6 +40,7 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
             counters = filter_counters(out)
             pii_email.add(counters.get("pii_email", 0))
             pii_ip.add(counters.get("pii_ip", 0))
+            main_content.add(counters["main_content_extracted"])
             yield out.cast(schema)
 
     annotated = docs.mapInArrow(annotate, spark_io.spark_schema(schema))
@@ -49,7 +51,8 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
     }
     result = spark_io.write_parts(annotated, output_uri, routes, attempt)
     stats = spark_io.stage_stats(
-        "filter", expected, result, time.time() - start, pii={"email": pii_email.value, "ip": pii_ip.value}
+        "filter", expected, result, time.time() - start, pii={"email": pii_email.value, "ip": pii_ip.value},
+        main_content_extracted=main_content.value,
     )
     spark_io.commit(output_uri, attempt, dict(result.files), stats)
     return stats

@@ -1,0 +1,96 @@
+"""The filter's second chance for whole-page text: its jusText main content, checked again."""
+from __future__ import annotations
+
+import justext
+import pytest
+
+from pipeline.filter import FilterConfig, filter_batch, filter_counters
+from pipeline.filter import batch as filter_batch_module
+from pipeline.filter import main_content
+from tests.test_filter import EN, batch_of
+
+ARTICLE = [
+    "The old lighthouse stood at the edge of the cliff for more than a century, and sailors who passed the "
+    "headland at night looked for its beam to find their way home. It was built by the harbour board in the "
+    "year the railway reached the town, and it has been painted white ever since.",
+    "In the spring of that year the keeper and his daughter painted the tower white again. They carried the "
+    "paint up the narrow stairs one bucket at a time, and the work took them most of a month, because the "
+    "wind off the sea was too strong on many of the days they had planned for it.",
+    "When the storm came in October, the light did not fail. The fishing boats that had been caught outside "
+    "the harbour followed it through the rocks, and every crew reached the shore with their nets. The town "
+    "still remembers that night, and the keeper's logbook is kept in the museum by the quay.",
+]
+MENU = ["Home", "News", "Events", "About us", "Visit the lighthouse", "Opening hours", "Tickets", "Shop",
+        "Gallery", "Contact", "Log in", "Search", "Share on Facebook", "Share on Twitter", "Newsletter",
+        "Privacy policy", "Cookie settings", "Terms of use", "Imprint", "Sitemap", "Careers", "Press",
+        "© 2024 The Lighthouse Society"]
+PAGE = "\n".join(MENU[:12] + ARTICLE + MENU[12:])  # a whole page's text: one block element per line
+
+
+@pytest.fixture
+def extract_calls(monkeypatch) -> list[list[str]]:
+    """The texts each call of the real `main_content.extract` received."""
+    calls: list[list[str]] = []
+    real = main_content.extract
+
+    def recording(texts, langs):
+        calls.append(list(texts))
+        return real(texts, langs)
+
+    monkeypatch.setattr(filter_batch_module.main_content, "extract", recording)
+    return calls
+
+
+def test_whole_page_is_kept_with_its_main_content_only_with_the_switch():
+    off = filter_batch(batch_of(PAGE), FilterConfig(main_content=False)).to_pylist()[0]
+    assert (off["_status"], off["_reason"], off["_main_content"]) == ("dropped", "fineweb_line_punct_ratio", False)
+
+    on = filter_batch(batch_of(PAGE), FilterConfig()).to_pylist()[0]
+    assert (on["_status"], on["_reason"], on["_main_content"], on["lang"]) == ("kept", None, True, "en")
+    assert on["text"] == "\n".join(ARTICLE)
+    assert not set(on["text"].split("\n")) & set(MENU)
+
+
+def test_a_page_of_only_menu_lines_stays_dropped_with_its_text_and_first_reason():
+    menu_page = "\n".join(MENU * 3)
+    row = filter_batch(batch_of(menu_page), FilterConfig()).to_pylist()[0]
+    assert (row["_status"], row["_reason"], row["_main_content"]) == ("dropped", "gopher_rep_dup_line_frac", False)
+    assert row["text"] == menu_page
+
+
+def test_a_clean_document_is_untouched_and_never_extracted(extract_calls):
+    text = "\n\n".join(ARTICLE)
+    row = filter_batch(batch_of(text, EN), FilterConfig()).to_pylist()[0]
+    assert (row["_status"], row["_main_content"], row["text"]) == ("kept", False, text)
+    assert extract_calls == []
+
+
+def test_reasons_extraction_cannot_fix_are_not_retried(extract_calls):
+    short_page = "\n".join(MENU[:5] + ["A lighthouse stood on the cliff by the sea."])
+    out = filter_batch(batch_of(short_page, "lorem ipsum dolor", PAGE), FilterConfig()).to_pylist()
+    assert [r["_reason"] for r in out] == ["gopher_min_words", "lang_score_below_min", None]
+    assert extract_calls == [[PAGE]]
+
+
+def test_pii_placeholders_survive_the_html_round_trip():
+    page = PAGE.replace("museum by the quay.", "museum by the quay; write to keeper@lighthouse.org for a visit.")
+    row = filter_batch(batch_of(page), FilterConfig()).to_pylist()[0]
+    assert row["_main_content"] and "write to <EMAIL> for a visit." in row["text"]
+
+
+def test_counters_count_documents_kept_with_their_main_content():
+    out = filter_batch(batch_of(PAGE, "\n".join(MENU * 3), EN), FilterConfig())
+    counts = filter_counters(out)
+    assert counts["main_content_extracted"] == 1
+    assert counts["kept"] == 2 and sum(v for k, v in counts.items() if k.startswith("dropped:")) == 1
+
+
+def test_language_without_a_stoplist_is_extracted_by_length_and_context():
+    """jusText's language-independent mode (stop-word thresholds 0); with its default thresholds and an
+    empty stoplist every paragraph would be boilerplate."""
+    assert "gd" not in main_content.JUSTEXT_STOPLISTS
+    assert main_content.extract([PAGE], ["gd"]) == ["\n".join(ARTICLE)]
+
+
+def test_every_mapped_stoplist_exists_in_justext():
+    assert set(main_content.JUSTEXT_STOPLISTS.values()) <= justext.get_stoplists()
