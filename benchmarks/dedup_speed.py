@@ -42,9 +42,9 @@ def ours(texts: list[str], batch: int, cfg: DedupeConfig) -> float:
     spec = cfg.shingle_spec()
     start = time.process_time()
     for i in range(0, len(texts), batch):
-        norm = minhash.normalize(pa.array(texts[i:i + batch], pa.large_string()))
-        minhash.exact_hashes(norm)
-        hashes, counts = minhash.shingles(norm, spec)
+        tokens = minhash.normalized_tokens(pa.array(texts[i:i + batch], pa.large_string()))
+        minhash.exact_hashes(minhash.join_tokens(tokens))
+        hashes, counts = minhash.shingles(tokens, spec)
         minhash.band_hashes(minhash.signatures(hashes, counts, cfg.num_perm, cfg.seed), bands, rows)
     return time.process_time() - start
 

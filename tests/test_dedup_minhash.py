@@ -1,6 +1,8 @@
 """Pure MinHash functions (no Spark): normalisation, shingling, signature accuracy, banding."""
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pyarrow as pa
 
@@ -27,16 +29,40 @@ def test_normalize_equates_case_punctuation_digits_spacing_and_unicode_forms():
     assert out == ["the café opened in 0000 didnt it"] * 4
 
 
+def test_normalized_tokens_are_the_words_of_the_normalized_text():
+    texts = pa.array(["  Hello,   WORLD!\n ２０２０ ﬁne ", "", None, "!!!", "one", "Cafe\u0301 au lait"])
+    tokens = mh.normalized_tokens(texts)
+    assert tokens.to_pylist()[0] == ["hello", "world", "0000", "fine"]
+    assert mh.join_tokens(tokens).to_pylist() == mh.normalize(texts).to_pylist()
+    assert mh.normalize(texts).to_pylist() == ["hello world 0000 fine", "", "", "", "one", "café au lait"]
+
+
+def test_shingles_of_a_batch_slice_match_those_of_the_same_documents_alone():
+    texts = [prose(30, 9), "", "今天天气很好我们去公园散步吧然后吃饭", prose(7, 10), "!!!", prose(50, 11)]
+    tokens = mh.normalized_tokens(pa.array(texts))
+    hashes, counts = mh.shingles(tokens.slice(1, 4), SPEC)
+    alone = [mh.shingles(mh.normalized_tokens(pa.array([t])), SPEC) for t in texts[1:5]]
+    assert counts.tolist() == [int(c[0]) for _, c in alone]
+    np.testing.assert_array_equal(hashes, np.concatenate([h for h, _ in alone]))
+
+
+def test_exact_digest_is_blake2b_of_the_normalized_text_also_in_a_slice():
+    normalized = mh.normalize(pa.array(["Hello, World!", "", "Café ２０２０", "two  words"]))
+    expected = [hashlib.blake2b(s.encode("utf-8"), digest_size=16).digest() for s in normalized.to_pylist()]
+    assert mh.exact_hashes(normalized) == expected
+    assert mh.exact_hashes(normalized.slice(1, 2)) == expected[1:3]
+
+
 def test_word_shingles_are_ngrams_and_short_texts_are_one_shingle():
-    hashes, counts = mh.shingles(mh.normalize(pa.array([prose(12, 1), "two words", "", "!!!"])), SPEC)
+    hashes, counts = mh.shingles(mh.normalized_tokens(pa.array([prose(12, 1), "two words", "", "!!!"])), SPEC)
     assert counts.tolist() == [8, 1, 0, 0]
     assert len(hashes) == 9 and hashes.dtype == np.uint64
 
 
 def test_text_without_spaces_gets_character_shingles_and_latin_text_does_not():
     texts = pa.array(["今天天气很好我们去公园散步吧", "これは日本語の文章です", prose(30, 2), "Ok 今天天气很好我们去公园散步吧"])
-    assert mh.uses_char_shingles(mh.normalize(texts), SPEC).tolist() == [True, True, False, True]
-    _, counts = mh.shingles(mh.normalize(texts), SPEC)
+    assert mh.uses_char_shingles(mh.normalized_tokens(texts), SPEC).tolist() == [True, True, False, True]
+    _, counts = mh.shingles(mh.normalized_tokens(texts), SPEC)
     assert counts[0] == 14 - 5 + 1
 
 
@@ -72,14 +98,14 @@ def test_signature_agreement_estimates_jaccard_without_bias():
 
 
 def test_signature_tiling_does_not_change_signatures():
-    hashes, counts = mh.shingles(mh.normalize(pa.array([prose(n, n) for n in (300, 5, 0, 90, 1200)])), SPEC)
+    hashes, counts = mh.shingles(mh.normalized_tokens(pa.array([prose(n, n) for n in (300, 5, 0, 90, 1200)])), SPEC)
     reference = mh.signatures(hashes, counts, 64, 3)
     np.testing.assert_array_equal(mh.signatures(hashes, counts, 64, 3, chunk=100, block=7), reference)
     assert (reference[2] == np.iinfo(np.uint64).max).all()
 
 
 def test_band_hashes_change_only_in_the_band_whose_rows_differ():
-    sig = mh.signatures(*mh.shingles(mh.normalize(pa.array([prose(100, 8)])), SPEC), 32, 1)
+    sig = mh.signatures(*mh.shingles(mh.normalized_tokens(pa.array([prose(100, 8)])), SPEC), 32, 1)
     other = sig.copy()
     other[0, 9] ^= np.uint64(1)
     bands = mh.band_hashes(np.vstack([sig, other]), 4, 8)

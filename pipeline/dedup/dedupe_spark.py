@@ -113,13 +113,13 @@ def features_fn(cfg: DedupeConfig, signature: bool = False):
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in _slices(batches, SIGN_ROWS):
-            norm = minhash.normalize(batch.column("text"))
-            hashes, counts = minhash.shingles(norm, spec)
+            tokens = minhash.normalized_tokens(batch.column("text"))
+            hashes, counts = minhash.shingles(tokens, spec)
             sig = minhash.signatures(hashes, counts, num_perm, seed)
             band = minhash.band_hashes(sig, bands, rows)
             offsets = pa.array(np.arange(0, band.size + 1, bands, dtype=np.int32))
             band_lists = pa.ListArray.from_arrays(offsets, pa.array(band.ravel()), mask=pa.array(counts == 0))
-            exact = pa.array(minhash.exact_hashes(norm), pa.binary())
+            exact = pa.array(minhash.exact_hashes(minhash.join_tokens(tokens)), pa.binary())
             columns = [batch.column("id"), exact, pa.array(counts), band_lists]
             if signature:
                 sig_offsets = pa.array(np.arange(0, sig.size + 1, num_perm, dtype=np.int32))

@@ -2,7 +2,8 @@
 
 Everything here is vectorised with Arrow compute kernels and NumPy over a batch of documents, so the
 Spark stage only wraps these functions in `mapInArrow`. The only per-document Python left is cheap
-(one exact-match digest per document, and the codepoints of documents in no-space scripts).
+(one exact-match digest and one NFKC check per document, and the codepoints of documents in no-space
+scripts); nothing loops over words in Python.
 
 Hashes are 64-bit and depend only on the text and the seed, never on batch boundaries, so signatures
 are identical however the data is partitioned.
@@ -10,6 +11,7 @@ are identical however the data is partitioned.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,32 +49,76 @@ def splitmix64(z: np.ndarray) -> np.ndarray:
     return z
 
 
-def normalize(texts: pa.Array) -> pa.Array:
-    """NFKC, lowercase, punctuation and format characters removed, every decimal digit to 0, whitespace
-    collapsed to single spaces.
+def normalized_tokens(texts: pa.Array) -> pa.ListArray:
+    """The words of each text once normalised: NFKC, lowercase, punctuation and format characters
+    removed, every decimal digit to 0, split on whitespace.
 
-    Exact duplicates are equal after this, and shingles are built from its tokens, so copies that differ
-    only in case, Unicode form, punctuation, numbers or spacing hash the same. Punctuation is removed
-    rather than spaced so that tokens stay whitespace tokens ("don't" -> "dont", "well-known" -> "wellknown").
+    Shingling takes these lists as they are (splitting a joined text again would cost as much as the
+    split itself); `normalize` joins them with single spaces. Punctuation is removed rather than spaced
+    so that tokens stay whitespace tokens ("don't" -> "dont", "well-known" -> "wellknown").
     """
-    t = pc.fill_null(pa.array(texts, pa.large_string()), "")
-    unicode = pc.invert(pc.string_is_ascii(t))  # NFKC leaves ASCII unchanged: skip it there
-    t = pc.replace_with_mask(t, unicode, pc.utf8_normalize(t.filter(unicode), "NFKC"))
+    t = _nfkc(pc.fill_null(pa.array(texts, pa.large_string()), ""))
     t = pc.utf8_lower(t)
     t = pc.replace_substring_regex(t, r"[\p{P}\p{Cf}]+", "")
     t = pc.replace_substring_regex(t, r"\p{Nd}", "0")
-    tokens = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(t))
-    return pc.binary_join(tokens, pa.scalar(" ", pa.large_string()))
+    return pc.utf8_split_whitespace(pc.utf8_trim_whitespace(t))
+
+
+def normalize(texts: pa.Array) -> pa.Array:
+    """The normalised text: `normalized_tokens` joined by single spaces.
+
+    Exact duplicates are equal after this, and shingles are built from its tokens, so copies that differ
+    only in case, Unicode form, punctuation, numbers or spacing hash the same.
+    """
+    return join_tokens(normalized_tokens(texts))
+
+
+def join_tokens(tokens: pa.ListArray, separator: str = " ") -> pa.Array:
+    """Each document's tokens joined by `separator` (with the default, the normalised text)."""
+    return pc.binary_join(tokens, pa.scalar(separator, pa.large_string()))
+
+
+def _nfkc(texts: pa.Array) -> pa.Array:
+    """NFKC of each text, computed only where it changes something.
+
+    Arrow's kernel rewrites every text it is given, while `unicodedata.is_normalized` answers in one
+    quick C pass per document and most non-ASCII text (accents, quotes, other scripts) is already
+    NFKC; ASCII always is. Arrow then normalises the few that are not. The check uses Python's Unicode
+    database (14.0 on Python 3.11), so a character assigned later (such as Unicode 16's outlined digits)
+    is left as it is in a text that is otherwise NFKC.
+    """
+    unicode = np.flatnonzero(~pc.string_is_ascii(texts).to_numpy(zero_copy_only=False))
+    changes = np.zeros(len(texts), dtype=bool)
+    if len(unicode):
+        docs = texts.take(pa.array(unicode)).to_pylist()
+        changes[unicode] = [not unicodedata.is_normalized("NFKC", doc) for doc in docs]
+    if not changes.any():
+        return texts
+    mask = pa.array(changes)
+    return pc.replace_with_mask(texts, mask, pc.utf8_normalize(texts.filter(mask), "NFKC"))
 
 
 def exact_hashes(normalized: pa.Array) -> list[bytes]:
-    """128-bit digest of each normalised text: the key of exact de-duplication."""
-    return [hashlib.blake2b(s.encode("utf-8"), digest_size=16).digest() for s in normalized.to_pylist()]
+    """128-bit digest of each normalised text's UTF-8 bytes: the key of exact de-duplication.
+
+    Digested straight from the Arrow buffer, without decoding each text into a Python string.
+    """
+    offsets, data = _utf8_buffers(normalized)
+    return [hashlib.blake2b(data[start:end], digest_size=16).digest()
+            for start, end in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
 
 
-def uses_char_shingles(normalized: pa.Array, spec: ShingleSpec) -> np.ndarray:
-    """Which documents are shingled by characters: decided by script, since the language is not known yet."""
-    n = len(normalized)
+def _utf8_buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The byte offsets (one more than strings) and the UTF-8 bytes they index, without copying."""
+    strings = strings.cast(pa.large_string())
+    offsets = np.frombuffer(strings.buffers()[1], np.int64)[strings.offset:strings.offset + len(strings) + 1]
+    return offsets, np.frombuffer(strings.buffers()[2] or b"", np.uint8)
+
+
+def uses_char_shingles(tokens: pa.ListArray, spec: ShingleSpec) -> np.ndarray:
+    """Which documents (lists of normalised tokens) are shingled by characters: decided by script, since
+    the language is not known yet."""
+    n = len(tokens)
     if spec.char_shingles == "always":
         return np.ones(n, dtype=bool)
     if spec.char_shingles == "never":
@@ -80,13 +126,28 @@ def uses_char_shingles(normalized: pa.Array, spec: ShingleSpec) -> np.ndarray:
     if spec.char_shingles != "auto":
         raise ValueError(f"char_shingles must be auto, always or never, got {spec.char_shingles!r}")
     out = np.zeros(n, dtype=bool)
-    candidates = np.flatnonzero(~pc.string_is_ascii(normalized).to_numpy(zero_copy_only=False))
+    # The no-space scripts all lie above U+0800, where UTF-8 needs three or four bytes.
+    candidates = _documents_with_bytes_from(tokens, 0xE0)
     if len(candidates):
-        texts = normalized.take(pa.array(candidates))
+        texts = join_tokens(tokens.take(pa.array(candidates)), "")
         no_space = pc.count_substring_regex(texts, NO_SPACE_SCRIPTS).to_numpy(zero_copy_only=False)
-        chars = pc.utf8_length(pc.replace_substring(texts, " ", "")).to_numpy(zero_copy_only=False)
+        chars = pc.utf8_length(texts).to_numpy(zero_copy_only=False)
         out[candidates] = no_space >= spec.char_script_fraction * np.maximum(chars, 1)
     return out
+
+
+def _documents_with_bytes_from(tokens: pa.ListArray, lowest: int) -> np.ndarray:
+    """Indices of the documents with a UTF-8 byte >= `lowest` (0xE0 leads a three- or four-byte
+    character), found in one pass over the tokens' buffer."""
+    offsets, data = _utf8_buffers(pc.list_flatten(tokens))
+    found = np.flatnonzero(data[offsets[0]:offsets[-1]] >= lowest) + offsets[0]
+    return np.unique(np.searchsorted(offsets[_token_offsets(tokens)], found, side="right") - 1)
+
+
+def _token_offsets(tokens: pa.ListArray) -> np.ndarray:
+    """Where each document's tokens start in `pc.list_flatten(tokens)`, and where the last one ends."""
+    offsets = tokens.offsets.to_numpy().astype(np.int64)
+    return offsets - offsets[0]
 
 
 def hash_strings(strings: pa.Array) -> np.ndarray:
@@ -95,10 +156,9 @@ def hash_strings(strings: pa.Array) -> np.ndarray:
     A multilinear hash (byte i times a fixed pseudo-random 64-bit multiplier for position i, summed
     modulo 2**64), then mixed with the length: no Python per string.
     """
-    strings = strings.cast(pa.large_string())
-    offsets = np.frombuffer(strings.buffers()[1], np.int64)[strings.offset:strings.offset + len(strings) + 1]
+    offsets, data = _utf8_buffers(strings)
     lengths = np.diff(offsets)
-    data = np.frombuffer(strings.buffers()[2] or b"", np.uint8)[offsets[0]:offsets[-1]].astype(U64)
+    data = data[offsets[0]:offsets[-1]].astype(U64)
     out = np.zeros(len(strings), dtype=U64)
     nonempty = np.flatnonzero(lengths > 0)
     if len(nonempty):
@@ -109,23 +169,25 @@ def hash_strings(strings: pa.Array) -> np.ndarray:
     return splitmix64(out ^ (lengths.astype(U64) * GOLDEN))
 
 
-def _word_tokens(normalized: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Token hashes of every document (concatenated) and their lengths; one digest per distinct word."""
-    lists = pc.utf8_split_whitespace(normalized)
-    lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False).astype(np.int64)
-    encoded = pc.dictionary_encode(pc.list_flatten(lists))
-    tokens = hash_strings(encoded.dictionary)[encoded.indices.to_numpy(zero_copy_only=False)]
+def _word_tokens(tokens: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
+    """Token hashes of every document (concatenated) and their lengths; one digest per distinct word,
+    which costs less than hashing every occurrence."""
+    lengths = pc.list_value_length(tokens).to_numpy(zero_copy_only=False).astype(np.int64)
+    encoded = pc.dictionary_encode(pc.list_flatten(tokens))
+    indices = encoded.indices.to_numpy(zero_copy_only=False)
+    hashes = hash_strings(encoded.dictionary)[indices]
     # An empty text splits into one empty word: drop it (normalised texts have no other empty words).
-    empty = pc.equal(pc.utf8_length(normalized), 0).to_numpy(zero_copy_only=False)
+    empty = pc.binary_length(encoded.dictionary).to_numpy(zero_copy_only=False) == 0
     if empty.any():
-        tokens = tokens[~np.repeat(empty, lengths)]
-        lengths[empty] = 0
-    return tokens, lengths
+        words = ~empty[indices]
+        hashes = hashes[words]
+        lengths = np.diff(np.concatenate([[0], np.cumsum(words)])[_token_offsets(tokens)])
+    return hashes, lengths
 
 
-def _char_tokens(normalized: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Codepoint hashes of every document with spaces removed, and their lengths."""
-    cps = [np.frombuffer(s.replace(" ", "").encode("utf-32-le"), dtype=np.uint32) for s in normalized]
+def _char_tokens(spaceless: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Codepoint hashes of every document (its tokens joined without spaces), and their lengths."""
+    cps = [np.frombuffer(s.encode("utf-32-le"), dtype=np.uint32) for s in spaceless]
     lengths = np.array([len(c) for c in cps], dtype=np.int64)
     flat = np.concatenate(cps).astype(U64) if cps else np.zeros(0, U64)
     return splitmix64(flat ^ U64(0xC3A5C85C97CB3127)), lengths
@@ -152,22 +214,23 @@ def _ngrams(tokens: np.ndarray, lengths: np.ndarray, n: int) -> tuple[np.ndarray
     return splitmix64(h[first]), counts
 
 
-def shingles(normalized: pa.Array, spec: ShingleSpec) -> tuple[np.ndarray, np.ndarray]:
-    """64-bit shingle hashes of a batch of normalised texts: (hashes concatenated, count per document).
+def shingles(tokens: pa.ListArray, spec: ShingleSpec) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit shingle hashes of a batch of documents given as `normalized_tokens`: (hashes concatenated,
+    count per document).
 
     Word n-grams, or character n-grams for documents in no-space scripts; a document with fewer tokens
     than n has one shingle (the whole text), an empty one has none.
     """
-    char = uses_char_shingles(normalized, spec)
-    n_docs = len(normalized)
+    char = uses_char_shingles(tokens, spec)
+    n_docs = len(tokens)
     parts = []  # (document indices, shingle hashes, shingles per document) for words, then characters
     word_idx = np.flatnonzero(~char)
     if len(word_idx):
-        tok, lens = _word_tokens(normalized.take(pa.array(word_idx)))
-        parts.append((word_idx, *_ngrams(tok, lens, spec.ngram)))
+        tok, lens = _word_tokens(tokens)  # every document's: cheaper than taking the word documents out
+        parts.append((word_idx, *_ngrams(tok[np.repeat(~char, lens)], lens[word_idx], spec.ngram)))
     char_idx = np.flatnonzero(char)
     if len(char_idx):
-        tok, lens = _char_tokens(normalized.take(pa.array(char_idx)).to_pylist())
+        tok, lens = _char_tokens(join_tokens(tokens.take(pa.array(char_idx)), "").to_pylist())
         h, counts = _ngrams(tok, lens, spec.char_ngram)
         parts.append((char_idx, splitmix64(h ^ U64(0x2545F4914F6CDD1D)), counts))
     counts = np.zeros(n_docs, dtype=np.int64)
@@ -185,7 +248,7 @@ def shingles(normalized: pa.Array, spec: ShingleSpec) -> tuple[np.ndarray, np.nd
 
 def shingle_sets(texts: pa.Array, spec: ShingleSpec) -> list[np.ndarray]:
     """The distinct shingle hashes of each text (sorted): what verification compares."""
-    h, counts = shingles(normalize(texts), spec)
+    h, counts = shingles(normalized_tokens(texts), spec)
     return [np.unique(part) for part in np.split(h, np.cumsum(counts)[:-1])]
 
 
