@@ -23,6 +23,10 @@ def test_whitespace_runs_collapse_and_lines_are_trimmed():
     assert clean("  one \t\u00a0 two  \r\n  three\u3000 ") == ["one two\nthree"]
 
 
+def test_single_spaces_stay_and_every_other_whitespace_run_becomes_one_space():
+    assert clean("a b\tc\u00a0d  e \u2009 f\u3000\u3000g") == ["a b c d e f g"]
+
+
 def test_blank_line_runs_keep_one_paragraph_break():
     assert clean("para one\n\n\n\n\npara two\n \n \npara three") == ["para one\n\npara two\n\npara three"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.clean.boilerplate import remove_boilerplate_lines
+from pipeline.clean.boilerplate import remove_boilerplate
 from pipeline.clean.text import normalize_text
 
 
@@ -14,15 +14,7 @@ def clean_batch(batch: pa.RecordBatch, cfg) -> tuple[pa.RecordBatch, int]:
     texts = batch.column("text")
     removed = 0
     if cfg.remove_boilerplate_lines:
-        cleaned = []
-        for t in texts.to_pylist():
-            if t is None:
-                cleaned.append(None)
-                continue
-            t, n = remove_boilerplate_lines(t)
-            removed += n
-            cleaned.append(t)
-        texts = pa.array(cleaned, type=pa.string())
+        texts, removed = remove_boilerplate(texts)
     texts = normalize_text(texts, cfg.text)
     empty = pc.and_(pc.equal(batch.column("_status"), "kept"), pc.equal(pc.utf8_length(pc.fill_null(texts, "")), 0))
     status = pc.if_else(empty, "dropped", batch.column("_status"))

@@ -6,7 +6,6 @@ import time
 from pyspark.sql import SparkSession
 
 from pipeline.clean.batch import clean_batch
-from pipeline.readers.records import RAW_SCHEMA
 from pipeline.stages import spark_io
 from pipeline.stages.config import PipelineConfig
 
@@ -19,17 +18,15 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
     start = time.time()
     attempt = spark_io.begin(output_uri)
     files = files or spark_io.list_inputs(input_uri)
-    raw = spark_io.read_raw(spark, input_uri, cfg.clean.reader, cfg.clean.html, files)
     clean_cfg = cfg.clean
     boilerplate = spark.sparkContext.accumulator(0)
 
-    def clean(batches):
-        for batch in batches:
-            out, removed = clean_batch(batch, clean_cfg)
-            boilerplate.add(removed)
-            yield out
+    def clean(batch):
+        out, removed = clean_batch(batch, clean_cfg)
+        boilerplate.add(removed)
+        return out
 
-    cleaned = raw.mapInArrow(clean, spark_io.spark_schema(RAW_SCHEMA))
+    cleaned = spark_io.read_raw(spark, input_uri, cfg.clean.reader, cfg.clean.html, files, transform=clean)
     routes = {
         "kept": spark_io.Route("data", DOC_COLUMNS),
         "rejected": spark_io.Route("rejected", REJECT_COLUMNS),

@@ -94,9 +94,11 @@ def list_inputs(input_uri: str, patterns=PATTERNS) -> list[str]:
     return files
 
 
-def read_raw(spark: SparkSession, input_uri: str, reader_cfg, html_cfg, files: list[str] | None = None) -> DataFrame:
+def read_raw(spark: SparkSession, input_uri: str, reader_cfg, html_cfg, files: list[str] | None = None,
+             transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None) -> DataFrame:
     """Raw records of every input file (or of `files`, under `input_uri`), one Spark partition per file, in
-    file then line order. Files are labelled by their path relative to `input_uri`."""
+    file then line order. Files are labelled by their path relative to `input_uri`. `transform` (same schema in
+    and out) runs on each batch in the reading task, saving a second pass of the text through the JVM."""
     files = sorted(files) if files else list_inputs(input_uri)
     root = input_uri.rstrip("/")
     labels = [f[len(root) + 1 :] if f.startswith(root + "/") else f.rsplit("/", 1)[-1] for f in files]
@@ -106,7 +108,8 @@ def read_raw(spark: SparkSession, input_uri: str, reader_cfg, html_cfg, files: l
     def read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for uri, label in zip(batch.column("uri").to_pylist(), batch.column("label").to_pylist()):
-                yield from to_batches(read_file(uri, label, reader_cfg, html_cfg))
+                for raw in to_batches(read_file(uri, label, reader_cfg, html_cfg)):
+                    yield transform(raw) if transform else raw
 
     return paths.mapInArrow(read, spark_schema(RAW_SCHEMA))
 
