@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pyarrow as pa
+from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -55,7 +56,11 @@ def tokenizer_and_sample(spark_docs, cfg) -> tuple[str, list[str]]:
     if cfg.tokenizer:
         return storage.read_bytes(cfg.tokenizer).decode("utf-8"), sample
     print(f"[tokenize] training a {cfg.vocab_size}-token byte-level BPE on {len(sample)} sampled documents", flush=True)
-    return train_bpe(sample, cfg.vocab_size, cfg.min_frequency).to_str(), sample
+    wall, cpu = time.perf_counter(), time.process_time()
+    tok_json = train_bpe(sample, cfg.vocab_size, cfg.min_frequency).to_str()
+    # Logged, not in stats.json (whose only timing is `seconds`): benchmarks/pipeline_speed.py reads it.
+    print(f"[tokenize] trained the BPE in {time.perf_counter() - wall:.2f} s ({time.process_time() - cpu:.2f} CPU s)", flush=True)
+    return tok_json, sample
 
 
 def bytes_per_token(tok, sample: list[str], max_bytes: int = 1_000_000) -> float:
@@ -84,9 +89,10 @@ def _assign_fn(val_fraction: float):
     return assign
 
 
-def _write_fn(tmp_root: str, tok_json: str, dtype: np.dtype, sample_tokens: int, encode_docs: int = 256):
+def _write_fn(tmp_root: str, tok_json: str, dtype: np.dtype, sample_tokens: int, threads: dict[str, int],
+              encode_docs: int = 256):
     """Encode each shard's documents (already in shard order) and write its tar: tokens never cross the
-    network, only the text they come from, once."""
+    network, only the text they come from, once. `threads`: Rust encoding threads per split's shard."""
 
     def rows(batches):
         for batch in batches:
@@ -96,11 +102,12 @@ def _write_fn(tmp_root: str, tok_json: str, dtype: np.dtype, sample_tokens: int,
         from pyspark import TaskContext
 
         ctx = TaskContext.get()
-        # Spark runs one task per core: one Rust thread each, not a pool per task as wide as the machine.
-        os.environ["RAYON_NUM_THREADS"] = str(ctx.cpus() if ctx else 1)
         attempt = spark_io.task_attempt()[1]
         tok = shared_tokenizer(tok_json)
         for (split, shard), group in itertools.groupby(rows(batches), key=lambda r: (r[0], r[1])):
+            # Rayon reads this once per Python worker, at its first encode (Spark reuses workers, and later
+            # tasks keep that pool): a shard with a large share of the text gets that share of the cores.
+            os.environ["RAYON_NUM_THREADS"] = str(max(threads[split], ctx.cpus() if ctx else 1))
             counted = {"documents": 0, "text_bytes": 0}
 
             def docs(group=group, counted=counted):
@@ -118,6 +125,19 @@ def _write_fn(tmp_root: str, tok_json: str, dtype: np.dtype, sample_tokens: int,
     return write
 
 
+def _executor_cores(spark: SparkSession) -> int:
+    """Cores of one executor: `spark.executor.cores`, else all the application has (local mode, or a
+    standalone executor that took its whole worker)."""
+    return int(spark.conf.get("spark.executor.cores", "0")) or spark.sparkContext.defaultParallelism
+
+
+def _encode_threads(totals: dict[str, tuple[int, int]], n_shards: dict[str, int], cores: int) -> dict[str, int]:
+    """Rust threads for a shard of each split: its share of all text times the cores, so that a corpus of one
+    big train shard and a small val shard still encodes on every core, while many even shards get one each."""
+    text = sum(b for _, b in totals.values()) or 1
+    return {s: max(1, min(cores, round(cores * b / n_shards[s] / text))) for s, (_, b) in totals.items()}
+
+
 def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfig) -> dict:
     start = time.time()
     tcfg = cfg.tokenize
@@ -126,15 +146,27 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
     # The manifest is what trainers open: a re-run must not leave the old one pointing at shards it replaces.
     storage.delete(storage.join(output_uri, "manifest.json"))
     docs = spark_io.read_stage(spark, input_uri).select("id", "text")
+    # Three jobs scan the documents (the tokenizer's sample, the split totals, the shuffle to shards): read the
+    # parts and hash the ids once, not three times.
+    assigned = docs.mapInArrow(_assign_fn(tcfg.val_fraction), spark_io.spark_schema(ASSIGNED))
+    assigned = assigned.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        return _tokenize(assigned, output_uri, cfg, expected, attempt, start, _executor_cores(spark))
+    finally:
+        assigned.unpersist()
 
-    tok_json, sample = tokenizer_and_sample(docs, tcfg)
+
+def _tokenize(assigned, output_uri: str, cfg: PipelineConfig, expected: int, attempt: str, start: float,
+              cores: int) -> dict:
+    """Train or load the tokenizer, size the shards, encode and write them, and commit."""
+    tcfg = cfg.tokenize
+    tok_json, sample = tokenizer_and_sample(assigned, tcfg)
     tok = load_tokenizer(tok_json)
     vocab_size, eos = tok.get_vocab_size(), eos_id(tok)
     dtype = np.dtype(token_dtype(vocab_size))
 
     # Shard counts are fixed before encoding, from text bytes and the sample's bytes per token, so each
     # document's shard is known up front and the one shuffle moves text to the task that encodes and writes.
-    assigned = docs.mapInArrow(_assign_fn(tcfg.val_fraction), spark_io.spark_schema(ASSIGNED))
     per_token = bytes_per_token(tok, sample)
     totals = {r.split: (r.documents, r.text_bytes) for r in assigned.groupBy("split").agg(
         F.count("*").alias("documents"), F.sum("text_bytes").alias("text_bytes")).collect()}
@@ -151,7 +183,7 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
         .sortWithinPartitions("split", "shard", "order", "id")
     )
     tmp_root = storage.join(output_uri, spark_io.TEMPORARY, attempt)
-    write = _write_fn(tmp_root, tok_json, dtype, tcfg.sample_tokens)
+    write = _write_fn(tmp_root, tok_json, dtype, tcfg.sample_tokens, _encode_threads(totals, n_shards, cores))
     infos = [r.asDict() for r in arranged.mapInArrow(write, spark_io.spark_schema(SHARD_INFO)).collect()]
 
     # Final names are dense per split (shard-000000, -000001, ...) in shard order.
