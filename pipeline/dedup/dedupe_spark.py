@@ -164,8 +164,14 @@ def candidate_edges(features: DataFrame) -> DataFrame:
 
 
 def verify_edges(candidates: DataFrame, docs: DataFrame, cfg: DedupeConfig) -> DataFrame:
-    """Candidate edges whose true shingle-set Jaccard reaches the threshold, with that Jaccard."""
-    text = docs.select("id", "text")
+    """Candidate edges whose true shingle-set Jaccard reaches the threshold, with that Jaccard.
+
+    Only the documents on a candidate edge, a small share, are joined to the edges: the texts are cut
+    down to them first (against the ids at the edges' ends, which Spark can broadcast), so the whole
+    text is not shuffled once for each end of the edges.
+    """
+    ends = candidates.select(F.col("src").alias("id")).unionByName(candidates.select(F.col("dst").alias("id")))
+    text = docs.select("id", "text").join(ends.distinct(), "id", "left_semi")
     pairs = (
         candidates.join(text.select(F.col("id").alias("src"), F.col("text").alias("src_text")), "src")
         .join(text.select(F.col("id").alias("dst"), F.col("text").alias("dst_text")), "dst")
