@@ -71,23 +71,23 @@ class Dist:
             dist.init_process_group(backend="nccl" if cuda else "gloo", rank=self.rank, world_size=self.world,
                                     store=dist.PrefixStore(f"attempt-{attempt}", store))
         self.master = self.rank == 0
-        # Tensors of the latest collectives, kept alive by Python. Once DDP has wrapped a model, gloo's process
-        # group outlives destroy_process_group and its worker threads run until the interpreter exits; a worker
-        # that drops the last reference to a Python-owned tensor then needs the GIL during interpreter shutdown
-        # and the process aborts ("terminate called without an active exception"). Holding the latest
-        # collectives' tensors here means the last reference is always Python's.
-        self._in_flight: collections.deque = collections.deque(maxlen=8)
+        # Tensors of the latest collectives. Once DDP has wrapped a model, gloo's process group outlives
+        # destroy_process_group and its worker threads run until the interpreter exits; a worker that drops the
+        # last reference to a Python-owned tensor then needs the GIL, and during interpreter shutdown the process
+        # aborts ("terminate called without an active exception"). `close` waits until gloo has let go of these
+        # before Python does, so the last reference is always Python's.
+        self._in_flight: collections.deque[list[torch.Tensor]] = collections.deque(maxlen=8)
 
     def sum_(self, t: torch.Tensor) -> torch.Tensor:
         if self.world > 1:
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
-            self._in_flight.append(t)
+            self._in_flight.append([t])
         return t
 
     def _all_gather(self, t: torch.Tensor) -> list[torch.Tensor]:
         out = [torch.empty_like(t) for _ in range(self.world)]
         dist.all_gather(out, t)
-        self._in_flight.append((t, out))
+        self._in_flight.append([t, *out])
         return out
 
     def gather(self, obj: Any) -> list[Any]:
@@ -101,8 +101,14 @@ class Dist:
         parts = self._all_gather(padded.to(self.device))
         return [pickle.loads(part[:n].cpu().numpy().tobytes()) for part, n in zip(parts, sizes)]
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10.0) -> None:
         if self.world > 1:
+            # A tensor's use count is 1 once only its Python object holds it: gloo's worker is done with it.
+            deadline = time.monotonic() + timeout
+            held = [t for tensors in self._in_flight for t in tensors]
+            while any(t._use_count() > 1 for t in held) and time.monotonic() < deadline:
+                time.sleep(0.001)
+            self._in_flight.clear()
             dist.destroy_process_group()
 
 
