@@ -163,15 +163,16 @@ def candidate_edges(features: DataFrame) -> DataFrame:
     )
 
 
-def verify_edges(candidates: DataFrame, docs: DataFrame, cfg: DedupeConfig) -> DataFrame:
+def verify_edges(candidates: DataFrame, docs: DataFrame, cfg: DedupeConfig, checkpoint_dir: str) -> DataFrame:
     """Candidate edges whose true shingle-set Jaccard reaches the threshold, with that Jaccard.
 
-    Only the documents on a candidate edge, a small share, are joined to the edges: the texts are cut
-    down to them first (against the ids at the edges' ends, which Spark can broadcast), so the whole
-    text is not shuffled once for each end of the edges.
+    Only the documents on a candidate edge, a small share, are joined to the edges: their texts are cut
+    out in one pass over `docs` (a semi-join against the edges' ends, which Spark can broadcast) and
+    written aside, so neither the whole text nor `docs`' own reading is repeated for each end.
     """
     ends = candidates.select(F.col("src").alias("id")).unionByName(candidates.select(F.col("dst").alias("id")))
-    text = docs.select("id", "text").join(ends.distinct(), "id", "left_semi")
+    text = checkpoint(docs.select("id", "text").join(ends.distinct(), "id", "left_semi"),
+                      f"{checkpoint_dir}/edge_texts")
     pairs = (
         candidates.join(text.select(F.col("id").alias("src"), F.col("text").alias("src_text")), "src")
         .join(text.select(F.col("id").alias("dst"), F.col("text").alias("dst_text")), "dst")
@@ -204,7 +205,7 @@ def dedupe(docs: DataFrame, cfg: DedupeConfig, checkpoint_dir: str,
     candidates = checkpoint(candidate_edges(representatives), f"{checkpoint_dir}/candidates")
     edges = candidates
     if cfg.verify:
-        verified = verify_edges(candidates, docs, cfg).select("src", "dst")
+        verified = verify_edges(candidates, docs, cfg, checkpoint_dir).select("src", "dst")
         edges = checkpoint(verified, f"{checkpoint_dir}/verified")
     near, cc_rounds = connected_components(edges, f"{checkpoint_dir}/cc", cfg.max_cc_rounds)
 
