@@ -150,11 +150,13 @@ def candidate_edges(features: DataFrame) -> DataFrame:
     """(src, dst) with src the smallest id of a band bucket that dst shares with it; distinct over bands.
 
     The bucket minimum is an aggregate and the star a join against it, so a bucket of any size costs
-    one row per member and never a list of members in memory.
+    one row per member and never a list of members in memory. Almost every bucket holds one document:
+    only the others' minima are joined, which keeps that side small enough to broadcast.
     """
     buckets = features.where(F.col("shingles") > 0).select(
         "id", F.posexplode("bands").alias("band", "bucket"))
-    roots = buckets.groupBy("band", "bucket").agg(F.min("id").alias("src"))
+    roots = (buckets.groupBy("band", "bucket").agg(F.min("id").alias("src"), F.count("*").alias("members"))
+             .where(F.col("members") > 1).drop("members"))
     return (
         buckets.join(roots, ["band", "bucket"])
         .where(F.col("id") != F.col("src"))
