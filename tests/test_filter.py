@@ -1,18 +1,25 @@
 """The filter stage's logic: each quality rule, language awareness, language ID and the batch contract."""
 from __future__ import annotations
 
+import html
 import math
+import os
+import subprocess
+import sys
+from collections import Counter
 from pathlib import Path
 
+import justext
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from pipeline.config import ConfigError, load
 from pipeline.filter import FilterConfig, RuleSet, filter_batch, filter_counters
-from pipeline.filter import rules
+from pipeline.filter import main_content, rules
 from pipeline.filter.batch import rule_checks, substring_counts
 from pipeline.filter.langid import identify
-from pipeline.filter.text import DocStats, doc_stats, words_of
+from pipeline.filter.text import DocStats, _later_occurrences, _top_ngram, doc_stats, words_of
 from pipeline.stages.config import PipelineConfig
 
 EN = """The old lighthouse stood at the edge of the cliff for more than a century. Sailors who passed the headland at night looked for its beam to find their way home.
@@ -287,3 +294,54 @@ def test_fineweb_english_config_file_restores_finewebs_english_chain():
     cfg = load(PipelineConfig, Path(__file__).parents[1] / "configs" / "filter-fineweb-english.yaml").filter
     assert cfg.english == RuleSet() and cfg.english != FilterConfig().english
     assert cfg.other_languages == FilterConfig().other_languages
+
+
+def test_top_ngram_is_the_most_frequent_with_ties_to_the_first_occurring_like_counter_most_common():
+    rng = np.random.default_rng(0)
+    for size in (2, 3, 17, 200):
+        for alphabet in (2, 5, 50, 10_000):
+            h = rng.integers(0, alphabet, size).astype(np.uint64)
+            value, count = Counter(h.tolist()).most_common(1)[0]
+            expected = (count, h.tolist().index(value)) if count > 1 else (1, 0)
+            assert _top_ngram(h) == expected
+
+
+def test_repetition_fractions_do_not_depend_on_the_hash_seed():
+    """Two 2-grams tie at the top; a tie broken by hash value gave a different fraction per process."""
+    text = "a b a b xxxxxxxx yyyyyyyy xxxxxxxx yyyyyyyy " + " ".join(f"w{i}" for i in range(40))
+    script = ("import sys; from pipeline.filter.text import doc_stats; from pipeline.filter.config import C4Config; "
+              f"print(doc_stats({text!r}, 'en', C4Config(), 30).top_2_gram)")
+    seen = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           cwd=Path(__file__).parents[1], env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
+            for seed in range(8)}
+    assert len(seen) == 1
+    assert float(seen.pop()) == pytest.approx(2 * len("a b") / len(text))
+
+
+def test_later_occurrences_are_every_occurrence_of_a_hash_after_its_first():
+    rng = np.random.default_rng(1)
+    for size in (1, 2, 30, 500):
+        for alphabet in (1, 3, 40, 10_000):
+            h = rng.integers(0, alphabet, size).astype(np.uint64)
+            seen: set[int] = set()
+            expected = []
+            for i, value in enumerate(h.tolist()):
+                if value in seen:
+                    expected.append(i)
+                seen.add(value)
+            assert _later_occurrences(h).tolist() == expected
+
+
+@pytest.mark.parametrize("lang", ["en", "xx"])  # with jusText's English stoplist, and without a stoplist
+def test_main_content_is_what_justext_itself_extracts(lang):
+    menu = "Home\nNews\nSport\nWeather\nLog in"
+    footer = "© 2024 The Harbour Gazette. All rights reserved.\nTerms of use | Privacy policy | Cookies"
+    long_lines = [EN.replace("\n\n", " "), "Share this article", DE.replace("\n\n", " ")]  # jusText's "good" needs 200 chars
+    text = "\n".join([menu, *long_lines, footer])
+    page = "".join(f"<p>{html.escape(line)}</p>" for line in text.split("\n") if line.strip())
+    stoplist = main_content._stoplist(lang)
+    density = {} if stoplist else {"stopwords_low": 0, "stopwords_high": 0}
+    paragraphs = justext.justext(f"<html><body>{page}</body></html>".encode(), stoplist, encoding="utf-8", **density)
+    expected = "\n".join(p.text for p in paragraphs if not p.is_boilerplate)
+    assert "lighthouse" in expected and "Harbour Gazette" not in expected
+    assert main_content.extract([text], [lang]) == [expected]

@@ -12,6 +12,8 @@ import functools
 import html
 
 import justext
+from justext.core import ParagraphMaker, classify_paragraphs, html_to_dom, preprocessor, revise_paragraph_classification
+from justext.paragraph import Paragraph
 
 # lid.176 language code -> jusText stoplist (jusText names its stoplists by English language name).
 JUSTEXT_STOPLISTS = {
@@ -41,13 +43,39 @@ def _stoplist(lang: str) -> frozenset[str]:
     return justext.get_stoplist(name) if name else frozenset()
 
 
+class _FixedTextParagraph(Paragraph):
+    """A paragraph whose text is joined and whitespace-normalised once: jusText's `Paragraph.text`
+    recomputes it on every read (about ten per paragraph while classifying), although it no longer
+    changes once the page is parsed, and that was most of the extraction's cost."""
+
+    text = functools.cached_property(Paragraph.text.fget)
+
+
+class _ParagraphMaker(ParagraphMaker):
+    """jusText's DOM-to-paragraphs walk, building `_FixedTextParagraph`s (the body is jusText's own)."""
+
+    def _start_new_pragraph(self):
+        if self.paragraph and self.paragraph.contains_text():
+            self.paragraphs.append(self.paragraph)
+        self.paragraph = _FixedTextParagraph(self.path)
+
+
+def _paragraphs(page: bytes, stoplist: frozenset[str], **density) -> list[Paragraph]:
+    """`justext.justext` step by step (same functions, same defaults), with the paragraphs above."""
+    dom = preprocessor(html_to_dom(page, encoding="utf-8"))
+    paragraphs = _ParagraphMaker.make_paragraphs(dom)
+    classify_paragraphs(paragraphs, stoplist, **density)
+    revise_paragraph_classification(paragraphs)
+    return paragraphs
+
+
 def _main_content(text: str, lang: str) -> str:
     page = "".join(f"<p>{html.escape(line)}</p>" for line in text.split("\n") if line.strip())
     stoplist = _stoplist(lang)
     # Without a stoplist jusText's own command line switches to its language-independent mode: stop-word
     # density thresholds 0, so length and context alone decide.
     density = {} if stoplist else {"stopwords_low": 0, "stopwords_high": 0}
-    paragraphs = justext.justext(f"<html><body>{page}</body></html>".encode(), stoplist, encoding="utf-8", **density)
+    paragraphs = _paragraphs(f"<html><body>{page}</body></html>".encode(), stoplist, **density)
     return "\n".join(p.text for p in paragraphs if not p.is_boilerplate)
 
 

@@ -136,11 +136,39 @@ def _duplicates(items: list[str]) -> tuple[int, int]:
     return n, chars
 
 
+def _top_ngram(h: np.ndarray) -> tuple[int, int]:
+    """(count, first position) of the most frequent n-gram hash; count 1 when nothing repeats. Among
+    equally frequent n-grams the one that occurs first wins, as in datatrove's `Counter.most_common`,
+    so the result never depends on the (per-process) hash values."""
+    order = np.argsort(h)
+    s = h[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # first index of every run of equal hashes
+    counts = np.diff(np.r_[starts, len(s)])
+    top = counts.max()
+    if top < 2:
+        return 1, 0
+    return int(top), int(np.minimum.reduceat(order, starts)[counts == top].min())
+
+
+def _later_occurrences(h: np.ndarray) -> np.ndarray:
+    """Positions of every occurrence of an n-gram hash after its first. The first of each run of equal
+    hashes is the smallest position in it, so an unstable sort will do (cheaper than a stable one)."""
+    order = np.argsort(h)
+    sorted_h = h[order]
+    same = sorted_h[1:] == sorted_h[:-1]
+    if not same.any():
+        return order[:0]
+    later = np.ones(len(h), dtype=bool)
+    later[np.minimum.reduceat(order, np.flatnonzero(np.r_[True, ~same]))] = False
+    return np.flatnonzero(later)
+
+
 def ngram_fractions(words: list[str], lens: np.ndarray, text_len: int, dup_floor: float = 0.0) -> list[float]:
     """Gopher's repetition fractions: top 2..4-gram and duplicated 5..10-gram character fractions.
 
     Words are mapped to their (per-process) string hash and n-grams to 64-bit rolling hashes of those, so
-    each n costs one NumPy sort; only equality within one document matters, never the hash values.
+    each n costs one NumPy sort; only equality within one document matters, never the hash values (ties
+    are broken by position).
     "Duplicated" characters are those of words covered by any repeated occurrence of an n-gram
     (overlaps counted once), which is the Gopher paper's definition. The covered words of repeated
     (n+1)-grams are a subset of those of repeated n-grams, so the fraction never grows with n: once it is
@@ -160,15 +188,11 @@ def ngram_fractions(words: list[str], lens: np.ndarray, text_len: int, dup_floor
             break
         h = h[:-1] * _HASH_MUL + ids[k - 1 :]
         if k <= 4:
-            _, first, counts = np.unique(h, return_index=True, return_counts=True)
-            best = counts.argmax()
-            if counts[best] > 1:
-                start = first[best]
-                out[k - 2] = counts[best] * (cum[start + k] - cum[start] - 1) / denom
+            count, start = _top_ngram(h)
+            if count > 1:
+                out[k - 2] = count * (cum[start + k] - cum[start] - 1) / denom
             continue
-        order = np.argsort(h, kind="stable")
-        sorted_h = h[order]
-        starts = order[1:][sorted_h[1:] == sorted_h[:-1]]  # every occurrence after the first
+        starts = _later_occurrences(h)
         if starts.size == 0:
             break  # no repeated k-gram means no repeated longer one either
         edges = np.bincount(starts, minlength=n + 1) - np.bincount(starts + k, minlength=n + 1)
