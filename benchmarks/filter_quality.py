@@ -8,8 +8,10 @@ with the default config and prints:
 - drops per rule (originals / junk), documents kept with their jusText main content, and filter_batch
   throughput (docs/s, one core);
 - the rule sets side by side: FineWeb's English chain for English without main-content extraction (the
-  former default), FineWeb-2's rules for every language without it, and the default (FineWeb-2's rules
-  with main content): junk recall, false drops per language and CPU cost of each;
+  former default), FineWeb-2's rules for every language without it, the default (FineWeb-2's rules
+  with main content), and the default with FineWeb-2's per-language thresholds (`fineweb2_thresholds`):
+  junk recall, false drops per language and CPU cost of each, then the per-language thresholds' false
+  drops before/after per language with the reasons of the documents that changed;
 - mojibake handling side by side: none, detect-and-drop (the default), and repair in clean (ftfy) before
   the filter: mojibake junk recall, false drops per language and CPU cost of each.
 
@@ -106,13 +108,16 @@ def compare_mojibake_handling(batches: list[pa.RecordBatch], labels: dict[str, d
 
 
 def compare_rule_sets(batches: list[pa.RecordBatch], labels: dict[str, dict], default: tuple[list[dict], float]) -> None:
-    """FineWeb English chain / FineWeb-2 rules / FineWeb-2 rules + main content, on the same documents."""
+    """FineWeb English chain / FineWeb-2 rules / FineWeb-2 rules + main content / + FineWeb-2's per-language
+    thresholds, on the same documents."""
     variants = {
         "FineWeb English chain, no main content": run_filter(batches, FilterConfig(english=RuleSet(), main_content=False)),
         "FineWeb-2 rules, no main content": run_filter(batches, FilterConfig(main_content=False)),
     }
     outcomes = {name: (rows, cpu) for name, (rows, _, cpu) in variants.items()}
     outcomes["FineWeb-2 rules + main content (default)"] = default
+    per_language, _, per_language_cpu = run_filter(batches, FilterConfig(fineweb2_thresholds=True))
+    outcomes["+ FineWeb-2 per-language thresholds"] = (per_language, per_language_cpu)
     results = {name: outcome(rows, labels) for name, (rows, _) in outcomes.items()}
     shown = sorted({lang for _, langs, _ in results.values() for lang, (n, d) in langs.items() if n >= 10 and d / n > 0.05},
                    key=lambda lang: -max(r[1][lang][1] / r[1][lang][0] for r in results.values()))
@@ -123,6 +128,29 @@ def compare_rule_sets(batches: list[pa.RecordBatch], labels: dict[str, dict], de
         over = sum(1 for n, d in langs.values() if n >= 10 and d / n > 0.05)
         print(f"  {name:42s} {outcomes[name][1]:6.1f} {recall:11.3f} {over:7d}  "
               + " ".join(f"{langs[lang][1] / langs[lang][0]:6.3f}" for lang in shown))
+    compare_per_language_thresholds(default[0], per_language, labels)
+
+
+def compare_per_language_thresholds(before: list[dict], after: list[dict], labels: dict[str, dict]) -> None:
+    """False drops per language without and with FineWeb-2's per-language thresholds, and (first reason
+    without -> with) for the originals whose outcome changed."""
+    changed = collections.defaultdict(collections.Counter)  # lang -> (reason before, reason after) -> n
+    counts = collections.defaultdict(lambda: [0, 0, 0])  # lang -> [originals, dropped before, dropped after]
+    for a, b in zip(before, after):
+        label = labels[a["id"]]
+        if label["kind"] != "original":
+            continue
+        c = counts[label["lang"]]
+        c[0] += 1
+        c[1] += a["_status"] == "dropped"
+        c[2] += b["_status"] == "dropped"
+        if a["_status"] != b["_status"]:
+            changed[label["lang"]][(a["_reason"] or "kept", b["_reason"] or "kept")] += 1
+    print("FineWeb-2 per-language thresholds, false drops of originals per language (>= 10 originals): before -> after")
+    for lang, (n, d0, d1) in sorted(counts.items(), key=lambda kv: -kv[1][0]):
+        if n >= 10:
+            why = ", ".join(f"{r0} -> {r1} {k}" for (r0, r1), k in changed[lang].most_common(4))
+            print(f"  {lang:4s} {n:6d}  {d0 / n:6.3f} -> {d1 / n:6.3f}  {why}")
 
 
 def main() -> None:

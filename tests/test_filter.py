@@ -17,8 +17,9 @@ import pytest
 from pipeline.config import ConfigError, load
 from pipeline.filter import FilterConfig, RuleSet, filter_batch, filter_counters
 from pipeline.filter import main_content, rules
-from pipeline.filter.batch import rule_checks, substring_counts
-from pipeline.filter.langid import identify
+from pipeline.filter.batch import language_checks, rule_checks, stop_word_set, substring_counts
+from pipeline.filter.config import fineweb2_table
+from pipeline.filter.langid import get_model, identify
 from pipeline.filter.text import DocStats, _later_occurrences, _top_ngram, doc_stats, words_of
 from pipeline.stages.config import PipelineConfig
 
@@ -345,3 +346,72 @@ def test_main_content_is_what_justext_itself_extracts(lang):
     expected = "\n".join(p.text for p in paragraphs if not p.is_boilerplate)
     assert "lighthouse" in expected and "Harbour Gazette" not in expected
     assert main_content.extract([text], [lang]) == [expected]
+
+
+# --- FineWeb-2's per-language thresholds ----------------------------------------------------------------
+
+FINEWEB2 = FilterConfig(fineweb2_thresholds=True)
+
+
+def test_vendored_fineweb2_table_names_its_source_and_covers_every_lid176_language_with_a_config():
+    table = fineweb2_table()
+    assert table["source"]["repository"] == "https://github.com/huggingface/fineweb-2"
+    assert "ODC-By" in table["source"]["licence"]
+    assert all(len(c["commit"]) == 40 for c in table["configs"].values())
+    assert set(table["lid176_to_fineweb2"].values()) == set(table["configs"])
+    labels = {label.removeprefix("__label__") for label in get_model().get_labels()}
+    # English has no FineWeb-2 config; nah, qu and sh are macrolanguages without one main member there.
+    assert labels - set(table["lid176_to_fineweb2"]) == {"en", "nah", "qu", "sh"}
+
+
+def test_german_rules_take_fineweb2s_thresholds_stop_words_and_language_score():
+    rules_de = FINEWEB2.rules_for("de")
+    assert rules_de.fineweb.line_punct_thr == 0.0
+    assert rules_de.gopher_repetition.dup_line_frac == 0.263 and rules_de.gopher_repetition.top_2_gram_frac == 0.169
+    assert rules_de.gopher_quality.stop_words[:3] == ["der", "und", "die"] and rules_de.gopher_quality.min_stop_words == 2
+    assert FINEWEB2.min_lang_score_for("de") == 0.821
+    assert FilterConfig().rules_for("de").fineweb.line_punct_thr == 0.12
+
+
+def test_german_page_with_few_sentence_lines_is_kept_only_under_fineweb2s_line_punct_threshold():
+    more = [
+        "Heute steht der Turm leer und die Lampe ist längst durch ein kleines automatisches Licht ersetzt",
+        "Im Sommer kommen Besucher aus der Stadt und steigen die alten Stufen bis zur Galerie hinauf",
+        "Von oben sieht man bei klarem Wetter die Inseln im Norden und die Schiffe auf dem Weg zum Hafen",
+        "Die Tochter des Wärters hat ein Buch über die Jahre am Meer und die Nächte im Sturm geschrieben",
+    ]
+    lines = [line.rstrip(".") for line in DE.replace(". ", "\n").split("\n") if line] + more
+    page = "\n".join(lines) + "."  # one line in ten ends a sentence
+    off, on = FilterConfig(main_content=False), FilterConfig(main_content=False, fineweb2_thresholds=True)
+    assert filter_batch(batch_of(page), off).column("_reason")[0].as_py() == "fineweb_line_punct_ratio"
+    assert filter_batch(batch_of(page), on).column("_status")[0].as_py() == "kept"
+
+
+def test_fineweb2_minimum_language_score_applies_per_language():
+    texts = pa.array([DE, "ein kurzer Text"])
+    reasons = rules.first_failure(language_checks(texts, ["de", "qu"], np.array([0.75, 0.75]), FINEWEB2), 2)
+    assert reasons.tolist() == ["lang_score_below_min", None]  # de needs 0.821; qu has no config: 0.65
+
+
+def test_a_language_without_a_fineweb2_config_keeps_the_defaults():
+    for lang in ("en", "qu"):
+        assert FINEWEB2.rules_for(lang) == FilterConfig().rules_for(lang)
+        assert FINEWEB2.min_lang_score_for(lang) == 0.65
+
+
+def test_user_per_language_overrides_win_over_fineweb2_thresholds():
+    cfg = load(FilterConfig, overrides=[
+        "fineweb2_thresholds=true", "per_language.de.fineweb.line_punct_thr=0.3", "per_language.de.min_lang_score=0.5",
+    ])
+    assert cfg.rules_for("de").fineweb.line_punct_thr == 0.3 and cfg.min_lang_score_for("de") == 0.5
+    assert cfg.rules_for("de").gopher_quality.stop_words == FINEWEB2.rules_for("de").gopher_quality.stop_words
+
+
+def test_stop_words_count_only_as_the_documents_own_words():
+    """FineWeb-2's Thai stop words are segmenter words, never one of our per-character Thai words; Korean
+    particles never equal a whitespace word: both keep our list (none), so the check does not apply."""
+    assert stop_word_set(FINEWEB2.rules_for("th").gopher_quality.stop_words, "th") == frozenset()
+    assert FINEWEB2.rules_for("ko").gopher_quality.stop_words is None
+    assert stop_word_set(["г.", "На", "،"], "bg") == {"г", "на"}  # normalised like words; punctuation is none
+    thai = "ประภาคารเก่าตั้งอยู่ริมหน้าผามานานกว่าร้อยปี ชาวเรือที่แล่นผ่านแหลมในตอนกลางคืนมองหาแสงของมันเพื่อหาทางกลับบ้าน " * 3
+    assert filter_batch(batch_of(thai), FINEWEB2).column("_reason")[0].as_py() != "gopher_stop_words"

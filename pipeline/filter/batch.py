@@ -22,7 +22,7 @@ from pipeline.filter import main_content, quality, rules
 from pipeline.filter.config import FilterConfig, QualityConfig, RuleSet
 from pipeline.filter.langid import identify
 from pipeline.filter.pii import EMAIL_PLACEHOLDER, IP_PLACEHOLDER, replace_pii_batch
-from pipeline.filter.text import DocStats, doc_stats
+from pipeline.filter.text import DocStats, doc_stats, words_of
 
 # Reasons extracting the main content cannot undo: it keeps the text's language and only removes words.
 NOT_FIXED_BY_EXTRACTION = frozenset({"mojibake", "lang_score_below_min", "language_not_selected", "gopher_min_words"})
@@ -40,7 +40,8 @@ def language_checks(texts: pa.Array, langs: list[str], scores: np.ndarray, cfg: 
     checks: rules.Checks = []
     if cfg.mojibake:
         checks.append(("mojibake", has_mojibake(texts).to_numpy(zero_copy_only=False)))
-    checks.append(("lang_score_below_min", scores < cfg.min_lang_score))
+    minimum = {lang: cfg.min_lang_score_for(lang) for lang in set(langs)}
+    checks.append(("lang_score_below_min", scores < np.array([minimum[lang] for lang in langs])))
     if cfg.languages:
         wanted = set(cfg.languages)
         checks.append(("language_not_selected", np.array([lang not in wanted for lang in langs], dtype=bool)))
@@ -71,6 +72,15 @@ def rule_checks(s: rules.Stats, rs: RuleSet, counts: dict[str, np.ndarray]) -> r
     return checks
 
 
+def stop_word_set(stop_words: list[str] | None, lang: str) -> frozenset[str] | None:
+    """A configured stop-word list as the document's words see it: normalised like words, keeping only the
+    entries that are one word (FineWeb-2's multi-character Thai stop words can never be one of our
+    per-character Thai words). None keeps pipeline.filter.text's list for the language."""
+    if stop_words is None:
+        return None
+    return frozenset(w[0] for w in (words_of(s, lang) for s in stop_words) if len(w) == 1)
+
+
 def quality_reasons(texts: pa.Array, langs: list[str], cfg: FilterConfig) -> np.ndarray:
     """First failing quality check per document (None when it passes every enabled rule).
 
@@ -89,7 +99,8 @@ def quality_reasons(texts: pa.Array, langs: list[str], cfg: FilterConfig) -> np.
     for rs, idx in groups.values():
         dup = [getattr(rs.gopher_repetition, f"dup_{n}_gram_frac") for n in range(5, 11)]
         floor = min((t for t in dup if t is not None), default=1.0)
-        rows = [doc_stats(values[i], langs[i], rs.c4, rs.fineweb.short_line_length, floor) for i in idx]
+        stop = {lang: stop_word_set(rs.gopher_quality.stop_words, lang) for lang in {langs[i] for i in idx}}
+        rows = [doc_stats(values[i], langs[i], rs.c4, rs.fineweb.short_line_length, floor, stop[langs[i]]) for i in idx]
         s = rules.Stats(rows, DocStats._fields)
         reasons[idx] = rules.first_failure(rule_checks(s, rs, {k: v[idx] for k, v in counts.items()}), len(idx))
     return reasons

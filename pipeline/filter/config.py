@@ -7,15 +7,22 @@
   (`fineweb-2-pipeline.py`, the same team's later pipeline) made to those defaults for all its languages:
   no C4 rules, no short-line rule, char_duplicates_ratio 0.1 instead of 0.01, no paragraph /
   line-character duplicate fractions. `configs/filter-fineweb-english.yaml` sets `english` back to
-  FineWeb's chain; `per_language` can add FineWeb-2's per-language thresholds (`configs/{lang}_{script}.yml`
-  there) on top.
+  FineWeb's chain.
+- `fineweb2_thresholds: true` adds FineWeb-2's own per-language thresholds and stop words
+  (`configs/{lang}_{script}.yml` there, vendored in `fineweb2_thresholds.json` for every lid.176 language
+  that has one); `per_language` overrides go on top of those.
 Nothing here is tuned on our corpus. A threshold set to None switches that single check off.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from pathlib import Path
 
 from pipeline.config import merge
+
+FINEWEB2_THRESHOLDS = Path(__file__).with_name("fineweb2_thresholds.json")
 
 
 @dataclass
@@ -30,6 +37,7 @@ class GopherQualityConfig:
     max_ellipsis_lines_ratio: float | None = 0.3
     min_alpha_words_ratio: float | None = 0.8  # datatrove calls it max_non_alpha_words_ratio
     min_stop_words: int | None = 2
+    stop_words: list[str] | None = None  # None: pipeline.filter.text's list for the document's language
 
 
 @dataclass
@@ -76,6 +84,7 @@ class FineWebConfig:
 
 @dataclass
 class RuleSet:
+    min_lang_score: float | None = None  # None: filter.min_lang_score
     gopher_repetition: GopherRepetitionConfig = field(default_factory=GopherRepetitionConfig)
     gopher_quality: GopherQualityConfig = field(default_factory=GopherQualityConfig)
     c4: C4Config = field(default_factory=C4Config)
@@ -100,6 +109,46 @@ class QualityConfig:
     @property
     def enabled(self) -> bool:
         return bool(self.model)
+
+
+# FineWeb-2 counts Korean stop words among the morphemes of a segmenter (particles such as 의, 는); our
+# Korean words are whitespace-separated eojeol, which those never equal, so Korean keeps our own list.
+FINEWEB2_STOP_WORDS_UNMATCHED = frozenset({"ko"})
+
+
+@lru_cache(maxsize=1)
+def fineweb2_table() -> dict:
+    """The vendored FineWeb-2 configs and the lid.176 code -> `{iso639_3}_{script}` name they are filed under."""
+    return json.loads(FINEWEB2_THRESHOLDS.read_text(encoding="utf-8"))
+
+
+def fineweb2_overrides(lang: str) -> dict | None:
+    """FineWeb-2's thresholds for a lid.176 language as a partial RuleSet mapping; None without a config.
+
+    The mapping follows `fineweb-2-pipeline.py`: language_score is the minimum language score,
+    max_non_alpha_words_ratio is our min_alpha_words_ratio, and the stop words count with min_stop_words 2.
+    """
+    table = fineweb2_table()
+    name = table["lid176_to_fineweb2"].get(lang)
+    if name is None:
+        return None
+    c = table["configs"][name]
+    stop_words = {} if lang in FINEWEB2_STOP_WORDS_UNMATCHED else {"stop_words": c["stopwords"], "min_stop_words": 2}
+    return {
+        "min_lang_score": c["language_score"],
+        "gopher_repetition": {
+            "dup_line_frac": c["dup_line_frac"],
+            **{f"top_{n}_gram_frac": t for n, t in c["top_n_grams"]},
+            **{f"dup_{n}_gram_frac": t for n, t in c["dup_n_grams"]},
+        },
+        "gopher_quality": {
+            "min_avg_word_length": c["min_avg_word_length"],
+            "max_avg_word_length": c["max_avg_word_length"],
+            "min_alpha_words_ratio": c["max_non_alpha_words_ratio"],
+            **stop_words,
+        },
+        "fineweb": {"line_punct_thr": c["line_punct_thr"], "new_line_ratio": c["new_line_ratio"]},
+    }
 
 
 def fineweb2_rules() -> RuleSet:
@@ -128,13 +177,32 @@ class FilterConfig:
     main_content: bool = True
     english: RuleSet = field(default_factory=fineweb2_rules)  # RuleSet() is FineWeb's English chain
     other_languages: RuleSet = field(default_factory=fineweb2_rules)
-    # language code -> partial RuleSet mapping merged over `other_languages` (or `english` for "en")
+    # Merge FineWeb-2's per-language thresholds, stop words and minimum language score
+    # (fineweb2_thresholds.json) over `other_languages` for every language that has them.
+    fineweb2_thresholds: bool = False
+    # language code -> partial RuleSet mapping merged over all of the above
     per_language: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self):
         for lang in self.per_language:  # fail at load time on a bad key, not in the middle of a job
             self.rules_for(lang)
 
+    @cached_property
+    def _rule_sets(self) -> dict[str, RuleSet]:
+        """rules_for's memo (merging costs ~0.3 ms); a config is not changed once built."""
+        return {}
+
     def rules_for(self, lang: str) -> RuleSet:
-        base = self.english if lang == "en" else self.other_languages
-        return merge(base, self.per_language[lang], prefix=f"per_language.{lang}.") if lang in self.per_language else base
+        if lang not in self._rule_sets:
+            rules = self.english if lang == "en" else self.other_languages
+            fineweb2 = fineweb2_overrides(lang) if self.fineweb2_thresholds else None
+            if fineweb2 is not None:
+                rules = merge(rules, fineweb2, prefix=f"fineweb2_thresholds.{lang}.")
+            if lang in self.per_language:
+                rules = merge(rules, self.per_language[lang], prefix=f"per_language.{lang}.")
+            self._rule_sets[lang] = rules
+        return self._rule_sets[lang]
+
+    def min_lang_score_for(self, lang: str) -> float:
+        rules = self.rules_for(lang)
+        return self.min_lang_score if rules.min_lang_score is None else rules.min_lang_score

@@ -204,8 +204,12 @@ def ngram_fractions(words: list[str], lens: np.ndarray, text_len: int, dup_floor
     return out
 
 
-def doc_stats(text: str, lang: str, c4: C4Config, short_line_length: int, dup_floor: float = 0.0) -> DocStats:
-    """All statistics of one document; the C4 line pass runs only when C4's rules apply to it."""
+def doc_stats(
+    text: str, lang: str, c4: C4Config, short_line_length: int, dup_floor: float = 0.0,
+    stop_words: frozenset[str] | None = None,
+) -> DocStats:
+    """All statistics of one document; the C4 line pass runs only when C4's rules apply to it. `stop_words`
+    replaces the language's STOP_WORDS list; an empty set, like no list, makes the stop-word check not apply."""
     words = words_of(text, lang)
     n_words = len(words)
     no_space = lang in NO_SPACE_LANGS
@@ -215,8 +219,8 @@ def doc_stats(text: str, lang: str, c4: C4Config, short_line_length: int, dup_fl
     else:
         mean_word_len = float("nan")
     n_alpha = len(ALPHA_WORD.findall(" ".join(words)))
-    stop = STOP_WORDS.get(lang)
-    n_stop = float(sum(map(stop.__contains__, words))) if stop is not None else float("nan")
+    stop = STOP_WORDS.get(lang) if stop_words is None else stop_words
+    n_stop = float(sum(map(stop.__contains__, words))) if stop else float("nan")
 
     lines = [s for s in (line.strip() for line in text.split("\n")) if s]
     n_bullet = n_ellipsis = n_punct = n_short = 0
