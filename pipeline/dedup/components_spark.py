@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 log = logging.getLogger(__name__)
@@ -22,12 +22,17 @@ def checkpoint(df: DataFrame, path: str) -> DataFrame:
     return df.sparkSession.read.parquet(path)
 
 
+def _smallest_neighbour() -> Column:
+    """min(v) over the edges of the row's u: a window instead of an aggregate joined back, one shuffle
+    instead of two (a hub's edges are buffered with spilling, so a huge star stays in bounded memory)."""
+    return F.min("v").over(Window.partitionBy("u"))
+
+
 def _large_star(edges: DataFrame) -> DataFrame:
     """Connect every larger neighbour of u to the smallest node of u's neighbourhood (u included)."""
     both = edges.unionByName(edges.select(F.col("v").alias("u"), F.col("u").alias("v")))
-    smallest = both.groupBy("u").agg(F.least(F.col("u"), F.min("v")).alias("m"))
     return (
-        both.join(smallest, "u")
+        both.withColumn("m", F.least(F.col("u"), _smallest_neighbour()))
         .where(F.col("v") > F.col("u"))
         .select(F.col("v").alias("u"), F.col("m").alias("v"))
         .distinct()
@@ -35,13 +40,18 @@ def _large_star(edges: DataFrame) -> DataFrame:
 
 
 def _small_star(edges: DataFrame) -> DataFrame:
-    """Connect u and its smaller neighbours to the smallest of them."""
+    """Connect u and its smaller neighbours to the smallest of them: (v, m) for every smaller neighbour
+    v but m itself, and (u, m)."""
     down = edges.select(F.greatest("u", "v").alias("u"), F.least("u", "v").alias("v"))
-    smallest = down.groupBy("u").agg(F.min("v").alias("m"))
-    neighbours = down.join(smallest, "u").where(F.col("v") != F.col("m")).select(
-        F.col("v").alias("u"), F.col("m").alias("v")
+    down = down.withColumn("m", _smallest_neighbour())
+    to_smallest = F.array(F.struct(F.col("v").alias("u"), F.col("m").alias("v")),
+                          F.struct(F.col("u").alias("u"), F.col("m").alias("v")))
+    return (
+        down.select(F.explode(to_smallest).alias("e"))
+        .select("e.u", "e.v")
+        .where(F.col("u") != F.col("v"))
+        .distinct()
     )
-    return neighbours.unionByName(smallest.select("u", F.col("m").alias("v"))).distinct()
 
 
 def _star_forest(edges: DataFrame) -> tuple[int, bool]:
