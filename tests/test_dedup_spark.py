@@ -10,7 +10,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from pipeline.dedup import DedupeConfig, dedupe
-from pipeline.dedup.components_spark import connected_components
+from pipeline.dedup.components_spark import _star_forest, connected_components
 
 WORDS = ("river stone lantern orchard velvet harbor meadow copper whisper canyon glacier saddle "
          "thistle amber quarry falcon marble pepper ribbon timber walnut cobalt ember fjord").split()
@@ -134,3 +134,14 @@ def test_connected_components_stop_at_the_round_limit(spark, tmp_path):
     edges = [(f"n{i:03d}", f"n{i + 1:03d}") for i in range(200)]
     with pytest.raises(RuntimeError, match="max_cc_rounds"):
         connected_components(spark.createDataFrame(edges, "src string, dst string"), str(tmp_path), max_rounds=1)
+
+
+@pytest.mark.parametrize("edges, expected", [
+    ([("b", "a"), ("c", "a"), ("d", "a")], (3, True)),  # one star around its smallest node
+    ([("b", "a"), ("d", "c")], (2, True)),  # two stars
+    ([("b", "a"), ("c", "b")], (2, False)),  # a chain: b is a child and a parent
+    ([("b", "a"), ("b", "c")], (2, False)),  # b has two parents
+    ([], (0, True)),
+])
+def test_convergence_check_recognises_a_forest_of_stars(spark, edges, expected):
+    assert _star_forest(spark.createDataFrame(edges, "u string, v string")) == expected

@@ -56,12 +56,14 @@ def _small_star(edges: DataFrame) -> DataFrame:
 
 def _star_forest(edges: DataFrame) -> tuple[int, bool]:
     """The number of edges, and whether every node has one edge to a node that has none: each
-    component is then a star around its smallest id."""
-    row = edges.agg(F.count("*").alias("edges"), F.countDistinct("u").alias("nodes")).first()
-    if row["edges"] != row["nodes"]:
-        return row["edges"], False
-    parents = edges.select(F.col("v").alias("u")).distinct()
-    return row["edges"], parents.join(edges.select("u"), "u", "left_semi").limit(1).count() == 0
+    component is then a star around its smallest id. One aggregation over each node's roles (child
+    of an edge, parent of one), a single job."""
+    roles = edges.select(F.col("u").alias("node"), F.lit(1).alias("child"), F.lit(False).alias("parent")).unionByName(
+        edges.select(F.col("v").alias("node"), F.lit(0).alias("child"), F.lit(True).alias("parent")))
+    per_node = roles.groupBy("node").agg(F.sum("child").alias("edges"), F.max("parent").alias("parent"))
+    row = per_node.agg(F.sum("edges").alias("edges"), F.max("edges").alias("most"),
+                       F.max((F.col("edges") > 0) & F.col("parent")).alias("inner")).first()
+    return row["edges"] or 0, not row["inner"] and (row["most"] or 0) <= 1
 
 
 def connected_components(
