@@ -136,30 +136,31 @@ def _duplicates(items: list[str]) -> tuple[int, int]:
     return n, chars
 
 
+def _runs(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first position, count) of every distinct n-gram hash in `h`, from one unstable sort: the first
+    position of a hash is the smallest index in its run of equal values, whatever order the sort left."""
+    order = np.argsort(h)
+    s = h[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # first index of every run of equal hashes
+    return np.minimum.reduceat(order, starts), np.diff(np.r_[starts, len(s)])
+
+
 def _top_ngram(h: np.ndarray) -> tuple[int, int]:
     """(count, first position) of the most frequent n-gram hash; count 1 when nothing repeats. Among
     equally frequent n-grams the one that occurs first wins, as in datatrove's `Counter.most_common`,
     so the result never depends on the (per-process) hash values."""
-    order = np.argsort(h)
-    s = h[order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # first index of every run of equal hashes
-    counts = np.diff(np.r_[starts, len(s)])
+    firsts, counts = _runs(h)
     top = counts.max()
     if top < 2:
         return 1, 0
-    return int(top), int(np.minimum.reduceat(order, starts)[counts == top].min())
+    return int(top), int(firsts[counts == top].min())
 
 
 def _later_occurrences(h: np.ndarray) -> np.ndarray:
-    """Positions of every occurrence of an n-gram hash after its first. The first of each run of equal
-    hashes is the smallest position in it, so an unstable sort will do (cheaper than a stable one)."""
-    order = np.argsort(h)
-    sorted_h = h[order]
-    same = sorted_h[1:] == sorted_h[:-1]
-    if not same.any():
-        return order[:0]
+    """Positions of every occurrence of an n-gram hash after its first."""
+    firsts, _ = _runs(h)
     later = np.ones(len(h), dtype=bool)
-    later[np.minimum.reduceat(order, np.flatnonzero(np.r_[True, ~same]))] = False
+    later[firsts] = False
     return np.flatnonzero(later)
 
 
