@@ -426,7 +426,8 @@ def _dedup(stats: dict, clusters: list, texts: dict[str, str]) -> str:
         return _section("dedup", SECTION_TITLES["dedup"], _missing("dedupe"))
     s = stats["dedupe"]
     hist = {int(k): v for k, v in s.get("cluster_size_histogram", {}).items()}
-    keys = ["exact_duplicates", "near_duplicates", "candidate_edges", "verified_edges", "rejected_edges", "cc_rounds"]
+    keys = ["exact_duplicates", "near_duplicates", "candidate_edges", "verified_edges", "rejected_edges", "cc_rounds",
+            "cc_driver_edges"]
     body = _table(["measure", "value"], [[k, s[k]] for k in keys if k in s], {1})
     if hist:
         body += _table(["cluster size", "clusters"], [[k, hist[k]] for k in sorted(hist)], {0, 1})

@@ -74,12 +74,14 @@ def test_input_columns_pass_through_unchanged(result, spark):
     assert {(r[0], r[1], r[2]) for r in docs} == {(i, t, f"src-{i}") for i, (t, *_) in FIXTURE.items()}
 
 
-def test_output_is_identical_for_any_partition_count(result, spark, tmp_path):
+def test_output_is_identical_for_any_partition_count_and_either_components_path(result, spark, tmp_path):
     _, docs, clusters = result
-    for partitions in (1, 5):
-        other = dedupe(fixture_frame(spark, partitions), DedupeConfig(), str(tmp_path / str(partitions)))
+    for partitions, driver_max_edges in ((1, 10**6), (5, 10**6), (3, 0)):
+        cfg = DedupeConfig(cc_driver_max_edges=driver_max_edges)
+        other = dedupe(fixture_frame(spark, partitions), cfg, str(tmp_path / f"{partitions}-{driver_max_edges}"))
         assert sorted(tuple(r) for r in other.docs.collect()) == docs
         assert sorted(tuple(r) for r in other.clusters.collect()) == clusters
+        assert (other.stats["cc_rounds"] > 0) == (driver_max_edges == 0)
 
 
 def test_verification_rejects_lsh_candidates_below_the_threshold(spark, tmp_path):
@@ -111,23 +113,47 @@ def test_a_bucket_of_ten_thousand_near_identical_documents_becomes_a_star(spark,
     assert stats["near_duplicates"] == k - 1
 
 
-def test_connected_components_converge_on_a_long_chain(spark, tmp_path, caplog):
+DRIVER = pytest.mark.parametrize("driver_max_edges", [0, 10**6], ids=["rounds", "driver"])
+
+
+@DRIVER
+def test_connected_components_converge_on_a_long_chain(spark, tmp_path, caplog, driver_max_edges):
     n = 1000
     edges = [(f"n{i:04d}", f"n{i + 1:04d}") for i in range(n - 1)]
     random.Random(0).shuffle(edges)
     df = spark.createDataFrame(edges, "src string, dst string").repartition(4)
     with caplog.at_level(logging.INFO, logger="pipeline.dedup.components_spark"):
-        components, rounds = connected_components(df, str(tmp_path), max_rounds=30)
+        components, rounds, driver_edges = connected_components(df, str(tmp_path), 30, driver_max_edges)
     rows = components.collect()
     assert len(rows) == n and {r["component"] for r in rows} == {"n0000"}
     assert sum("connected components round" in m for m in caplog.messages) == rounds
+    assert (rounds > 0, driver_edges) == ((True, 0) if driver_max_edges == 0 else (False, n - 1))
 
 
-def test_connected_components_keep_separate_graphs_apart(spark, tmp_path):
-    edges = [("e", "d"), ("d", "c"), ("x", "y"), ("y", "w"), ("m", "p"), ("p", "o"), ("o", "m")]
-    components, _ = connected_components(spark.createDataFrame(edges, "src string, dst string"), str(tmp_path))
+@DRIVER
+def test_connected_components_keep_separate_graphs_apart(spark, tmp_path, driver_max_edges):
+    edges = [("e", "d"), ("d", "c"), ("x", "y"), ("y", "w"), ("m", "p"), ("p", "o"), ("o", "m"), ("s", "s")]
+    df = spark.createDataFrame(edges, "src string, dst string")
+    components, _, _ = connected_components(df, str(tmp_path), driver_max_edges=driver_max_edges)
     assert dict((r["id"], r["component"]) for r in components.collect()) == {
         "c": "c", "d": "c", "e": "c", "w": "w", "x": "w", "y": "w", "m": "m", "o": "m", "p": "m"}
+
+
+def test_connected_components_finish_on_the_driver_once_the_graph_is_small(spark, tmp_path, caplog):
+    """A random forest of chains and stars: rounds until the edges left fit the bound, then the driver;
+    the same components as rounds alone."""
+    rng = random.Random(3)
+    ids = [f"{rng.getrandbits(48):012x}" for _ in range(3000)]
+    edges = [(a, b) for a, b in zip(ids, ids[1:]) if rng.random() < 0.9]
+    edges += [(ids[0], rng.choice(ids)) for _ in range(300)]
+    edges += [(a, b) for a in ids[100:160] for b in ids[100:160] if a < b]  # a clique: rounds shrink it
+    df = spark.createDataFrame(edges, "src string, dst string")
+    by_rounds, rounds, _ = connected_components(df, str(tmp_path / "a"))
+    with caplog.at_level(logging.INFO, logger="pipeline.dedup.components_spark"):
+        mixed, mixed_rounds, driver_edges = connected_components(df, str(tmp_path / "b"), driver_max_edges=4000)
+    assert 0 < mixed_rounds < rounds and 0 < driver_edges <= 4000
+    assert any("finished on the driver" in m for m in caplog.messages)
+    assert sorted(mixed.collect()) == sorted(by_rounds.collect())
 
 
 def test_connected_components_stop_at_the_round_limit(spark, tmp_path):

@@ -4,16 +4,27 @@ Kiveris et al., "Connected Components in MapReduce and Beyond" (SoCC 2014): ever
 joins and aggregations over edges, nothing is collected to the driver, and the number of rounds grows
 with log(n) rather than with the diameter, so a 1,000-document chain converges in a handful of rounds.
 Each round is written to `checkpoint_dir` and read back, which cuts the lineage that would otherwise
-grow with every round.
+grow with every round. Once the edges left are at most `driver_max_edges`, they are collected and
+finished in one pass on the driver (`components_local`): a round costs seconds of fixed Spark work
+however small the graph, and most corpora's duplicate graphs are small.
 """
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from pipeline.dedup.components_local import smallest_id_components
+
 log = logging.getLogger(__name__)
+
+
+class Components(NamedTuple):
+    members: DataFrame  # id, component: every node on an edge
+    rounds: int  # distributed rounds run
+    driver_edges: int  # edges finished on the driver (0 when the rounds converged)
 
 
 def checkpoint(df: DataFrame, path: str) -> DataFrame:
@@ -66,24 +77,41 @@ def _star_forest(edges: DataFrame) -> tuple[int, bool]:
     return row["edges"] or 0, not row["inner"] and (row["most"] or 0) <= 1
 
 
-def connected_components(
-    edges: DataFrame, checkpoint_dir: str, max_rounds: int = 50
-) -> tuple[DataFrame, int]:
-    """(id, component) for every node that appears in `edges` (columns src, dst), and the rounds used.
+def _finish_on_driver(edges: DataFrame) -> DataFrame:
+    """Components of a small edge DataFrame (u, v), computed in this process; self-loops ignored, as in
+    the rounds."""
+    table = edges.where(F.col("u") != F.col("v")).toArrow()
+    components = smallest_id_components(table.column("u").combine_chunks(), table.column("v").combine_chunks())
+    return edges.sparkSession.createDataFrame(components)
 
-    `component` is the smallest id of the node's component, so the result does not depend on edge order
-    or partitioning. Raises if the graph has not converged after `max_rounds` rounds.
+
+def connected_components(
+    edges: DataFrame, checkpoint_dir: str, max_rounds: int = 50, driver_max_edges: int = 0
+) -> Components:
+    """(id, component) for every node that appears in `edges` (columns src, dst), and how it was found.
+
+    `component` is the smallest id of the node's component, so the result does not depend on edge order,
+    partitioning or where it was computed. Raises if the graph still has more than `driver_max_edges`
+    edges and has not converged after `max_rounds` rounds.
     """
-    current = edges.where(F.col("src") != F.col("dst")).select(
-        F.greatest("src", "dst").alias("u"), F.least("src", "dst").alias("v")
-    ).distinct()
-    current = checkpoint(current, f"{checkpoint_dir}/round-000")
-    for round_ in range(1, max_rounds + 1):
+    current = edges.select(F.col("src").alias("u"), F.col("dst").alias("v"))
+    n_edges = current.count()
+    round_ = 0
+    if n_edges > driver_max_edges:
+        current = current.where(F.col("u") != F.col("v")).select(
+            F.greatest("u", "v").alias("u"), F.least("u", "v").alias("v")
+        ).distinct()
+        current = checkpoint(current, f"{checkpoint_dir}/round-000")
+    while n_edges > driver_max_edges:
+        if round_ == max_rounds:
+            raise RuntimeError(f"connected components did not converge in {max_rounds} rounds (max_cc_rounds)")
+        round_ += 1
         current = checkpoint(_small_star(_large_star(current)), f"{checkpoint_dir}/round-{round_:03d}")
         n_edges, done = _star_forest(current)
         log.info("connected components round %d: %d edges%s", round_, n_edges, ", converged" if done else "")
         if done:
             roots = current.select(F.col("v").alias("id"), F.col("v").alias("component")).distinct()
             members = current.select(F.col("u").alias("id"), F.col("v").alias("component"))
-            return members.unionByName(roots), round_
-    raise RuntimeError(f"connected components did not converge in {max_rounds} rounds (max_cc_rounds)")
+            return Components(members.unionByName(roots), round_, 0)
+    log.info("connected components: %d edges finished on the driver", n_edges)
+    return Components(_finish_on_driver(current), round_, n_edges)

@@ -54,6 +54,9 @@ class DedupeConfig:
     seed: int = 1
     verify: bool = True
     max_cc_rounds: int = 50
+    # Connected components finish on the driver once the edges left are this few (~50 bytes each
+    # there); 0 always runs the distributed rounds to convergence.
+    cc_driver_max_edges: int = 1_000_000
 
     def lsh_params(self) -> tuple[int, int]:
         if self.bands is not None and self.rows is not None:
@@ -209,7 +212,8 @@ def dedupe(docs: DataFrame, cfg: DedupeConfig, checkpoint_dir: str,
     if cfg.verify:
         verified = verify_edges(candidates, docs, cfg, checkpoint_dir).select("src", "dst")
         edges = checkpoint(verified, f"{checkpoint_dir}/verified")
-    near, cc_rounds = connected_components(edges, f"{checkpoint_dir}/cc", cfg.max_cc_rounds)
+    near, cc_rounds, cc_driver_edges = connected_components(
+        edges, f"{checkpoint_dir}/cc", cfg.max_cc_rounds, cfg.cc_driver_max_edges)
 
     # Cluster of an exact-group member: its representative's component, or the group itself.
     in_exact = exact_of.join(near.withColumnRenamed("id", "rep"), "rep", "left").select(
@@ -241,6 +245,7 @@ def dedupe(docs: DataFrame, cfg: DedupeConfig, checkpoint_dir: str,
         "verified_edges": n_verified,
         "rejected_edges": n_candidates - n_verified,
         "cc_rounds": cc_rounds,
+        "cc_driver_edges": cc_driver_edges,
         "cluster_size_histogram": {r["count"]: r["clusters"] for r in sorted(sizes.collect())},
         "parameters": {**asdict(cfg), "bands": bands, "rows": rows},
     }
