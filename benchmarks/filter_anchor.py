@@ -39,7 +39,7 @@ from benchmarks.datatrove_side import run_datatrove, write_jsonl  # noqa: E402
 from pipeline.filter import FilterConfig, RuleSet, filter_batch, rules  # noqa: E402
 from pipeline.filter.batch import rule_checks, substring_counts  # noqa: E402
 from pipeline.filter.langid import get_model, identify  # noqa: E402
-from pipeline.filter.text import DocStats, doc_stats  # noqa: E402
+from pipeline.filter.text import batch_stats  # noqa: E402
 
 # Our check -> datatrove's reason for the same rule. Both of our symbol checks share datatrove's one
 # max_symbol_word_ratio rule (hashes or ellipses per word).
@@ -85,8 +85,7 @@ def our_rule_masks(texts: list[str], cfg: FilterConfig) -> dict[str, np.ndarray]
     rs = cfg.rules_for("en")
     dup = [getattr(rs.gopher_repetition, f"dup_{n}_gram_frac") for n in range(5, 11)]
     floor = min(t for t in dup if t is not None)
-    stats = rules.Stats([doc_stats(t, "en", rs.c4, rs.fineweb.short_line_length, floor) for t in texts],
-                        DocStats._fields)
+    stats = rules.Stats(batch_stats(texts, ["en"] * len(texts), rs.c4, rs.fineweb.short_line_length, floor)._asdict())
     masks = {name: np.asarray(mask, dtype=bool)
              for name, mask in rule_checks(stats, rs, substring_counts(pa.array(texts))) if mask is not None}
     masks["gopher_hash_ratio+gopher_ellipsis_ratio"] = masks.pop("gopher_hash_ratio") | masks.pop("gopher_ellipsis_ratio")

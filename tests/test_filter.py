@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 import math
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -20,7 +21,9 @@ from pipeline.filter import main_content, rules
 from pipeline.filter.batch import language_checks, rule_checks, stop_word_set, substring_counts
 from pipeline.filter.config import fineweb2_table
 from pipeline.filter.langid import get_model, identify
-from pipeline.filter.text import DocStats, _later_occurrences, _top_ngram, doc_stats, words_of
+from pipeline.filter.text import (
+    NO_AVG_WORD_LENGTH_LANGS, STOP_WORDS, batch_stats, doc_stats, words_of,
+)
 from pipeline.stages.config import PipelineConfig
 
 EN = """The old lighthouse stood at the edge of the cliff for more than a century. Sailors who passed the headland at night looked for its beam to find their way home.
@@ -54,7 +57,7 @@ FINEWEB_ENGLISH = FilterConfig(english=RuleSet())  # FineWeb's English chain ins
 def failing(text: str, lang: str = "en", cfg: FilterConfig | None = None) -> list[str]:
     """Every check (not only the first) that `text` fails under the rules for `lang`."""
     rs = (cfg or FilterConfig()).rules_for(lang)
-    s = rules.Stats([doc_stats(text, lang, rs.c4, rs.fineweb.short_line_length)], DocStats._fields)
+    s = rules.Stats(batch_stats([text], [lang], rs.c4, rs.fineweb.short_line_length)._asdict())
     checks = rule_checks(s, rs, substring_counts(pa.array([text])))
     return [reason for reason, mask in checks if mask is not None and bool(mask[0])]
 
@@ -297,14 +300,85 @@ def test_fineweb_english_config_file_restores_finewebs_english_chain():
     assert cfg.other_languages == FilterConfig().other_languages
 
 
-def test_top_ngram_is_the_most_frequent_with_ties_to_the_first_occurring_like_counter_most_common():
+def reference_word_stats(text: str, lang: str, dup_floor: float) -> dict[str, float]:
+    """The word statistics of one document the straightforward way, from `words_of` (the definition)."""
+    words = words_of(text, lang)
+    lens = [len(w) for w in words]
+    stop = STOP_WORDS.get(lang)
+    denom = max(len(text), 1)
+    out = {
+        "n_words": len(words),
+        "mean_word_len": sum(lens) / len(words) if words and lang not in NO_AVG_WORD_LENGTH_LANGS else math.nan,
+        "n_alpha_words": sum(bool(re.search(r"[^\W\d_]", w)) for w in words),
+        "n_stop_words": float(sum(w in stop for w in words)) if stop else math.nan,
+    }
+    for k in (2, 3, 4):  # Counter.most_common: among equally frequent n-grams the first occurring one
+        common = Counter(zip(*(words[i:] for i in range(k)))).most_common(1)
+        gram, count = common[0] if common else ((), 0)
+        out[f"top_{k}_gram"] = count * (sum(map(len, gram)) + k - 1) / denom if count > 1 else 0.0
+    frozen = None  # the first duplicated fraction at most dup_floor stands for the longer n-grams
+    for k in range(5, 11):
+        seen, covered = set(), set()
+        for i in range(len(words) - k + 1):
+            if tuple(words[i : i + k]) in seen:
+                covered.update(range(i, i + k))
+            seen.add(tuple(words[i : i + k]))
+        value = min(1.0, sum(lens[i] + 1 for i in covered) / denom) if frozen is None else frozen
+        out[f"dup_{k}_gram"] = value
+        if frozen is None and value <= dup_floor:
+            frozen = value
+    return out
+
+
+def same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+MIXED = [
+    (EN + "\n" + "Buy the best lighthouse paint in town today.\n" * 4, "en"),
+    ("Die Straße am Meer ist weiß. STRASSE, Straße, straße! " * 3 + "\n\n" + DE, "de"),
+    ("İSTANBUL'da İzmir ve ıspanak; bir ve bu da de için ile çok ne gibi. " * 4, "tr"),
+    ("ΤΗΣ ΘΑΛΑΣΣΑΣ και της θάλασσας, ΟΔΟΣ οδός. " * 5, "el"),
+    (ZH + "\n" + ZH.split("\n")[0], "zh"),
+    ("", "en"),
+    ('-- ... " « » — ! ? ... -- 42 3.14 ² ½ a_b _ __init__ x2', "en"),
+    ("Same line again.\nSame line again.\nSame line again.\n\nA B C A B C A B C A B C A B C A B C", "en"),
+    ("a\x1cb\x85c\u3000d\u00a0e\u2028f g\x0bh", "en"),
+    (RU + " " + RU, "ru"),
+]
+
+
+@pytest.mark.parametrize("dup_floor", [0.0, 0.1])
+def test_batch_statistics_equal_a_straightforward_computation_per_document(dup_floor):
+    """The batch's word statistics (Arrow and NumPy over all documents at once) are those of each document
+    computed alone in plain Python, and every statistic is that of the document in a batch of its own."""
+    texts, langs = [t for t, _ in MIXED], [lang for _, lang in MIXED]
+    c4 = FINEWEB_ENGLISH.english.c4
+    stats = batch_stats(texts, langs, c4, 30, dup_floor)
+    for j, (text, lang) in enumerate(MIXED):
+        for field, expected in reference_word_stats(text, lang, dup_floor).items():
+            assert same(getattr(stats, field)[j], expected), (lang, field)
+        for field, expected in doc_stats(text, lang, c4, 30, dup_floor)._asdict().items():
+            assert same(getattr(stats, field)[j], expected), (lang, field)
+    assert stats.n_words[5] == 0 and stats.n_words[6] == 7  # empty text; punctuation-only tokens are no words
+
+
+def test_arrow_splits_words_on_the_whitespace_python_splits_on():
+    """`batch_stats` splits words with Arrow's utf8_split_whitespace: the same characters as `str.split()`."""
+    every = "".join(f"a{chr(c)}" for c in range(0x110000) if not 0xD800 <= c < 0xE000) + "a"
+    assert pa.compute.utf8_split_whitespace(pa.array([every])).to_pylist()[0] == every.split()
+
+
+def test_ngram_fractions_of_a_batch_are_counter_most_common_and_every_later_occurrence_per_document():
+    """Top n-gram ties go to the first occurring one (words of different lengths make ties visible), and
+    documents of one batch never share n-grams."""
     rng = np.random.default_rng(0)
-    for size in (2, 3, 17, 200):
-        for alphabet in (2, 5, 50, 10_000):
-            h = rng.integers(0, alphabet, size).astype(np.uint64)
-            value, count = Counter(h.tolist()).most_common(1)[0]
-            expected = (count, h.tolist().index(value)) if count > 1 else (1, 0)
-            assert _top_ngram(h) == expected
+    texts = [" ".join(f"w{'x' * (v % 7)}{v}" for v in rng.integers(0, alphabet, size))
+             for size in (0, 1, 2, 3, 17, 200) for alphabet in (2, 5, 50, 10_000)]
+    stats = batch_stats(texts, ["en"] * len(texts), FilterConfig().english.c4, 30)
+    for j, text in enumerate(texts):
+        for field, expected in reference_word_stats(text, "en", 0.0).items():
+            assert same(getattr(stats, field)[j], expected), (j, field)
 
 
 def test_repetition_fractions_do_not_depend_on_the_hash_seed():
@@ -317,20 +391,6 @@ def test_repetition_fractions_do_not_depend_on_the_hash_seed():
             for seed in range(8)}
     assert len(seen) == 1
     assert float(seen.pop()) == pytest.approx(2 * len("a b") / len(text))
-
-
-def test_later_occurrences_are_every_occurrence_of_a_hash_after_its_first():
-    rng = np.random.default_rng(1)
-    for size in (1, 2, 30, 500):
-        for alphabet in (1, 3, 40, 10_000):
-            h = rng.integers(0, alphabet, size).astype(np.uint64)
-            seen: set[int] = set()
-            expected = []
-            for i, value in enumerate(h.tolist()):
-                if value in seen:
-                    expected.append(i)
-                seen.add(value)
-            assert _later_occurrences(h).tolist() == expected
 
 
 @pytest.mark.parametrize("lang", ["en", "xx"])  # with jusText's English stoplist, and without a stoplist

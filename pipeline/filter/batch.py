@@ -22,7 +22,7 @@ from pipeline.filter import main_content, quality, rules
 from pipeline.filter.config import FilterConfig, QualityConfig, RuleSet
 from pipeline.filter.langid import identify
 from pipeline.filter.pii import EMAIL_PLACEHOLDER, IP_PLACEHOLDER, replace_pii_batch
-from pipeline.filter.text import DocStats, doc_stats, words_of
+from pipeline.filter.text import batch_stats, words_of
 
 # Reasons extracting the main content cannot undo: it keeps the text's language and only removes words.
 NOT_FIXED_BY_EXTRACTION = frozenset({"mojibake", "lang_score_below_min", "language_not_selected", "gopher_min_words"})
@@ -100,8 +100,9 @@ def quality_reasons(texts: pa.Array, langs: list[str], cfg: FilterConfig) -> np.
         dup = [getattr(rs.gopher_repetition, f"dup_{n}_gram_frac") for n in range(5, 11)]
         floor = min((t for t in dup if t is not None), default=1.0)
         stop = {lang: stop_word_set(rs.gopher_quality.stop_words, lang) for lang in {langs[i] for i in idx}}
-        rows = [doc_stats(values[i], langs[i], rs.c4, rs.fineweb.short_line_length, floor, stop[langs[i]]) for i in idx]
-        s = rules.Stats(rows, DocStats._fields)
+        columns = batch_stats([values[i] for i in idx], [langs[i] for i in idx], rs.c4, rs.fineweb.short_line_length,
+                              floor, stop)
+        s = rules.Stats(columns._asdict())
         reasons[idx] = rules.first_failure(rule_checks(s, rs, {k: v[idx] for k, v in counts.items()}), len(idx))
     return reasons
 

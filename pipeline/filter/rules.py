@@ -14,11 +14,11 @@ Checks = list[tuple[str, np.ndarray]]
 
 
 class Stats:
-    """Column view of a list of DocStats: `stats.n_words` is an array over the batch."""
+    """Column view of a batch's statistics: `stats.n_words` is an array over the batch."""
 
-    def __init__(self, rows: list, fields: tuple[str, ...]):
-        columns = list(zip(*rows)) if rows else [() for _ in fields]
-        for name, col in zip(fields, columns):
+    def __init__(self, columns: dict[str, np.ndarray]):
+        """From one array per field, as `pipeline.filter.text.batch_stats` returns them."""
+        for name, col in columns.items():
             setattr(self, name, np.asarray(col, dtype=np.float64))
 
 

@@ -1,4 +1,5 @@
-"""Per-document statistics that the quality rules compare with their thresholds, computed in one pass.
+"""Per-document statistics that the quality rules compare with their thresholds, computed for a whole batch
+at once (words and n-grams with Arrow and NumPy over all documents, lines and paragraphs per document).
 
 Language awareness lives here:
 - Words are whitespace tokens stripped of leading/trailing punctuation and common symbols; a token that
@@ -15,10 +16,13 @@ Language awareness lives here:
 from __future__ import annotations
 
 import re
+from functools import cache
 from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.filter.config import C4Config
 
@@ -35,7 +39,6 @@ TERMINAL_PUNCT = tuple(".!?\"'”’»」』)。！？｡؟۔।॥։።။")
 BULLETS = ("•", "-", "*", "·", "◦", "‣", "▪")
 ELLIPSES = ("...", "…")
 SENTENCE_END = re.compile(r"[.!?。！？｡؟۔।॥]+(?=[\s\"'”’»」』)]|$)")
-ALPHA_WORD = re.compile(r"(?<!\S)\S*?[^\W\d_]")  # a word containing at least one letter
 
 NO_SPACE_LANGS = frozenset({"zh", "ja", "th", "lo", "km", "my", "bo", "yue", "wuu"})
 NO_AVG_WORD_LENGTH_LANGS = NO_SPACE_LANGS | {"ko", "vi"}
@@ -80,7 +83,8 @@ STOP_WORDS: dict[str, frozenset[str]] = {
 
 
 class DocStats(NamedTuple):
-    """Numbers per document; NaN means "not defined for this language" and makes the check not apply."""
+    """Numbers per document (from `batch_stats`, one array per field over a batch); NaN means "not defined
+    for this language" and makes the check not apply."""
 
     text_len: int
     n_words: int
@@ -116,113 +120,117 @@ PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
 _HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
 
 
+@cache
+def _letter() -> str:
+    r"""An RE2 character class of exactly the characters Python's `[^\W\d_]` matches (a letter, or a numeral
+    that is not a decimal digit, such as '²'): RE2's own `\w` is ASCII-only and its Unicode tables need not
+    be the version Python's are, so the class is read off Python's `re` over every code point."""
+    every = np.arange(0x110000, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+    return "[" + "".join(f"\\x{{{m.start():x}}}-\\x{{{m.end() - 1:x}}}" for m in re.finditer(r"[^\W\d_]+", every)) + "]"
+
+
+def _words(texts: list[str], langs: list[str]) -> tuple[pa.Array, np.ndarray]:
+    """Every document's lower-cased words (see the module docstring for what counts as one) in one flat
+    Arrow array, and the document (index into `texts`) of each word.
+
+    Python lower-cases, because Arrow's `utf8_lower` differs from `str.lower()` ('İ' becomes two characters
+    in Python, a final 'Σ' becomes 'ς', Arrow's Unicode tables are of another version), and cuts no-space
+    scripts into tokens, joined with spaces. Arrow splits on whitespace (the characters `str.split()` splits
+    on, tested) and strips punctuation (`utf8_trim` is `str.strip(PUNCT)`).
+    """
+    prepared = [
+        " ".join(NO_SPACE_TOKEN.findall(text.lower())) if lang in NO_SPACE_LANGS else text.lower()
+        for text, lang in zip(texts, langs)
+    ]
+    tokens = pc.utf8_split_whitespace(pa.array(prepared, pa.large_string()))
+    stripped = pc.utf8_trim(pc.list_flatten(tokens), PUNCT)
+    words = pc.not_equal(pc.binary_length(stripped), 0)  # a token of punctuation only is no word
+    return stripped.filter(words), pc.list_parent_indices(tokens).filter(words).to_numpy()
+
+
 def words_of(text: str, lang: str) -> list[str]:
-    """Lower-cased words (see the module docstring for what counts as one)."""
+    """Lower-cased words of one text: the definition `_words` computes for a whole batch."""
     low = text.lower()
     tokens = NO_SPACE_TOKEN.findall(low) if lang in NO_SPACE_LANGS else low.split()
     return list(filter(None, map(str.strip, tokens, repeat(PUNCT))))
 
 
-def _duplicates(items: list[str]) -> tuple[int, int]:
-    """(number, total length) of items equal to an earlier one."""
-    seen: set[str] = set()
-    n = chars = 0
-    for item in items:
-        if item in seen:
-            n += 1
-            chars += len(item)
-        else:
-            seen.add(item)
-    return n, chars
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a bijection of uint64 that spreads neighbouring integers over all 64 bits."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
-def _runs(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(first position, count) of every distinct n-gram hash in `h`, from one unstable sort: the first
-    position of a hash is the smallest index in its run of equal values, whatever order the sort left."""
+def _repeats(pos: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The k-grams (start positions `pos`, hashes `h`) whose hash occurs more than once: their positions and
+    hashes, and for each the first position and the number of occurrences of its hash. One unstable sort;
+    the first occurrence is the smallest position in a run of equal hashes, whatever order the sort left."""
     order = np.argsort(h)
     s = h[order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # first index of every run of equal hashes
-    return np.minimum.reduceat(order, starts), np.diff(np.r_[starts, len(s)])
+    same = s[1:] == s[:-1]
+    repeated = np.zeros(len(h), dtype=bool)
+    repeated[1:] |= same
+    repeated[:-1] |= same
+    pos, h = pos[order[repeated]], s[repeated]
+    if not pos.size:
+        return pos, h, pos, pos
+    starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]])  # first index of every run of equal hashes
+    sizes = np.diff(np.r_[starts, len(h)])
+    return pos, h, np.repeat(np.minimum.reduceat(pos, starts), sizes), np.repeat(sizes, sizes)
 
 
-def _top_ngram(h: np.ndarray) -> tuple[int, int]:
-    """(count, first position) of the most frequent n-gram hash; count 1 when nothing repeats. Among
-    equally frequent n-grams the one that occurs first wins, as in datatrove's `Counter.most_common`,
-    so the result never depends on the (per-process) hash values."""
-    firsts, counts = _runs(h)
-    top = counts.max()
-    if top < 2:
-        return 1, 0
-    return int(top), int(firsts[counts == top].min())
+def ngram_fractions(
+    ids: np.ndarray, lens: np.ndarray, doc: np.ndarray, text_lens: np.ndarray, dup_floor: float = 0.0
+) -> np.ndarray:
+    """Gopher's repetition fractions, rows top 2..4-gram and duplicated 5..10-gram character fractions, one
+    column per document; `ids`, `lens` and `doc` are the flat words' ids, lengths and documents (in order).
 
-
-def _later_occurrences(h: np.ndarray) -> np.ndarray:
-    """Positions of every occurrence of an n-gram hash after its first."""
-    firsts, _ = _runs(h)
-    later = np.ones(len(h), dtype=bool)
-    later[firsts] = False
-    return np.flatnonzero(later)
-
-
-def ngram_fractions(words: list[str], lens: np.ndarray, text_len: int, dup_floor: float = 0.0) -> list[float]:
-    """Gopher's repetition fractions: top 2..4-gram and duplicated 5..10-gram character fractions.
-
-    Words are mapped to their (per-process) string hash and n-grams to 64-bit rolling hashes of those, so
-    each n costs one NumPy sort; only equality within one document matters, never the hash values (ties
-    are broken by position).
+    Each k-gram is a 64-bit rolling hash of its words' ids, and the same word has another id in another
+    document, so the k-grams of the whole batch are grouped at once, with one sort per k; only equality
+    within one document matters, never the hash values (ties are broken by position). A k-gram can only
+    repeat where the (k-1)-gram it starts with repeats, so after the 2-grams only those are sorted (a
+    2-gram across two documents never repeats).
     "Duplicated" characters are those of words covered by any repeated occurrence of an n-gram
     (overlaps counted once), which is the Gopher paper's definition. The covered words of repeated
-    (n+1)-grams are a subset of those of repeated n-grams, so the fraction never grows with n: once it is
-    at most `dup_floor` (the lowest duplicated-n-gram threshold), the longer n-grams keep that value as an
-    upper bound instead of being sorted.
+    (n+1)-grams are a subset of those of repeated n-grams, so the fraction never grows with n: once a
+    document's is at most `dup_floor` (the lowest duplicated-n-gram threshold), its longer n-grams keep that
+    value as an upper bound instead of being counted.
     """
-    out = [0.0] * 9
-    n = len(words)
-    if n < 2:
-        return out
-    ids = np.fromiter(map(hash, words), dtype=np.int64, count=n).view(np.uint64)
-    cum = np.concatenate(([0], np.cumsum(lens + 1)))
-    denom = max(text_len, 1)
-    h = ids
+    n_docs, n = len(text_lens), len(ids)
+    out = np.zeros((9, n_docs))
+    ends = np.cumsum(np.bincount(doc, minlength=n_docs))  # one past each document's last word
+    denom = np.maximum(text_lens, 1)
+    open_ = np.ones(n_docs, dtype=bool)  # documents whose duplicated fraction is still above dup_floor
+    pos, h = np.arange(n - 1), ids[:-1] * _HASH_MUL + ids[1:]
     for k in range(2, 11):
-        if n < k:
-            break
-        h = h[:-1] * _HASH_MUL + ids[k - 1 :]
+        pos, h, first, count = _repeats(pos, h)
         if k <= 4:
-            count, start = _top_ngram(h)
-            if count > 1:
-                out[k - 2] = count * (cum[start + k] - cum[start] - 1) / denom
-            continue
-        starts = _later_occurrences(h)
-        if starts.size == 0:
-            break  # no repeated k-gram means no repeated longer one either
-        edges = np.bincount(starts, minlength=n + 1) - np.bincount(starts + k, minlength=n + 1)
-        covered = np.cumsum(edges[:n]) > 0
-        out[k - 2] = min(1.0, float(lens[covered].sum() + covered.sum()) / denom)
-        if out[k - 2] <= dup_floor:
-            out[k - 1 :] = [out[k - 2]] * (10 - k)
-            break
+            # the most frequent k-gram per document; among equally frequent ones the one that occurs first,
+            # as in datatrove's `Counter.most_common`
+            starts, counts = pos[pos == first], count[pos == first]
+            top = np.zeros(n_docs, dtype=np.int64)
+            np.maximum.at(top, doc[starts], counts)
+            ties = counts == top[doc[starts]]
+            start = np.full(n_docs, n)
+            np.minimum.at(start, doc[starts[ties]], starts[ties])
+            has = np.flatnonzero(top)
+            chars = lens[start[has, None] + np.arange(k)].sum(axis=1) + k - 1
+            out[k - 2, has] = top[has] * chars / denom[has]
+        else:
+            covered = np.zeros(n, dtype=bool)  # the words of every occurrence of a k-gram after its first
+            covered[(pos[pos != first, None] + np.arange(k)).ravel()] = True
+            chars = np.bincount(doc[covered], weights=lens[covered] + 1, minlength=n_docs)
+            out[k - 2] = np.where(open_, np.minimum(1.0, chars / denom), out[k - 3])
+            open_ &= out[k - 2] > dup_floor
+        more = (ends[doc[pos]] - pos > k) & open_[doc[pos]]  # the (k+1)-gram fits in an open document
+        pos = pos[more]
+        h = h[more] * _HASH_MUL + ids[pos + k]
     return out
 
 
-def doc_stats(
-    text: str, lang: str, c4: C4Config, short_line_length: int, dup_floor: float = 0.0,
-    stop_words: frozenset[str] | None = None,
-) -> DocStats:
-    """All statistics of one document; the C4 line pass runs only when C4's rules apply to it. `stop_words`
-    replaces the language's STOP_WORDS list; an empty set, like no list, makes the stop-word check not apply."""
-    words = words_of(text, lang)
-    n_words = len(words)
-    no_space = lang in NO_SPACE_LANGS
-    lens = np.fromiter(map(len, words), dtype=np.int64, count=n_words)
-    if n_words and lang not in NO_AVG_WORD_LENGTH_LANGS:
-        mean_word_len = float(lens.mean())
-    else:
-        mean_word_len = float("nan")
-    n_alpha = len(ALPHA_WORD.findall(" ".join(words)))
-    stop = STOP_WORDS.get(lang) if stop_words is None else stop_words
-    n_stop = float(sum(map(stop.__contains__, words))) if stop else float("nan")
-
+def _line_stats(text: str, no_space: bool, c4: C4Config, short_line_length: int) -> tuple:
+    """The DocStats fields from n_lines to c4_curly_bracket; the C4 line pass runs only when C4's rules apply."""
     lines = [s for s in (line.strip() for line in text.split("\n")) if s]
     n_bullet = n_ellipsis = n_punct = n_short = 0
     sentences = 0
@@ -258,9 +266,71 @@ def doc_stats(
     n_dup_lines, dup_line_chars = _duplicates(lines)
     paras = [p for p in PARAGRAPH_BREAK.split(text.strip()) if p]
     n_dup_paras, dup_para_chars = _duplicates(paras)
-    return DocStats(
-        len(text), n_words, mean_word_len, n_alpha, n_stop,
+    return (
         len(lines), n_bullet, n_ellipsis, n_punct, n_short, n_dup_lines, dup_line_chars, sum(map(len, lines)),
         len(paras), n_dup_paras, dup_para_chars, sentences, curly,
-        *ngram_fractions(words, lens, len(text), dup_floor),
     )
+
+
+def _duplicates(items: list[str]) -> tuple[int, int]:
+    """(number, total length) of items equal to an earlier one."""
+    seen: set[str] = set()
+    n = chars = 0
+    for item in items:
+        if item in seen:
+            n += 1
+            chars += len(item)
+        else:
+            seen.add(item)
+    return n, chars
+
+
+def batch_stats(
+    texts: list[str], langs: list[str], c4: C4Config, short_line_length: int, dup_floor: float = 0.0,
+    stop_words: dict[str, frozenset[str] | None] | None = None,
+) -> DocStats:
+    """All statistics of a batch of documents, one array per field. The word statistics are computed for
+    the whole batch at once; lines and paragraphs per document. `stop_words` replaces a language's
+    STOP_WORDS list (a None entry keeps it); an empty set, like no list, makes the stop-word check not apply."""
+    n_docs = len(texts)
+    words, doc = _words(texts, langs)
+    n_words = np.bincount(doc, minlength=n_docs)
+    lens = pc.utf8_length(words).to_numpy()
+    with np.errstate(invalid="ignore"):
+        mean_word_len = np.bincount(doc, weights=lens, minlength=n_docs) / n_words
+    mean_word_len[[lang in NO_AVG_WORD_LENGTH_LANGS for lang in langs]] = np.nan
+    alpha = pc.match_substring_regex(words, _letter()).to_numpy(zero_copy_only=False)  # the word has a letter
+    n_alpha = np.bincount(doc[alpha], minlength=n_docs)
+
+    encoded = pc.dictionary_encode(words)
+    word = encoded.indices.to_numpy().astype(np.uint64)
+    # stop words: a (language, distinct word) table looked up by every word
+    code = {lang: k for k, lang in enumerate(sorted(set(langs)))}
+    lang_of = np.array([code[lang] for lang in langs], dtype=np.int64)
+    is_stop = np.zeros((len(code), len(encoded.dictionary)), dtype=bool)
+    has_list = np.zeros(len(code), dtype=bool)
+    for lang, k in code.items():
+        stop = (stop_words or {}).get(lang)
+        stop = STOP_WORDS.get(lang) if stop is None else stop
+        if stop:
+            has_list[k] = True
+            found = pc.index_in(pa.array(sorted(stop), encoded.dictionary.type), value_set=encoded.dictionary)
+            is_stop[k, found.drop_null().to_numpy()] = True
+    n_stop = np.bincount(doc[is_stop[lang_of[doc], word]], minlength=n_docs).astype(np.float64)
+    n_stop[~has_list[lang_of]] = np.nan
+
+    text_lens = np.array([len(text) for text in texts], dtype=np.int64)
+    ids = _mix(word * np.uint64(n_docs) + doc.astype(np.uint64))  # distinct per (word, document)
+    ngrams = ngram_fractions(ids, lens, doc, text_lens, dup_floor)
+    lines = [_line_stats(text, lang in NO_SPACE_LANGS, c4, short_line_length) for text, lang in zip(texts, langs)]
+    line_columns = [np.array(column) for column in zip(*lines)] if lines else [np.zeros(0)] * 13
+    return DocStats(text_lens, n_words, mean_word_len, n_alpha, n_stop, *line_columns, *ngrams)
+
+
+def doc_stats(
+    text: str, lang: str, c4: C4Config, short_line_length: int, dup_floor: float = 0.0,
+    stop_words: frozenset[str] | None = None,
+) -> DocStats:
+    """`batch_stats` of one document, as Python numbers."""
+    columns = batch_stats([text], [lang], c4, short_line_length, dup_floor, {lang: stop_words})
+    return DocStats(*(column[0].item() for column in columns))
