@@ -9,10 +9,11 @@ fixed part is the intercept of the line through the two runs. BPE training reads
 wall and CPU time (from the job's log) are taken out of the tokenize stage and reported apart. Per stage, the
 same two-point line gives marginal seconds per MB and a fixed part. CPU seconds of the job's process tree, read
 from /proc at each stage's start and end, are reported beside wall time: the machine is shared, and CPU time
-moves less with other people's load.
+moves less with other people's load. Each size runs `--repeat` times, alternating, and the run with the
+least wall time (BPE training excluded) stands for it: one run's stage times move by 20-30% on this machine.
 Input text MB is the UTF-8 size of the `text` of every record the reader accepts.
 
-    .venv/bin/python benchmarks/pipeline_speed.py [--part 'docs-0[0-3].jsonl.gz'] [--shards 'docs-*.jsonl.gz']
+    .venv/bin/python benchmarks/pipeline_speed.py [--part 'docs-0[0-3].jsonl.gz'] [--shards 'docs-*.jsonl.gz'] [--repeat 3]
 """
 from __future__ import annotations
 
@@ -153,6 +154,7 @@ def main() -> None:
     ap.add_argument("--shards", default="docs-*.jsonl.gz", help="glob of the full run's raw shards under CORPUS/raw")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--bare-mb", type=float, default=8.0, help="MB of text the bare encode side times")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per size, alternating; the fastest stands for it")
     args = ap.parse_args()
 
     corpus = Path(args.corpus)
@@ -160,9 +162,12 @@ def main() -> None:
     try:
         (work / "startup.py").write_text(STARTUP)
         startup, _ = spark_submit(str(work / "startup.py"), [], args.cores, work / "startup.log")
-        part = run_pipeline(corpus, args.part, work / "part", args.cores)
-        full = run_pipeline(corpus, args.shards, work / "full", args.cores)
-        tok_json = (work / "full" / "out" / "tokenize" / "tokenizer.json").read_text()
+        runs: dict[str, list[Run]] = {"part": [], "full": []}
+        for k in range(args.repeat):
+            for size, shards in (("part", args.part), ("full", args.shards)):
+                runs[size].append(run_pipeline(corpus, shards, work / f"{size}-{k}", args.cores))
+        part, full = (min(runs[size], key=lambda r: r.wall - r.train) for size in ("part", "full"))
+        tok_json = (work / "full-0" / "out" / "tokenize" / "tokenizer.json").read_text()
         bare_mb, bare = bare_encode(tok_json, corpus, args.shards, args.bare_mb)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -171,8 +176,8 @@ def main() -> None:
     print(f"\nlocal[{args.cores}]; spark-submit start-up (session + first job, separate run): {startup:.1f} s\n")
     print("| run | records | text MB | wall s | CPU s of the stages | BPE training s (CPU s) | load avg | overall MB/s per core |")
     print("|---|---|---|---|---|---|---|---|")
-    for r in (part, full):
-        print(f"| `{r.shards}` | {r.records:,} | {r.text_mb:.1f} | {r.wall:.1f} | {r.cpu:.1f} | {r.train:.1f} ({r.train_cpu:.1f}) | "
+    for r in runs["part"] + runs["full"]:
+        print(f"| `{r.shards}`{' (fastest)' if r is part or r is full else ''} | {r.records:,} | {r.text_mb:.1f} | {r.wall:.1f} | {r.cpu:.1f} | {r.train:.1f} ({r.train_cpu:.1f}) | "
               f"{r.load:.1f} | {r.text_mb / r.wall / args.cores:.2f} |")
 
     print("\n| stage | wall s (part / full) | CPU s (part / full) | marginal wall s per MB | fixed wall s | "
