@@ -7,7 +7,7 @@ import pytest
 from pipeline.filter import FilterConfig, filter_batch, filter_counters
 from pipeline.filter import batch as filter_batch_module
 from pipeline.filter import main_content
-from tests.test_filter import EN, batch_of
+from tests.test_filter import DE, EN, batch_of
 
 ARTICLE = [
     "The old lighthouse stood at the edge of the cliff for more than a century, and sailors who passed the "
@@ -67,9 +67,18 @@ def test_a_clean_document_is_untouched_and_never_extracted(extract_calls):
 
 def test_reasons_extraction_cannot_fix_are_not_retried(extract_calls):
     short_page = "\n".join(MENU[:5] + ["A lighthouse stood on the cliff by the sea."])
-    out = filter_batch(batch_of(short_page, "lorem ipsum dolor", PAGE), FilterConfig()).to_pylist()
-    assert [r["_reason"] for r in out] == ["gopher_min_words", "lang_score_below_min", None]
+    out = filter_batch(batch_of(short_page, DE, PAGE), FilterConfig(languages=["en"])).to_pylist()
+    assert [r["_reason"] for r in out] == ["gopher_min_words", "language_not_selected", None]
     assert extract_calls == [[PAGE]]
+
+
+def test_a_page_whose_menus_in_another_language_lower_its_language_score_is_kept_with_its_article():
+    page = "\n".join(MENU * 3 + DE.split("\n\n") + MENU)  # English menus around a German article
+    without = filter_batch(batch_of(page), FilterConfig(main_content=False)).to_pylist()[0]
+    assert (without["_status"], without["_reason"]) == ("dropped", "lang_score_below_min")
+    row = filter_batch(batch_of(page), FilterConfig()).to_pylist()[0]
+    assert (row["_status"], row["lang"], row["_main_content"]) == ("kept", "de", True)
+    assert row["lang_score"] >= 0.65 and not set(row["text"].split("\n")) & set(MENU)
 
 
 def test_pii_placeholders_survive_the_html_round_trip():

@@ -5,9 +5,9 @@ the batch gains `lang`, `lang_score`, `_status` and `_reason` (the first failing
 mojibake -> language -> Gopher repetition -> Gopher quality -> C4 -> FineWeb (FineWeb's own order) ->
 quality classifier), `_main_content`, and `quality_score` when a classifier is configured.
 
-With `main_content` on, a document that fails a quality rule extraction can fix (not language ID, mojibake
-or the Gopher word minimum: extraction only removes words) is checked again, language ID included, on its
-jusText main content; if that passes every check, the document is kept with the extracted text and
+With `main_content` on, a document that fails a check extraction can fix (not mojibake, an unselected
+language or the Gopher word minimum: extraction only removes words) is checked again, language ID included,
+on its jusText main content (menus and cookie notices in another language lower a page's language score); if that passes every check, the document is kept with the extracted text and
 `_main_content` true. A dropped document keeps its text and its first pass's reason. The classifier comes
 last so it scores only the documents every cheaper check kept; `quality_score` is null for the others.
 """
@@ -24,8 +24,9 @@ from pipeline.filter.langid import identify
 from pipeline.filter.pii import EMAIL_PLACEHOLDER, IP_PLACEHOLDER, replace_pii_batch
 from pipeline.filter.text import batch_stats, words_of
 
-# Reasons extracting the main content cannot undo: it keeps the text's language and only removes words.
-NOT_FIXED_BY_EXTRACTION = frozenset({"mojibake", "lang_score_below_min", "language_not_selected", "gopher_min_words"})
+# Reasons extracting the main content cannot undo, as it only removes words; an unselected language is
+# not retried either, as most documents of a corpus are usually in one.
+NOT_FIXED_BY_EXTRACTION = frozenset({"mojibake", "language_not_selected", "gopher_min_words"})
 
 
 def _set_column(batch: pa.RecordBatch, name: str, values: pa.Array) -> pa.RecordBatch:
