@@ -11,6 +11,8 @@ from pyspark.sql import functions as F
 
 from pipeline import storage
 from pipeline.dedup import dedupe, index_spark
+from pipeline.dedup.components_spark import checkpoint
+from pipeline.dedup.dedupe_spark import FEATURES, features_fn
 from pipeline.stages import spark_io
 from pipeline.stages.config import PipelineConfig
 
@@ -39,7 +41,10 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
             indexed = index_spark.dedupe_against_index(docs, cfg.dedupe, index, checkpoint_dir)
             result = indexed.result
         else:
-            result = dedupe(docs, cfg.dedupe, checkpoint_dir)
+            # Signed in the reading task: the text goes from the files to MinHash without crossing the JVM.
+            signed = spark_io.read_stage(spark, input_uri, transform=features_fn(cfg.dedupe), schema=FEATURES)
+            features = checkpoint(signed, f"{checkpoint_dir}/features")
+            result = dedupe(docs, cfg.dedupe, checkpoint_dir, features=features)
         # Output layout depends on the data only: ids hashed into a fixed number of parts, sorted by id.
         marked = result.docs.repartition(partitions, "id").sortWithinPartitions("id")
         doc_columns = docs.columns

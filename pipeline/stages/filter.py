@@ -24,9 +24,9 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
             raise spark_io.StageError(str(e)) from None
         added.append(("quality_score", pa.float32()))
     attempt = spark_io.begin(output_uri)
-    docs = spark_io.read_stage(spark, input_uri)
+    read_schema = spark_io.stage_schema(input_uri)
     schema = pa.schema(
-        [(f.name, _arrow(f.dataType)) for f in docs.schema]
+        list(read_schema)
         + added
         + [("_status", pa.string()), ("_reason", pa.string()), ("_main_content", pa.bool_())]
     )
@@ -43,8 +43,9 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
             main_content.add(counters["main_content_extracted"])
             yield out.cast(schema)
 
-    annotated = docs.mapInArrow(annotate, spark_io.spark_schema(schema))
-    doc_columns = docs.columns + [name for name, _ in added]
+    # Filtered in the reading task: the text goes from the files to filter_batch without crossing the JVM.
+    annotated = spark_io.read_stage(spark, input_uri, transform=annotate, schema=spark_io.spark_schema(schema))
+    doc_columns = read_schema.names + [name for name, _ in added]
     routes = {
         "kept": spark_io.Route("data", doc_columns),
         "dropped": spark_io.Route("dropped", doc_columns + ["_reason"], sample=cfg.audit.dropped_samples_per_reason),
@@ -57,8 +58,3 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
     spark_io.commit(output_uri, attempt, dict(result.files), stats)
     return stats
 
-
-def _arrow(spark_type) -> pa.DataType:
-    from pyspark.sql.pandas.types import to_arrow_type
-
-    return to_arrow_type(spark_type)

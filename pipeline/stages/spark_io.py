@@ -122,8 +122,8 @@ def committed_files(stage_uri: str, subdir: str = "data") -> list[str]:
     return listed_files(stage_uri, subdir)
 
 
-def read_stage(spark: SparkSession, stage_uri: str, subdir: str = "data") -> DataFrame:
-    """A committed stage's parts, one Spark partition per part, in part order."""
+def stage_schema(stage_uri: str, subdir: str = "data") -> pa.Schema:
+    """The Arrow schema of a committed stage's parts, as `read_stage` gives them (strings, not large ones)."""
     files = committed_files(stage_uri, subdir)
     if not files:
         raise StageError(
@@ -132,7 +132,17 @@ def read_stage(spark: SparkSession, stage_uri: str, subdir: str = "data") -> Dat
         )
     fs, path = storage.resolve(files[0])
     schema = pq.read_schema(fs.open_input_file(path))
-    schema = pa.schema([f.with_type(pa.string()) if f.type == pa.large_string() else f for f in schema])
+    return pa.schema([f.with_type(pa.string()) if f.type == pa.large_string() else f for f in schema])
+
+
+def read_stage(spark: SparkSession, stage_uri: str, subdir: str = "data",
+               transform: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]] | None = None,
+               schema=None) -> DataFrame:
+    """A committed stage's parts, one Spark partition per part, in part order. `transform` (a `mapInArrow`
+    function, giving Spark schema `schema`) runs on the batches in the reading task, so text that the next step only
+    needs in Python never passes through the JVM."""
+    files = committed_files(stage_uri, subdir)
+    read_schema = stage_schema(stage_uri, subdir)
     paths = spark.createDataFrame(
         spark.sparkContext.parallelize([(f,) for f in files], numSlices=len(files)), "uri string"
     )
@@ -143,9 +153,11 @@ def read_stage(spark: SparkSession, stage_uri: str, subdir: str = "data") -> Dat
                 fs, p = storage.resolve(uri)
                 with fs.open_input_file(p) as f:
                     for b in pq.ParquetFile(f).iter_batches(batch_size=2048):
-                        yield b.cast(schema)
+                        yield b.cast(read_schema)
 
-    return paths.mapInArrow(read, spark_schema(schema))
+    if transform is None:
+        return paths.mapInArrow(read, spark_schema(read_schema))
+    return paths.mapInArrow(lambda batches: transform(read(batches)), schema)
 
 
 # ---------------------------------------------------------------------------------------------- writing

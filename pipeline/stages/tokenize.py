@@ -145,10 +145,10 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
     attempt = spark_io.begin(output_uri)
     # The manifest is what trainers open: a re-run must not leave the old one pointing at shards it replaces.
     storage.delete(storage.join(output_uri, "manifest.json"))
-    docs = spark_io.read_stage(spark, input_uri).select("id", "text")
     # Three jobs scan the documents (the tokenizer's sample, the split totals, the shuffle to shards): read the
-    # parts and hash the ids once, not three times.
-    assigned = docs.mapInArrow(_assign_fn(tcfg.val_fraction), spark_io.spark_schema(ASSIGNED))
+    # parts and hash the ids once, in the reading task, not three times.
+    assigned = spark_io.read_stage(spark, input_uri, transform=_assign_fn(tcfg.val_fraction),
+                                   schema=spark_io.spark_schema(ASSIGNED))
     assigned = assigned.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         return _tokenize(assigned, output_uri, cfg, expected, attempt, start, _executor_cores(spark))
