@@ -122,27 +122,37 @@ def committed_files(stage_uri: str, subdir: str = "data") -> list[str]:
     return listed_files(stage_uri, subdir)
 
 
-def stage_schema(stage_uri: str, subdir: str = "data") -> pa.Schema:
-    """The Arrow schema of a committed stage's parts, as `read_stage` gives them (strings, not large ones)."""
+def _parts(stage_uri: str, subdir: str) -> list[str]:
     files = committed_files(stage_uri, subdir)
     if not files:
         raise StageError(
             f"{storage.display(stage_uri)}: no committed {subdir}/ files: that stage kept no documents "
             f"(see its stats.json for why), so there is nothing for this stage to do"
         )
-    fs, path = storage.resolve(files[0])
-    schema = pq.read_schema(fs.open_input_file(path))
+    return files
+
+
+def _schema_of(part: str) -> pa.Schema:
+    """A part's Arrow schema as `read_stage` gives it: strings, not large ones."""
+    fs, path = storage.resolve(part)
+    with fs.open_input_file(path) as f:
+        schema = pq.read_schema(f)
     return pa.schema([f.with_type(pa.string()) if f.type == pa.large_string() else f for f in schema])
+
+
+def stage_schema(stage_uri: str, subdir: str = "data") -> pa.Schema:
+    """The Arrow schema of a committed stage's parts, as `read_stage` gives them."""
+    return _schema_of(_parts(stage_uri, subdir)[0])
 
 
 def read_stage(spark: SparkSession, stage_uri: str, subdir: str = "data",
                transform: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]] | None = None,
                schema=None) -> DataFrame:
     """A committed stage's parts, one Spark partition per part, in part order. `transform` (a `mapInArrow`
-    function, giving Spark schema `schema`) runs on the batches in the reading task, so text that the next step only
-    needs in Python never passes through the JVM."""
-    files = committed_files(stage_uri, subdir)
-    read_schema = stage_schema(stage_uri, subdir)
+    function, giving Spark schema `schema`) runs on the batches in the reading task, so text that the next
+    step only needs in Python never passes through the JVM."""
+    files = _parts(stage_uri, subdir)
+    read_schema = _schema_of(files[0])
     paths = spark.createDataFrame(
         spark.sparkContext.parallelize([(f,) for f in files], numSlices=len(files)), "uri string"
     )
