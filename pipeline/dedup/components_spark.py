@@ -1,7 +1,7 @@
 """Connected components of an edge DataFrame by alternating large-star and small-star rounds.
 
 Kiveris et al., "Connected Components in MapReduce and Beyond" (SoCC 2014): every round is a few
-joins and aggregations over edges, nothing is collected to the driver, and the number of rounds grows
+joins and aggregations over edges, none holds the graph in one place, and the number of rounds grows
 with log(n) rather than with the diameter, so a 1,000-document chain converges in a handful of rounds.
 Each round is written to `checkpoint_dir` and read back, which cuts the lineage that would otherwise
 grow with every round. Once the edges left are at most `driver_max_edges`, they are collected and
