@@ -21,18 +21,25 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
     clean_cfg = cfg.clean
     boilerplate = spark.sparkContext.accumulator(0)
 
-    def clean(batch):
-        out, removed = clean_batch(batch, clean_cfg)
-        boilerplate.add(removed)
-        return out
-
-    cleaned = spark_io.read_raw(spark, input_uri, cfg.clean.reader, cfg.clean.html, files, transform=clean)
     routes = {
         "kept": spark_io.Route("data", DOC_COLUMNS),
         "rejected": spark_io.Route("rejected", REJECT_COLUMNS),
         "dropped": spark_io.Route("dropped", DOC_COLUMNS + ["_reason"], sample=cfg.audit.dropped_samples_per_reason),
     }
-    result = spark_io.write_parts(cleaned, output_uri, routes, attempt)
+    write = spark_io.part_writer(output_uri, routes, attempt)
+
+    def clean_and_write(batches):
+        def cleaned():
+            for batch in batches:
+                out, removed = clean_batch(batch, clean_cfg)
+                boilerplate.add(removed)
+                yield out
+
+        return write(cleaned())
+
+    # Each file is read, cleaned and written by one Python task: the text never crosses into the JVM.
+    result = spark_io.collect_written(spark_io.read_raw(
+        spark, input_uri, cfg.clean.reader, cfg.clean.html, files, transform=clean_and_write, schema=spark_io.WRITTEN))
     records = sum(result.counts.values())  # one record per input line/row/WARC record, by the readers' contract
     stats = spark_io.stage_stats(
         "clean",

@@ -43,14 +43,15 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
             main_content.add(counters["main_content_extracted"])
             yield out.cast(schema)
 
-    # Filtered in the reading task: the text goes from the files to filter_batch without crossing the JVM.
-    annotated = spark_io.read_stage(spark, input_uri, transform=annotate, schema=spark_io.spark_schema(schema))
     doc_columns = read_schema.names + [name for name, _ in added]
     routes = {
         "kept": spark_io.Route("data", doc_columns),
         "dropped": spark_io.Route("dropped", doc_columns + ["_reason"], sample=cfg.audit.dropped_samples_per_reason),
     }
-    result = spark_io.write_parts(annotated, output_uri, routes, attempt)
+    write = spark_io.part_writer(output_uri, routes, attempt)
+    # Each part is read, filtered and written by one Python task: the text never crosses into the JVM.
+    result = spark_io.collect_written(spark_io.read_stage(
+        spark, input_uri, transform=lambda batches: write(annotate(batches)), schema=spark_io.WRITTEN))
     stats = spark_io.stage_stats(
         "filter", expected, result, time.time() - start, pii={"email": pii_email.value, "ip": pii_ip.value},
         main_content_extracted=main_content.value,

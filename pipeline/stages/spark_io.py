@@ -40,6 +40,9 @@ _RESULT_SCHEMA = pa.schema(
 )
 
 
+Transform = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]  # a `mapInArrow` function
+
+
 class StageError(RuntimeError):
     pass
 
@@ -74,6 +77,9 @@ def spark_schema(schema: pa.Schema):
     return from_arrow_schema(schema)
 
 
+WRITTEN = spark_schema(_RESULT_SCHEMA)  # what `part_writer` gives Spark
+
+
 def task_attempt() -> tuple[int, int]:
     """(partition, attempt id) of the running task. The attempt id is unique in the application (the attempt
     number restarts with each stage attempt), so a straggler of a failed attempt never writes the same
@@ -95,10 +101,10 @@ def list_inputs(input_uri: str, patterns=PATTERNS) -> list[str]:
 
 
 def read_raw(spark: SparkSession, input_uri: str, reader_cfg, html_cfg, files: list[str] | None = None,
-             transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None) -> DataFrame:
+             transform: Transform | None = None, schema=None) -> DataFrame:
     """Raw records of every input file (or of `files`, under `input_uri`), one Spark partition per file, in
-    file then line order. Files are labelled by their path relative to `input_uri`. `transform` (same schema in
-    and out) runs on each batch in the reading task, saving a second pass of the text through the JVM."""
+    file then line order. Files are labelled by their path relative to `input_uri`. `transform` (a `mapInArrow`
+    function giving Spark schema `schema`) runs on the batches in the reading task, as in `read_stage`."""
     files = sorted(files) if files else list_inputs(input_uri)
     root = input_uri.rstrip("/")
     labels = [f[len(root) + 1 :] if f.startswith(root + "/") else f.rsplit("/", 1)[-1] for f in files]
@@ -108,10 +114,11 @@ def read_raw(spark: SparkSession, input_uri: str, reader_cfg, html_cfg, files: l
     def read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for uri, label in zip(batch.column("uri").to_pylist(), batch.column("label").to_pylist()):
-                for raw in to_batches(read_file(uri, label, reader_cfg, html_cfg)):
-                    yield transform(raw) if transform else raw
+                yield from to_batches(read_file(uri, label, reader_cfg, html_cfg))
 
-    return paths.mapInArrow(read, spark_schema(RAW_SCHEMA))
+    if transform is None:
+        return paths.mapInArrow(read, spark_schema(RAW_SCHEMA))
+    return paths.mapInArrow(lambda batches: transform(read(batches)), schema)
 
 
 def committed_files(stage_uri: str, subdir: str = "data") -> list[str]:
@@ -145,12 +152,12 @@ def stage_schema(stage_uri: str, subdir: str = "data") -> pa.Schema:
     return _schema_of(_parts(stage_uri, subdir)[0])
 
 
-def read_stage(spark: SparkSession, stage_uri: str, subdir: str = "data",
-               transform: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]] | None = None,
+def read_stage(spark: SparkSession, stage_uri: str, subdir: str = "data", transform: Transform | None = None,
                schema=None) -> DataFrame:
-    """A committed stage's parts, one Spark partition per part, in part order. `transform` (a `mapInArrow`
-    function, giving Spark schema `schema`) runs on the batches in the reading task, so text that the next
-    step only needs in Python never passes through the JVM."""
+    """A committed stage's parts, one Spark partition per part (partition i reads part i), in part order.
+    `transform` (a `mapInArrow` function, giving Spark schema `schema`) runs on the batches in the reading
+    task, so text that the next step only needs in Python never passes through the JVM; with `part_writer`
+    as its last step, a stage reads, changes and writes each part in one Python task."""
     files = _parts(stage_uri, subdir)
     read_schema = _schema_of(files[0])
     paths = spark.createDataFrame(
@@ -170,14 +177,39 @@ def read_stage(spark: SparkSession, stage_uri: str, subdir: str = "data",
     return paths.mapInArrow(lambda batches: transform(read(batches)), schema)
 
 
+def write_by_part(df: DataFrame, uri: str) -> None:
+    """`df`'s rows as Parquet under `uri/part=N/` by its integer `part` column (the input part each row
+    belongs to), so that the task of part N reads its own rows (`read_part`) and never all of them."""
+    df.repartition("part").write.mode("overwrite").partitionBy("part").parquet(uri)
+
+
+def read_part(uri: str, part: int) -> pa.Table | None:
+    """Part `part`'s rows written by `write_by_part` (without the `part` column), or None if it has none."""
+    directory = storage.join(uri, f"part={part}")
+    if not storage.exists(directory):
+        return None
+    tables = []
+    for path in storage.list_files(directory, ("*.parquet",)):
+        fs, p = storage.resolve(path)
+        with fs.open_input_file(p) as f:
+            tables.append(pq.read_table(f))
+    return pa.concat_tables(tables) if tables else None
+
+
 # ---------------------------------------------------------------------------------------------- writing
 
 
 def write_parts(df: DataFrame, stage_uri: str, routes: dict[str, Route], attempt: str) -> WriteResult:
     """Write each partition's rows to `<route>/part-NNNNN` Parquet files by `_status`, and count rows per
     (status, reason) on the way. Rows without `_status` count as kept."""
+    writer = part_writer(stage_uri, routes, attempt, has_status="_status" in df.columns)
+    return collect_written(df.mapInArrow(writer, WRITTEN))
+
+
+def part_writer(stage_uri: str, routes: dict[str, Route], attempt: str, has_status: bool = True) -> Transform:
+    """The `mapInArrow` function of `write_parts`, giving schema `WRITTEN`: one task's batches written to
+    its part files; `collect_written` gathers what the tasks wrote."""
     tmp_root = storage.join(stage_uri, TEMPORARY, attempt)
-    has_status = "_status" in df.columns
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         partition, attempt_no = task_attempt()
@@ -226,8 +258,13 @@ def write_parts(df: DataFrame, stage_uri: str, routes: dict[str, Route], attempt
         ]
         yield pa.RecordBatch.from_pylist(rows, schema=_RESULT_SCHEMA)
 
+    return write
+
+
+def collect_written(df: DataFrame) -> WriteResult:
+    """Run the job whose last step is `part_writer` and gather the files and counts its tasks report."""
     result = WriteResult()
-    for row in df.mapInArrow(write, spark_schema(_RESULT_SCHEMA)).collect():
+    for row in df.collect():
         if row.kind == "file":
             result.files[row.route].append(row.path)
             result.rows[row.route] += row.n
