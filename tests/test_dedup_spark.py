@@ -6,11 +6,13 @@ import logging
 import random
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from pyspark.sql import functions as F
 
 from pipeline.dedup import DedupeConfig, dedupe
 from pipeline.dedup.components_spark import _star_forest, connected_components
+from pipeline.dedup.decisions import mark
 
 WORDS = ("river stone lantern orchard velvet harbor meadow copper whisper canyon glacier saddle "
          "thistle amber quarry falcon marble pepper ribbon timber walnut cobalt ember fjord").split()
@@ -82,6 +84,19 @@ def test_output_is_identical_for_any_partition_count_and_either_components_path(
         assert sorted(tuple(r) for r in other.docs.collect()) == docs
         assert sorted(tuple(r) for r in other.clusters.collect()) == clusters
         assert (other.stats["cc_rounds"] > 0) == (driver_max_edges == 0)
+
+
+def test_decisions_mark_each_dropped_id_with_its_reason_and_keep_every_other(result):
+    out, docs, _ = result
+    decided = {r["id"]: r["_reason"] for r in out.decisions.collect()}
+    assert decided == {d[0]: d[4] for d in docs if d[3] == "dropped"}
+    batch = pa.RecordBatch.from_pydict({"id": ["a", "b", "c", "d"], "text": ["1", "2", "3", "4"]})
+    dropped = pa.table({"id": ["c", "zz", "a"], "_reason": ["near_duplicate", "exact_duplicate", "exact_duplicate"]})
+    marked = mark(batch, dropped).to_pydict()
+    assert marked["_status"] == ["dropped", "kept", "dropped", "kept"]
+    assert marked["_reason"] == ["exact_duplicate", None, "near_duplicate", None]
+    assert marked["text"] == ["1", "2", "3", "4"]
+    assert mark(batch, None).to_pydict()["_status"] == ["kept"] * 4
 
 
 def test_verification_rejects_lsh_candidates_below_the_threshold(spark, tmp_path):

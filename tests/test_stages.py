@@ -7,6 +7,7 @@ import json
 import random
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline import config as config_lib
@@ -61,6 +62,25 @@ def test_rerunning_a_committed_stage_gives_byte_identical_data_parts(spark, tmp_
     assert {k: v for k, v in first_stats.items() if k != "seconds"} == {k: v for k, v in second_stats.items() if k != "seconds"}
     assert sorted(p.name for p in (out / "data").iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
     assert not (out / "_temporary").exists()
+
+
+def test_dedupe_keeps_each_input_part_in_its_order_minus_the_dropped_documents(spark, tmp_path):
+    a, b = documents(30), documents(30, seed=9)
+    b = [{**d, "id": "x" + d["id"]} for d in b]
+    b[3]["text"] = a[5]["text"]  # xdoc0003 duplicates doc0005, a smaller id in another part
+    a[7]["text"] = a[2]["text"].upper()  # doc0007 duplicates doc0002 (same normalised text) in its own part
+    a[12]["text"] = " ".join(d["text"] for d in documents(10, seed=3))
+    b[10]["text"] = a[12]["text"] + " Indeed."  # xdoc0010 nearly duplicates doc0012
+    write_jsonl(tmp_path / "in" / "a.jsonl", a)
+    write_jsonl(tmp_path / "in" / "b.jsonl", b)
+    cfg = PipelineConfig()
+    clean.run(spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
+    stats = dedupe.run(spark, str(tmp_path / "clean"), str(tmp_path / "dedupe"), cfg)
+    assert stats["dropped"] == {"exact_duplicate": 2, "near_duplicate": 1}
+    assert stats["verified_edges"] == 1  # its text was read out of its part for verification
+    for part, docs, dropped in (("part-00000", a, {"doc0007"}), ("part-00001", b, {"xdoc0003", "xdoc0010"})):
+        ids = pq.read_table(tmp_path / "dedupe" / "data" / f"{part}.parquet").column("id").to_pylist()
+        assert ids == [d["id"] for d in docs if d["id"] not in dropped]
 
 
 @pytest.mark.parametrize("next_stage", [dedupe, tokenize], ids=["dedupe", "tokenize"])

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -80,6 +80,7 @@ def _optimal_param(threshold: float, num_perm: int, fp_weight: float, fn_weight:
 @dataclass
 class DedupeResult:
     docs: DataFrame  # every input row and column, plus _status ('kept'|'dropped') and _reason
+    decisions: DataFrame  # id, _reason: the dropped documents only (what `docs` joins in)
     clusters: DataFrame  # id, cluster_id, kept: every document in a duplicate cluster of >= 2
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -168,16 +169,24 @@ def candidate_edges(features: DataFrame) -> DataFrame:
     )
 
 
-def verify_edges(candidates: DataFrame, docs: DataFrame, cfg: DedupeConfig, checkpoint_dir: str) -> DataFrame:
+Texts = Callable[[DataFrame], DataFrame]  # ids (column id) -> their documents' (id, text)
+
+
+def texts_of(docs: DataFrame) -> Texts:
+    """The `Texts` of a DataFrame of documents: one pass over it, a semi-join against the ids (which Spark
+    can broadcast)."""
+    return lambda ids: docs.select("id", "text").join(ids, "id", "left_semi")
+
+
+def verify_edges(candidates: DataFrame, texts: Texts, cfg: DedupeConfig, checkpoint_dir: str) -> DataFrame:
     """Candidate edges whose true shingle-set Jaccard reaches the threshold, with that Jaccard.
 
     Only the documents on a candidate edge, a small share, are joined to the edges: their texts are cut
-    out in one pass over `docs` (a semi-join against the edges' ends, which Spark can broadcast) and
-    written aside, so neither the whole text nor `docs`' own reading is repeated for each end.
+    out in one pass (`texts`) and written aside, so neither the whole text nor the documents' own reading
+    is repeated for each end.
     """
     ends = candidates.select(F.col("src").alias("id")).unionByName(candidates.select(F.col("dst").alias("id")))
-    text = checkpoint(docs.select("id", "text").join(ends.distinct(), "id", "left_semi"),
-                      f"{checkpoint_dir}/edge_texts")
+    text = checkpoint(texts(ends.distinct()), f"{checkpoint_dir}/edge_texts")
     pairs = (
         candidates.join(text.select(F.col("id").alias("src"), F.col("text").alias("src_text")), "src")
         .join(text.select(F.col("id").alias("dst"), F.col("text").alias("dst_text")), "dst")
@@ -187,14 +196,15 @@ def verify_edges(candidates: DataFrame, docs: DataFrame, cfg: DedupeConfig, chec
 
 
 def dedupe(docs: DataFrame, cfg: DedupeConfig, checkpoint_dir: str,
-           features: Optional[DataFrame] = None) -> DedupeResult:
+           features: Optional[DataFrame] = None, texts: Optional[Texts] = None) -> DedupeResult:
     """Mark exact and near duplicates in `docs` (columns id, text, ...): see the module docstring.
 
     `docs` is evaluated three times (signatures, texts of candidate pairs, the marked output): cache or
     checkpoint it first if it is expensive or not deterministic. Intermediate results are written as
     Parquet under `checkpoint_dir` (Spark must be able to write there); the caller removes it.
     `features` (the `FEATURES` columns of exactly these documents) saves signing them again when the
-    caller already has them, as the incremental index does.
+    caller already has them, as the incremental index does; `texts` gives the candidate pairs' texts
+    some cheaper way than a pass over `docs` (the stage reads them in Python, by part).
     """
     bands, rows = cfg.lsh_params()
     if features is None:
@@ -210,7 +220,7 @@ def dedupe(docs: DataFrame, cfg: DedupeConfig, checkpoint_dir: str,
     candidates = checkpoint(candidate_edges(representatives), f"{checkpoint_dir}/candidates")
     edges = candidates
     if cfg.verify:
-        verified = verify_edges(candidates, docs, cfg, checkpoint_dir).select("src", "dst")
+        verified = verify_edges(candidates, texts or texts_of(docs), cfg, checkpoint_dir).select("src", "dst")
         edges = checkpoint(verified, f"{checkpoint_dir}/verified")
     near, cc_rounds, cc_driver_edges = connected_components(
         edges, f"{checkpoint_dir}/cc", cfg.max_cc_rounds, cfg.cc_driver_max_edges)
@@ -250,4 +260,4 @@ def dedupe(docs: DataFrame, cfg: DedupeConfig, checkpoint_dir: str,
         "parameters": {**asdict(cfg), "bands": bands, "rows": rows},
     }
     log.info("dedupe: %s", {k: v for k, v in stats.items() if k != "parameters"})
-    return DedupeResult(marked, clusters, stats)
+    return DedupeResult(marked, decisions, clusters, stats)

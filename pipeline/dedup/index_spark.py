@@ -31,7 +31,7 @@ from pyspark.sql import types as T
 from pipeline import storage
 from pipeline.dedup.components_spark import checkpoint
 from pipeline.dedup.dedupe_spark import (
-    SIGN_ROWS, SIGNED_FEATURES, DedupeConfig, DedupeResult, _slices, dedupe, features_fn,
+    SIGN_ROWS, SIGNED_FEATURES, DedupeConfig, DedupeResult, Texts, _slices, dedupe, features_fn,
 )
 from pipeline.stages import spark_io
 
@@ -131,10 +131,13 @@ class IndexedResult:
     additions: DataFrame  # COLUMNS of the kept documents the index does not hold yet
 
 
-def dedupe_against_index(docs: DataFrame, cfg: DedupeConfig, index: Index, checkpoint_dir: str) -> IndexedResult:
-    """Drop `docs` that duplicate history, then dedupe the rest among themselves (`dedupe`)."""
-    features = checkpoint(docs.select("id", "text").mapInArrow(features_fn(cfg, signature=True), SIGNED_FEATURES),
-                          f"{checkpoint_dir}/signed")
+def dedupe_against_index(docs: DataFrame, cfg: DedupeConfig, index: Index, checkpoint_dir: str,
+                         features: Optional[DataFrame] = None, texts: Optional[Texts] = None) -> IndexedResult:
+    """Drop `docs` that duplicate history, then dedupe the rest among themselves (`dedupe`). `features`
+    (the `SIGNED_FEATURES` of exactly these documents) and `texts` are `dedupe`'s."""
+    if features is None:
+        features = checkpoint(docs.select("id", "text").mapInArrow(features_fn(cfg, signature=True), SIGNED_FEATURES),
+                              f"{checkpoint_dir}/signed")
     history = read_history(docs.sparkSession, index)
     if history is None:
         history = docs.sparkSession.createDataFrame([], features.select(*COLUMNS).schema)
@@ -157,7 +160,7 @@ def dedupe_against_index(docs: DataFrame, cfg: DedupeConfig, index: Index, check
     drops = checkpoint(exact.unionByName(near), f"{checkpoint_dir}/history-drops")
 
     rest = features.join(drops, "id", "left_anti")
-    result = dedupe(docs.join(drops, "id", "left_anti"), cfg, f"{checkpoint_dir}/batch", rest)
+    result = dedupe(docs.join(drops, "id", "left_anti"), cfg, f"{checkpoint_dir}/batch", rest, texts)
     dropped_by_history = docs.join(drops, "id").select(
         *docs.columns, F.lit("dropped").alias("_status"), "_reason")
     in_batch_dropped = result.clusters.where(~F.col("kept")).select("id")
@@ -171,7 +174,8 @@ def dedupe_against_index(docs: DataFrame, cfg: DedupeConfig, index: Index, check
         "history_candidate_edges": candidates.count(),
     }
     marked = result.docs.unionByName(dropped_by_history)
-    return IndexedResult(DedupeResult(marked, result.clusters, stats), additions)
+    decisions = result.decisions.unionByName(drops.select("id", "_reason"))
+    return IndexedResult(DedupeResult(marked, decisions, result.clusters, stats), additions)
 
 
 @dataclass

@@ -27,8 +27,8 @@ class DedupeStageConfig(DedupeConfig):
     # storage every executor reaches (HDFS, a shared mount). Empty: OUTPUT/dedupe/_temporary for local
     # output, else a local temporary directory (fine for local mode only).
     checkpoint_dir: str = ""
-    # Number of output parts (documents are hashed by id into them and sorted by id). 0: as many as the
-    # input stage has.
+    # Number of parts of clusters/ and of a dedup index generation (rows hashed by id into them, sorted by
+    # id). 0: as many as the input stage has. Kept documents stay in their input parts, in input order.
     partitions: int = 0
     # URI of a persisted dedup index (pipeline/dedup/index_spark.py). Set: documents that duplicate its
     # history are dropped too, and this batch's newly kept documents are added as a new generation.

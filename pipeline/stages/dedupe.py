@@ -6,13 +6,18 @@ import tempfile
 import time
 from urllib.parse import urlparse
 
-from pyspark.sql import SparkSession
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from pipeline import storage
 from pipeline.dedup import dedupe, index_spark
 from pipeline.dedup.components_spark import checkpoint
-from pipeline.dedup.dedupe_spark import FEATURES, features_fn
+from pipeline.dedup.decisions import mark
+from pipeline.dedup.dedupe_spark import FEATURES, SIGNED_FEATURES, Texts, features_fn
 from pipeline.stages import spark_io
 from pipeline.stages.config import PipelineConfig
 
@@ -28,6 +33,53 @@ def _checkpoint_dir(output_uri: str, configured: str, attempt: str) -> tuple[str
     return tmp, tmp
 
 
+def _signed_by_part(cfg, signature: bool) -> spark_io.Transform:
+    """`features_fn` in the task reading each part, with the part's number, which the output pass needs."""
+    sign = features_fn(cfg, signature)
+
+    def run(batches):
+        part = spark_io.task_attempt()[0]
+        for batch in sign(batches):
+            yield batch.append_column("part", pa.array(np.full(batch.num_rows, part, np.int32)))
+
+    return run
+
+
+def _texts_by_part(spark: SparkSession, input_uri: str, parts: DataFrame, ids_uri: str) -> Texts:
+    """dedupe's `Texts`: the ids' texts picked out of each part in the task that reads it, so only they
+    cross into the JVM (`parts`: id, part of every document)."""
+
+    def texts(ids: DataFrame) -> DataFrame:
+        spark_io.write_by_part(ids.join(parts, "id"), ids_uri)
+        return spark_io.read_stage(spark, input_uri, transform=_select_by_part(ids_uri), schema="id string, text string")
+
+    return texts
+
+
+def _select_by_part(ids_uri: str) -> spark_io.Transform:
+    def run(batches):
+        wanted = spark_io.read_part(ids_uri, spark_io.task_attempt()[0])
+        if wanted is None:
+            return
+        wanted = wanted.column("id").combine_chunks()
+        for batch in batches:
+            picked = batch.filter(pc.is_in(batch.column("id"), value_set=wanted))
+            if picked.num_rows:
+                yield picked.select(["id", "text"])
+
+    return run
+
+
+def _mark_and_write(decisions_uri: str, write: spark_io.Transform) -> spark_io.Transform:
+    """Each part marked with its own decisions (`write_by_part`) and written, in the task that reads it."""
+
+    def run(batches):
+        dropped = spark_io.read_part(decisions_uri, spark_io.task_attempt()[0])
+        return write(mark(batch, dropped) for batch in batches)
+
+    return run
+
+
 def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfig) -> dict:
     start = time.time()
     expected = spark_io.read_stats(input_uri)["kept"]
@@ -37,22 +89,30 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
     checkpoint_dir, local_tmp = _checkpoint_dir(output_uri, cfg.dedupe.checkpoint_dir, attempt)
     index = index_spark.open_index(cfg.dedupe.index, cfg.dedupe) if cfg.dedupe.index else None
     try:
+        # Signed in the reading task: the text goes from the files to MinHash without crossing the JVM.
+        schema = SIGNED_FEATURES if index else FEATURES
+        signed = spark_io.read_stage(spark, input_uri, transform=_signed_by_part(cfg.dedupe, bool(index)),
+                                     schema=T.StructType(schema.fields + [T.StructField("part", T.IntegerType(), False)]))
+        features = checkpoint(signed, f"{checkpoint_dir}/features")
+        parts = features.select("id", "part")
+        texts = _texts_by_part(spark, input_uri, parts, f"{checkpoint_dir}/edge_ids")
         if index:
-            indexed = index_spark.dedupe_against_index(docs, cfg.dedupe, index, checkpoint_dir)
+            indexed = index_spark.dedupe_against_index(docs, cfg.dedupe, index, checkpoint_dir, features, texts)
             result = indexed.result
         else:
-            # Signed in the reading task: the text goes from the files to MinHash without crossing the JVM.
-            signed = spark_io.read_stage(spark, input_uri, transform=features_fn(cfg.dedupe), schema=FEATURES)
-            features = checkpoint(signed, f"{checkpoint_dir}/features")
-            result = dedupe(docs, cfg.dedupe, checkpoint_dir, features=features)
-        # Output layout depends on the data only: ids hashed into a fixed number of parts, sorted by id.
-        marked = result.docs.repartition(partitions, "id").sortWithinPartitions("id")
+            result = dedupe(docs, cfg.dedupe, checkpoint_dir, features, texts)
+        # The output keeps the input's parts and order, minus the dropped documents: each part's task reads
+        # its decisions and its documents and writes them, and the text never crosses into the JVM.
+        decisions_uri = f"{checkpoint_dir}/decisions"
+        spark_io.write_by_part(result.decisions.join(parts, "id"), decisions_uri)
         doc_columns = docs.columns
         routes = {
             "kept": spark_io.Route("data", doc_columns),
             "dropped": spark_io.Route("dropped", doc_columns + ["_reason"], sample=cfg.audit.dropped_samples_per_reason),
         }
-        written = spark_io.write_parts(marked, output_uri, routes, attempt)
+        write = spark_io.part_writer(output_uri, routes, attempt)
+        written = spark_io.collect_written(spark_io.read_stage(
+            spark, input_uri, transform=_mark_and_write(decisions_uri, write), schema=spark_io.WRITTEN))
         clusters = result.clusters.repartition(partitions, "cluster_id").sortWithinPartitions("cluster_id", "id")
         cluster_parts = spark_io.write_parts(
             clusters.withColumn("_status", F.lit("kept")).withColumn("_reason", F.lit(None).cast("string")),
