@@ -83,6 +83,17 @@ def test_decoding_rebuilt_documents_checks_the_single_trailing_eos():
         decode_documents(tok, {**encoded, "b": encoded["b"][:-1]})
 
 
+def test_encoded_documents_are_encode_batch_ids_plus_one_eos():
+    from pipeline.tokenize.tokenizer import encode_texts, eos_id, train_bpe
+
+    tok = train_bpe(["the quick brown fox", "jumps over the lazy dog", "naïve café 東京"] * 20, vocab_size=300)
+    texts = ["the quick fox", "", "naïve 東京 café\n\n  spaced"]
+    arrays = encode_texts(tok, texts, np.dtype("uint16"))
+    for array, enc in zip(arrays, tok.encode_batch(texts, add_special_tokens=False)):
+        assert array.dtype == np.uint16
+        assert array.tolist() == enc.ids + [eos_id(tok)]
+
+
 def test_packing_round_trips_text_through_a_real_tokenizer():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 

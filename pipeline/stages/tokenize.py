@@ -72,7 +72,7 @@ def bytes_per_token(tok, sample: list[str], max_bytes: int = 1_000_000) -> float
             break
         texts.append(t)
         total += len(t.encode("utf-8"))
-    tokens = sum(len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False))
+    tokens = sum(len(e.ids) for e in tok.encode_batch_fast(texts, add_special_tokens=False))
     return total / tokens if tokens else 4.0
 
 
