@@ -408,6 +408,31 @@ def test_main_content_is_what_justext_itself_extracts(lang):
     assert main_content.extract([text], [lang]) == [expected]
 
 
+def test_lines_become_the_paragraphs_justexts_own_parser_makes_of_them():
+    lines = ["plain words", "  tabs\tand   runs  of   spaces ", "a\u00a0no-break\u2003em space", "<b>tags</b> & entities &amp;",
+             "zero\u200bwidth", "carriage\rreturn", "\u3000ideographic space\u3000", "©"]
+    page = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+    dom = justext.core.preprocessor(justext.core.html_to_dom(f"<html><body>{page}</body></html>".encode(), encoding="utf-8"))
+    parsed = justext.core.ParagraphMaker.make_paragraphs(dom)
+    made = [main_content._Line(line) for line in lines]
+    assert [(p.text, p.dom_path, p.is_heading, p.links_density()) for p in made] == \
+        [(p.text, p.dom_path, p.is_heading, p.links_density()) for p in parsed]
+
+
+def test_linear_revision_matches_justexts_on_random_paragraph_classes():
+    rng = np.random.default_rng(5)
+    for _ in range(2000):
+        classes = rng.choice(["short", "neargood", "good", "bad"], size=rng.integers(0, 40),
+                             p=rng.dirichlet(np.ones(4))).tolist()
+        ours, theirs = ([main_content._Line(f"line {i}") for i in range(len(classes))] for _ in range(2))
+        for paragraphs in (ours, theirs):
+            for paragraph, c in zip(paragraphs, classes):
+                paragraph.cf_class, paragraph.heading = c, False
+        main_content.revise(ours)
+        justext.core.revise_paragraph_classification(theirs)
+        assert [p.class_type for p in ours] == [p.class_type for p in theirs], classes
+
+
 # --- FineWeb-2's per-language thresholds ----------------------------------------------------------------
 
 FINEWEB2 = FilterConfig(fineweb2_thresholds=True)

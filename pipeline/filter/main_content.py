@@ -4,16 +4,18 @@ FineWeb's and FineWeb-2's rules were designed for the main content trafilatura e
 documents that arrive as a whole page's text (menus, footers, one block element per line) fail their
 line-structure rules although the article inside would pass. jusText (Pomikálek's algorithm: paragraph
 length, stop-word density and the neighbouring paragraphs; trafilatura's fallback, and Pile-CC's
-extractor) classifies every line of such a text as a paragraph of content or boilerplate.
+extractor) classifies every line of such a text as a paragraph of content or boilerplate. The lines go
+to jusText's classifier as the paragraphs its HTML parser would make of them, and its context step runs
+in linear time (`revise`); a test holds both to jusText's own functions.
 """
 from __future__ import annotations
 
 import functools
-import html
 
 import justext
-from justext.core import ParagraphMaker, classify_paragraphs, html_to_dom, preprocessor, revise_paragraph_classification
+from justext.core import classify_paragraphs
 from justext.paragraph import Paragraph
+from justext.utils import normalize_whitespace
 
 # lid.176 language code -> jusText stoplist (jusText names its stoplists by English language name).
 JUSTEXT_STOPLISTS = {
@@ -43,39 +45,71 @@ def _stoplist(lang: str) -> frozenset[str]:
     return justext.get_stoplist(name) if name else frozenset()
 
 
-class _FixedTextParagraph(Paragraph):
-    """A paragraph whose text is joined and whitespace-normalised once: jusText's `Paragraph.text`
-    recomputes it on every read (about ten per paragraph while classifying), although it no longer
-    changes once the page is parsed, and that was most of the extraction's cost."""
+class _Line(Paragraph):
+    """One line of the text as the paragraph jusText's HTML parser and DOM walk make of `<p>line</p>`,
+    without writing and parsing that HTML: never a heading, no links, text normalised once (jusText's
+    `Paragraph.text` recomputes it on every read, about ten per paragraph while classifying)."""
 
-    text = functools.cached_property(Paragraph.text.fget)
+    text = None  # shadows jusText's property: set once per line below
+
+    def __init__(self, line: str):
+        self.dom_path, self.xpath = "html.body.p", "/html[1]/body[1]/p[1]"
+        self.text_nodes = [line]
+        self.text = normalize_whitespace(line.strip())
+        self.chars_count_in_links = 0
+        self.tags_count = 0
+        self.class_type = ""
 
 
-class _ParagraphMaker(ParagraphMaker):
-    """jusText's DOM-to-paragraphs walk, building `_FixedTextParagraph`s (the body is jusText's own)."""
+def _nearest(classes: list[str], kinds: frozenset[str], order: range) -> list[str]:
+    """For each index, the class of the nearest paragraph before it in `order` whose class is in `kinds`,
+    or 'bad' at the edge (jusText's `_get_neighbour`)."""
+    out, last = [""] * len(classes), "bad"
+    for i in order:
+        out[i] = last
+        if classes[i] in kinds:
+            last = classes[i]
+    return out
 
-    def _start_new_pragraph(self):
-        if self.paragraph and self.paragraph.contains_text():
-            self.paragraphs.append(self.paragraph)
-        self.paragraph = _FixedTextParagraph(self.path)
 
-
-def _paragraphs(page: bytes, stoplist: frozenset[str], **density) -> list[Paragraph]:
-    """`justext.justext` step by step (same functions, same defaults), with the paragraphs above."""
-    dom = preprocessor(html_to_dom(page, encoding="utf-8"))
-    paragraphs = _ParagraphMaker.make_paragraphs(dom)
-    classify_paragraphs(paragraphs, stoplist, **density)
-    revise_paragraph_classification(paragraphs)
-    return paragraphs
+def revise(paragraphs: list[Paragraph]) -> None:
+    """jusText's `revise_paragraph_classification` for paragraphs that are never headings (its heading
+    steps then do nothing), in linear time: jusText finds a short paragraph's neighbours by walking the
+    block of short paragraphs around it, which is quadratic in a text of many short lines."""
+    classes = [p.cf_class for p in paragraphs]
+    forward, backward = range(len(classes)), range(len(classes) - 1, -1, -1)
+    good_or_bad, not_short = frozenset(("good", "bad")), frozenset(("good", "bad", "neargood"))
+    prev, next_ = _nearest(classes, good_or_bad, forward), _nearest(classes, good_or_bad, backward)
+    prev_any, next_any = _nearest(classes, not_short, forward), _nearest(classes, not_short, backward)
+    revised = list(classes)
+    for i, c in enumerate(classes):  # a short paragraph takes its context's class
+        if c != "short":
+            continue
+        if prev[i] == next_[i]:
+            revised[i] = prev[i]
+        elif (prev[i] == "bad" and prev_any[i] == "neargood") or (next_[i] == "bad" and next_any[i] == "neargood"):
+            revised[i] = "good"
+        else:
+            revised[i] = "bad"
+    # A near-good paragraph between two bad ones is bad, else good. Revised in order, so the one before it
+    # is already good or bad; the next good or bad one is looked up among the unrevised classes.
+    next_ = _nearest(revised, good_or_bad, backward)
+    for i, c in enumerate(revised):
+        if c == "neargood":
+            before = revised[i - 1] if i else "bad"
+            revised[i] = "bad" if (before, next_[i]) == ("bad", "bad") else "good"
+    for paragraph, c in zip(paragraphs, revised):
+        paragraph.class_type = c
 
 
 def _main_content(text: str, lang: str) -> str:
-    page = "".join(f"<p>{html.escape(line)}</p>" for line in text.split("\n") if line.strip())
+    paragraphs = [_Line(line) for line in text.split("\n") if line.strip()]
     stoplist = _stoplist(lang)
     # Without a stoplist jusText's own command line switches to its language-independent mode: stop-word
     # density thresholds 0, so length and context alone decide.
     density = {} if stoplist else {"stopwords_low": 0, "stopwords_high": 0}
-    paragraphs = _paragraphs(f"<html><body>{page}</body></html>".encode(), stoplist, **density)
+    classify_paragraphs(paragraphs, stoplist, **density)
+    revise(paragraphs)
     return "\n".join(p.text for p in paragraphs if not p.is_boilerplate)
 
 
