@@ -56,7 +56,7 @@ def _s3(endpoint: str | None, region: str | None, key: str | None, secret: str |
 def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     """Return (filesystem, path inside it) for a URI or a local path."""
     parsed = urlparse(uri)
-    if parsed.scheme == "s3":
+    if parsed.scheme in ("s3", "s3a"):  # s3a:// is Hadoop's name for the same bucket and key
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         env = os.environ
         client = _s3(
@@ -77,7 +77,7 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
         return pafs.LocalFileSystem(), os.path.abspath(parsed.path)
     if parsed.scheme in ("", None) or len(parsed.scheme) == 1:  # plain or Windows-like path
         return pafs.LocalFileSystem(), os.path.abspath(uri)
-    raise StorageError(f"unsupported URI scheme {parsed.scheme!r} in {uri!r} (use a path, file://, s3:// or hdfs://)")
+    raise StorageError(f"unsupported URI scheme {parsed.scheme!r} in {uri!r} (use a path, file://, s3://, s3a:// or hdfs://)")
 
 
 def join(uri: str, *parts: str) -> str:

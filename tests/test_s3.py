@@ -20,6 +20,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline import storage
 from pipeline.tokenize.shards import iter_shard, shard_documents
 from pipeline.tokenize.tokenizer import decode_documents, load_tokenizer
 from s3server import S3Server, seaweedfs
@@ -94,6 +95,18 @@ def run(s3, shared_corpus, tmp_path_factory):
         cwd=work, env=_env(s3), capture_output=True, text=True, timeout=TIMEOUT)
     assert trainer.returncode == 0, f"trainer failed:\n{trainer.stdout[-3000:]}\n{trainer.stderr[-3000:]}"
     return {"input_lines": len(lines), "job": job, "trainer": trainer, "train_out": train_out}
+
+
+def test_storage_reads_hadoops_s3a_name_as_the_same_object(s3, monkeypatch):
+    """Dedupe's executors read back what Spark wrote under `dedupe.checkpoint_dir`, which is `s3a://` on a
+    cluster with Hadoop's S3A connector."""
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    s3.client().put_object(Bucket=s3.bucket, Key="s3a-check/part=0/x.parquet", Body=b"same bytes")
+    assert storage.list_files(f"s3a://{s3.bucket}/s3a-check") == [f"s3a://{s3.bucket}/s3a-check/part=0/x.parquet"]
+    assert storage.read_bytes(f"s3a://{s3.bucket}/s3a-check/part=0/x.parquet") == b"same bytes"
 
 
 def test_every_stage_commits_to_s3_and_stats_reconcile(s3, run):
