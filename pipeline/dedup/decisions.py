@@ -14,5 +14,4 @@ def mark(batch: pa.RecordBatch, dropped: pa.Table | None) -> pa.RecordBatch:
         at = pc.index_in(batch.column("id"), value_set=dropped.column("id").combine_chunks())
         reason = dropped.column("_reason").combine_chunks().take(at)
     status = pc.if_else(pc.is_null(reason), "kept", "dropped")
-    return (batch.append_column("_status", status.cast(pa.string()))
-            .append_column("_reason", reason.cast(pa.string())))
+    return batch.append_column("_status", status).append_column("_reason", reason)
