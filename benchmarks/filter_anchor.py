@@ -87,7 +87,7 @@ def our_rule_masks(texts: list[str], cfg: FilterConfig) -> dict[str, np.ndarray]
     floor = min(t for t in dup if t is not None)
     stats = rules.Stats(batch_stats(texts, ["en"] * len(texts), rs.c4, rs.fineweb.short_line_length, floor)._asdict())
     masks = {name: np.asarray(mask, dtype=bool)
-             for name, mask in rule_checks(stats, rs, substring_counts(pa.array(texts))) if mask is not None}
+             for name, mask in rule_checks(stats, rs, substring_counts(pa.array(texts)), ["en"] * len(texts)) if mask is not None}
     masks["gopher_hash_ratio+gopher_ellipsis_ratio"] = masks.pop("gopher_hash_ratio") | masks.pop("gopher_ellipsis_ratio")
     return masks
 

@@ -7,11 +7,12 @@ with the default config and prints:
 - language-ID accuracy on kept originals and on lid/sentences.tsv,
 - drops per rule (originals / junk), documents kept with their jusText main content, and filter_batch
   throughput (docs/s, one core);
-- the rule sets side by side: FineWeb's English chain for English without main-content extraction (the
-  former default), FineWeb-2's rules for every language without it, the default (FineWeb-2's rules
-  with main content), and the default with FineWeb-2's per-language thresholds (`fineweb2_thresholds`):
-  junk recall, false drops per language and CPU cost of each, then the per-language thresholds' false
-  drops before/after per language with the reasons of the documents that changed;
+- the rule sets side by side: FineWeb's English chain for English without main-content extraction,
+  FineWeb-2's rules for every language without it and with it, the default (that and short prose exempt
+  from Gopher's word minimum), and the default with FineWeb-2's per-language thresholds
+  (`fineweb2_thresholds`): junk recall, false drops per language and CPU cost of each, then for the short
+  prose exemption and for the per-language thresholds the drops before/after per language and junk type
+  with the reasons of the documents that changed;
 - mojibake handling side by side: none, detect-and-drop (the default), and repair in clean (ftfy) before
   the filter: mojibake junk recall, false drops per language and CPU cost of each.
 
@@ -34,6 +35,7 @@ from benchmarks import labelled_corpus  # noqa: E402
 from pipeline.clean.mojibake import has_mojibake  # noqa: E402
 from pipeline.clean.text import TextConfig, normalize_text  # noqa: E402
 from pipeline.filter import FilterConfig, RuleSet, filter_batch  # noqa: E402
+from pipeline.filter.config import fineweb2_rules  # noqa: E402
 from pipeline.filter.langid import identify  # noqa: E402
 
 
@@ -108,14 +110,20 @@ def compare_mojibake_handling(batches: list[pa.RecordBatch], labels: dict[str, d
 
 
 def compare_rule_sets(batches: list[pa.RecordBatch], labels: dict[str, dict], default: tuple[list[dict], float]) -> None:
-    """FineWeb English chain / FineWeb-2 rules / FineWeb-2 rules + main content / + FineWeb-2's per-language
-    thresholds, on the same documents."""
+    """FineWeb English chain / FineWeb-2 rules / + main content / + short prose (the default) / + FineWeb-2's
+    per-language thresholds, on the same documents."""
+    fw2 = dict(english=fineweb2_rules(), other_languages=fineweb2_rules())
     variants = {
-        "FineWeb English chain, no main content": run_filter(batches, FilterConfig(english=RuleSet(), main_content=False)),
-        "FineWeb-2 rules, no main content": run_filter(batches, FilterConfig(main_content=False)),
+        "FineWeb English chain, no main content": FilterConfig(english=RuleSet(), other_languages=fineweb2_rules(),
+                                                               main_content=False),
+        "FineWeb-2 rules, no main content": FilterConfig(**fw2, main_content=False),
+        "FineWeb-2 rules + main content": FilterConfig(**fw2),
     }
-    outcomes = {name: (rows, cpu) for name, (rows, _, cpu) in variants.items()}
-    outcomes["FineWeb-2 rules + main content (default)"] = default
+    outcomes = {}
+    for name, cfg in variants.items():
+        rows, _, cpu = run_filter(batches, cfg)
+        outcomes[name] = (rows, cpu)
+    outcomes["+ short prose (default)"] = default
     per_language, _, per_language_cpu = run_filter(batches, FilterConfig(fineweb2_thresholds=True))
     outcomes["+ FineWeb-2 per-language thresholds"] = (per_language, per_language_cpu)
     results = {name: outcome(rows, labels) for name, (rows, _) in outcomes.items()}
@@ -128,29 +136,32 @@ def compare_rule_sets(batches: list[pa.RecordBatch], labels: dict[str, dict], de
         over = sum(1 for n, d in langs.values() if n >= 10 and d / n > 0.05)
         print(f"  {name:42s} {outcomes[name][1]:6.1f} {recall:11.3f} {over:7d}  "
               + " ".join(f"{langs[lang][1] / langs[lang][0]:6.3f}" for lang in shown))
-    compare_per_language_thresholds(default[0], per_language, labels)
+    compare_two("Short prose exempt from Gopher's word minimum", outcomes["FineWeb-2 rules + main content"][0],
+                default[0], labels)
+    compare_two("FineWeb-2 per-language thresholds", default[0], per_language, labels)
 
 
-def compare_per_language_thresholds(before: list[dict], after: list[dict], labels: dict[str, dict]) -> None:
-    """False drops per language without and with FineWeb-2's per-language thresholds, and (first reason
-    without -> with) for the originals whose outcome changed."""
-    changed = collections.defaultdict(collections.Counter)  # lang -> (reason before, reason after) -> n
-    counts = collections.defaultdict(lambda: [0, 0, 0])  # lang -> [originals, dropped before, dropped after]
+def compare_two(title: str, before: list[dict], after: list[dict], labels: dict[str, dict]) -> None:
+    """False drops per language and junk dropped per type, before -> after, with (first reason before ->
+    after) for the documents whose outcome changed."""
+    changed = collections.defaultdict(collections.Counter)  # lang or junk type -> (reason before, after) -> n
+    counts = collections.defaultdict(lambda: [0, 0, 0])  # lang or junk type -> [documents, dropped before, after]
     for a, b in zip(before, after):
         label = labels[a["id"]]
-        if label["kind"] != "original":
+        if label["kind"] not in ("original", "junk"):
             continue
-        c = counts[label["lang"]]
+        c = counts[label["lang"] if label["kind"] == "original" else f"junk:{label['junk_type']}"]
         c[0] += 1
         c[1] += a["_status"] == "dropped"
         c[2] += b["_status"] == "dropped"
         if a["_status"] != b["_status"]:
-            changed[label["lang"]][(a["_reason"] or "kept", b["_reason"] or "kept")] += 1
-    print("FineWeb-2 per-language thresholds, false drops of originals per language (>= 10 originals): before -> after")
-    for lang, (n, d0, d1) in sorted(counts.items(), key=lambda kv: -kv[1][0]):
-        if n >= 10:
-            why = ", ".join(f"{r0} -> {r1} {k}" for (r0, r1), k in changed[lang].most_common(4))
-            print(f"  {lang:4s} {n:6d}  {d0 / n:6.3f} -> {d1 / n:6.3f}  {why}")
+            changed[label["lang"] if label["kind"] == "original" else f"junk:{label['junk_type']}"][
+                (a["_reason"] or "kept", b["_reason"] or "kept")] += 1
+    print(f"{title}: dropped share per language (>= 10 originals) and per junk type, before -> after")
+    for key, (n, d0, d1) in sorted(counts.items(), key=lambda kv: (kv[0].startswith("junk:"), -kv[1][0])):
+        if n >= 10 and (d0 != d1 or not key.startswith("junk:")):
+            why = ", ".join(f"{r0} -> {r1} {k}" for (r0, r1), k in changed[key].most_common(4))
+            print(f"  {key:22s} {n:6d}  {d0 / n:6.3f} -> {d1 / n:6.3f}  {why}")
 
 
 def main() -> None:

@@ -58,7 +58,7 @@ def failing(text: str, lang: str = "en", cfg: FilterConfig | None = None) -> lis
     """Every check (not only the first) that `text` fails under the rules for `lang`."""
     rs = (cfg or FilterConfig()).rules_for(lang)
     s = rules.Stats(batch_stats([text], [lang], rs.c4, rs.fineweb.short_line_length)._asdict())
-    checks = rule_checks(s, rs, substring_counts(pa.array([text])))
+    checks = rule_checks(s, rs, substring_counts(pa.array([text])), [lang])
     return [reason for reason, mask in checks if mask is not None and bool(mask[0])]
 
 
@@ -91,6 +91,32 @@ def test_clean_paragraph_is_kept_with_its_language(text, lang):
 
 def test_gopher_min_words_drops_a_short_text():
     assert "gopher_min_words" in failing("A lighthouse stood on the cliff by the sea.")
+
+
+PT_NEWS = ("O Banco Nacional aprovou até Dezembro cerca de seis milhões de contos de financiamentos para pequenas "
+           "empresas. A dotação global das linhas é de doze milhões de contos.")  # 29 words, two sentences
+
+
+def test_short_prose_is_exempt_from_gopher_word_minimum():
+    assert "gopher_min_words" not in failing(PT_NEWS, "pt")
+    assert "gopher_min_words" in failing(PT_NEWS, "pt", FilterConfig(other_languages=RuleSet()))  # Gopher as published
+
+
+def test_short_text_with_a_line_that_ends_no_sentence_keeps_gopher_word_minimum():
+    assert "gopher_min_words" in failing("BNU aprova financiamentos\n" + PT_NEWS, "pt")
+    assert "gopher_min_words" in failing(PT_NEWS + "\nVoltar ao início", "pt")
+    assert "gopher_min_words" in failing(PT_NEWS[:-1] + "...", "pt")
+    error_page = "Page not found\nThe page /2021/news/old.html does not exist on this server.\nBack to the home page"
+    assert "gopher_min_words" in failing(error_page)
+
+
+def test_short_prose_needs_roots_minimum_for_its_language():
+    rules_en = FilterConfig().rules_for("en").gopher_quality
+    assert (rules_en.short_prose_floor("en"), rules_en.short_prose_floor("pt"), rules_en.short_prose_floor("tr")) == (20, 19, 10)
+    sentence = "The keeper painted the white tower again in the spring of that year."  # 13 words
+    assert "gopher_min_words" in failing(sentence, "en")
+    cfg = load(FilterConfig, overrides=["english.gopher_quality.short_prose_min_words=12"])
+    assert "gopher_min_words" not in failing(sentence, "en", cfg)
 
 
 def test_gopher_avg_word_length_drops_run_together_tokens():

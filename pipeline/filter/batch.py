@@ -59,13 +59,16 @@ def substring_counts(texts: pa.Array) -> dict[str, np.ndarray]:
     }
 
 
-def rule_checks(s: rules.Stats, rs: RuleSet, counts: dict[str, np.ndarray]) -> rules.Checks:
-    """Every enabled check of a RuleSet, in FineWeb's order."""
+def rule_checks(s: rules.Stats, rs: RuleSet, counts: dict[str, np.ndarray], langs: list[str]) -> rules.Checks:
+    """Every enabled check of a RuleSet, in FineWeb's order, for documents in languages `langs`."""
     checks: rules.Checks = []
     if rs.gopher_repetition.enabled:
         checks += rules.gopher_repetition(s, rs.gopher_repetition)
     if rs.gopher_quality.enabled:
-        checks += rules.gopher_quality(s, rs.gopher_quality, counts["hash"], counts["ellipsis"])
+        gq = rs.gopher_quality
+        floor = {lang: gq.short_prose_floor(lang) for lang in set(langs)}
+        prose_floor = np.array([floor[lang] for lang in langs], dtype=np.float64)
+        checks += rules.gopher_quality(s, gq, counts["hash"], counts["ellipsis"], prose_floor)
     if rs.c4.enabled:
         checks += rules.c4(s, rs.c4, counts["lorem_ipsum"])
     if rs.fineweb.enabled:
@@ -104,7 +107,8 @@ def quality_reasons(texts: pa.Array, langs: list[str], cfg: FilterConfig) -> np.
         columns = batch_stats([values[i] for i in idx], [langs[i] for i in idx], rs.c4, rs.fineweb.short_line_length,
                               floor, stop)
         s = rules.Stats(columns._asdict())
-        reasons[idx] = rules.first_failure(rule_checks(s, rs, {k: v[idx] for k, v in counts.items()}), len(idx))
+        checks = rule_checks(s, rs, {k: v[idx] for k, v in counts.items()}, [langs[i] for i in idx])
+        reasons[idx] = rules.first_failure(checks, len(idx))
     return reasons
 
 

@@ -3,10 +3,11 @@
 - The dataclass defaults (`RuleSet()`) are FineWeb's English chain: the defaults of huggingface/datatrove
   `src/datatrove/pipeline/filters/` (GopherQualityFilter, GopherRepetitionFilter, C4QualityFilter,
   FineWebQualityFilter) in the combination FineWeb ran them (C4 with `filter_no_terminal_punct=False`).
-- Every language, English included, gets `fineweb2_rules()` by default: the changes huggingface/fineweb-2
-  (`fineweb-2-pipeline.py`, the same team's later pipeline) made to those defaults for all its languages:
-  no C4 rules, no short-line rule, char_duplicates_ratio 0.1 instead of 0.01, no paragraph /
-  line-character duplicate fractions. `configs/filter-fineweb-english.yaml` sets `english` back to
+- Every language, English included, gets `default_rules()`: the changes huggingface/fineweb-2
+  (`fineweb-2-pipeline.py`, the same team's later pipeline) made to those defaults for all its languages
+  (`fineweb2_rules()`: no C4 rules, no short-line rule, char_duplicates_ratio 0.1 instead of 0.01, no
+  paragraph / line-character duplicate fractions), and short prose exempt from Gopher's word minimum
+  (`GopherQualityConfig.short_prose`). `configs/filter-fineweb-english.yaml` sets `english` back to
   FineWeb's chain.
 - `fineweb2_thresholds: true` adds FineWeb-2's own per-language thresholds and stop words
   (`configs/{lang}_{script}.yml` there, vendored in `fineweb2_thresholds.json` for every lid.176 language
@@ -25,10 +26,24 @@ from pipeline.config import merge
 FINEWEB2_THRESHOLDS = Path(__file__).with_name("fineweb2_thresholds.json")
 
 
+# BigScience ROOTS' `number_words_min_cutoff` (Laurençon et al. 2022; bigscience-workshop/data-preparation
+# `preprocessing/training/01b_oscar_cleaning_and_filtering/parameters_filtering.py`), set per language by its
+# native speakers; ROOTS' default (10) for the others. Its zh value counts sentencepiece tokens.
+ROOTS_MIN_WORDS = {"ar": 20, "bn": 33, "ca": 15, "en": 20, "es": 16, "eu": 8, "fr": 13, "hi": 38, "id": 15,
+                   "pt": 19, "ur": 25, "vi": 30, "zh": 1}
+ROOTS_MIN_WORDS_DEFAULT = 10
+
+
 @dataclass
 class GopherQualityConfig:
     enabled: bool = True
     min_doc_words: int | None = 50
+    # Gopher's minimum was set on English web pages, where a short page is mostly a title, a menu or an error
+    # page. With short_prose, a shorter document is kept when every line ends a sentence (C4's line test) and
+    # it has at least short_prose_min_words words (None: ROOTS' minimum for its language): a short news item
+    # or a one-sentence text in a language of long words is prose, not a page skeleton.
+    short_prose: bool = False
+    short_prose_min_words: int | None = None
     max_doc_words: int | None = 100_000
     min_avg_word_length: float | None = 3
     max_avg_word_length: float | None = 10
@@ -38,6 +53,12 @@ class GopherQualityConfig:
     min_alpha_words_ratio: float | None = 0.8  # datatrove calls it max_non_alpha_words_ratio
     min_stop_words: int | None = 2
     stop_words: list[str] | None = None  # None: pipeline.filter.text's list for the document's language
+
+    def short_prose_floor(self, lang: str) -> int:
+        """Fewest words a short-prose document in `lang` may have."""
+        if self.short_prose_min_words is not None:
+            return self.short_prose_min_words
+        return ROOTS_MIN_WORDS.get(lang, ROOTS_MIN_WORDS_DEFAULT)
 
 
 @dataclass
@@ -160,6 +181,13 @@ def fineweb2_rules() -> RuleSet:
     )
 
 
+def default_rules() -> RuleSet:
+    """FineWeb-2's rules with short prose exempt from Gopher's word minimum: every language's default."""
+    rules = fineweb2_rules()
+    rules.gopher_quality.short_prose = True
+    return rules
+
+
 @dataclass
 class FilterConfig:
     languages: list[str] = field(default_factory=list)  # empty: keep every language
@@ -175,8 +203,8 @@ class FilterConfig:
     # a document a quality rule drops gets a second chance with its jusText main content
     # (pipeline/filter/main_content.py), kept with that text if it then passes language ID and every rule.
     main_content: bool = True
-    english: RuleSet = field(default_factory=fineweb2_rules)  # RuleSet() is FineWeb's English chain
-    other_languages: RuleSet = field(default_factory=fineweb2_rules)
+    english: RuleSet = field(default_factory=default_rules)  # RuleSet() is FineWeb's English chain
+    other_languages: RuleSet = field(default_factory=default_rules)
     # Merge FineWeb-2's per-language thresholds, stop words and minimum language score
     # (fineweb2_thresholds.json) over `other_languages` for every language that has them.
     fineweb2_thresholds: bool = False

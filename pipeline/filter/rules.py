@@ -46,11 +46,20 @@ def gopher_repetition(s: Stats, cfg: GopherRepetitionConfig) -> Checks:
     return checks
 
 
-def gopher_quality(s: Stats, cfg: GopherQualityConfig, n_hash: np.ndarray, n_ellipsis: np.ndarray) -> Checks:
-    """Gopher quality heuristics; word counts follow `pipeline.filter.text` (punctuation is not a word)."""
+def short_prose(s: Stats, floor: np.ndarray) -> np.ndarray:
+    """Documents of at least `floor` words (per document) whose every line ends a sentence."""
+    return (s.n_words >= floor) & (s.n_lines > 0) & (s.n_punct_end_lines == s.n_lines)
+
+
+def gopher_quality(
+    s: Stats, cfg: GopherQualityConfig, n_hash: np.ndarray, n_ellipsis: np.ndarray, prose_floor: np.ndarray
+) -> Checks:
+    """Gopher quality heuristics; word counts follow `pipeline.filter.text` (punctuation is not a word).
+    With `cfg.short_prose`, documents under the word minimum that pass `short_prose` (at `prose_floor`) stay."""
     words = s.n_words
+    exempt = short_prose(s, prose_floor) if cfg.short_prose else np.zeros(len(words), dtype=bool)
     return [
-        ("gopher_min_words", _on(cfg.min_doc_words, lambda t: words < t)),
+        ("gopher_min_words", _on(cfg.min_doc_words, lambda t: (words < t) & ~exempt)),
         ("gopher_max_words", _on(cfg.max_doc_words, lambda t: words > t)),
         ("gopher_min_avg_word_length", _on(cfg.min_avg_word_length, lambda t: s.mean_word_len < t)),
         ("gopher_max_avg_word_length", _on(cfg.max_avg_word_length, lambda t: s.mean_word_len > t)),
