@@ -133,6 +133,15 @@ def test_gopher_ellipsis_lines_drops_teaser_lists():
     assert "gopher_ellipsis_lines" in failing(teasers)
 
 
+def test_gopher_line_ratios_count_blank_lines_as_datatrove_does():
+    """One paragraph of three ending in an ellipsis: 1 of 3 lines (over 30%), but 1 of 5 with the blank lines
+    between them, which datatrove's GopherQualityFilter counts (text.splitlines())."""
+    paragraphs = EN.split("\n\n")
+    paragraphs[1] = paragraphs[1][:-1] + "..."
+    assert "gopher_ellipsis_lines" not in failing("\n\n".join(paragraphs))
+    assert "gopher_ellipsis_lines" in failing("\n".join(paragraphs))
+
+
 def test_gopher_bullet_lines_drops_a_page_of_bullets():
     text = "\n".join(f"• Item {i} of the list of the things that we have with us" for i in range(20))
     assert "gopher_bullet_lines" in failing(text)

@@ -92,6 +92,7 @@ class DocStats(NamedTuple):
     n_alpha_words: int
     n_stop_words: float
     n_lines: int  # non-empty lines: a blank line separates paragraphs, it is not a line of content
+    n_all_lines: int  # blank lines too: the denominator of Gopher's bullet and ellipsis ratios in datatrove
     n_bullet_lines: int
     n_ellipsis_end_lines: int
     n_punct_end_lines: int
@@ -231,7 +232,8 @@ def ngram_fractions(
 
 def _line_stats(text: str, no_space: bool, c4: C4Config, short_line_length: int) -> tuple:
     """The DocStats fields from n_lines to c4_curly_bracket; the C4 line pass runs only when C4's rules apply."""
-    lines = [s for s in (line.strip() for line in text.split("\n")) if s]
+    all_lines = text.split("\n")
+    lines = [s for s in (line.strip() for line in all_lines) if s]
     n_bullet = n_ellipsis = n_punct = n_short = 0
     sentences = 0
     curly = False
@@ -267,7 +269,7 @@ def _line_stats(text: str, no_space: bool, c4: C4Config, short_line_length: int)
     paras = [p for p in PARAGRAPH_BREAK.split(text.strip()) if p]
     n_dup_paras, dup_para_chars = _duplicates(paras)
     return (
-        len(lines), n_bullet, n_ellipsis, n_punct, n_short, n_dup_lines, dup_line_chars, sum(map(len, lines)),
+        len(lines), len(all_lines), n_bullet, n_ellipsis, n_punct, n_short, n_dup_lines, dup_line_chars, sum(map(len, lines)),
         len(paras), n_dup_paras, dup_para_chars, sentences, curly,
     )
 
@@ -323,7 +325,7 @@ def batch_stats(
     ids = _mix(word * np.uint64(n_docs) + doc.astype(np.uint64))  # distinct per (word, document)
     ngrams = ngram_fractions(ids, lens, doc, text_lens, dup_floor)
     lines = [_line_stats(text, lang in NO_SPACE_LANGS, c4, short_line_length) for text, lang in zip(texts, langs)]
-    line_columns = [np.array(column) for column in zip(*lines)] if lines else [np.zeros(0)] * 13
+    line_columns = [np.array(column) for column in zip(*lines)] if lines else [np.zeros(0)] * 14
     return DocStats(text_lens, n_words, mean_word_len, n_alpha, n_stop, *line_columns, *ngrams)
 
 
