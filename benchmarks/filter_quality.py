@@ -150,13 +150,13 @@ def compare_two(title: str, before: list[dict], after: list[dict], labels: dict[
         label = labels[a["id"]]
         if label["kind"] not in ("original", "junk"):
             continue
-        c = counts[label["lang"] if label["kind"] == "original" else f"junk:{label['junk_type']}"]
+        key = label["lang"] if label["kind"] == "original" else f"junk:{label['junk_type']}"
+        c = counts[key]
         c[0] += 1
         c[1] += a["_status"] == "dropped"
         c[2] += b["_status"] == "dropped"
         if a["_status"] != b["_status"]:
-            changed[label["lang"] if label["kind"] == "original" else f"junk:{label['junk_type']}"][
-                (a["_reason"] or "kept", b["_reason"] or "kept")] += 1
+            changed[key][(a["_reason"] or "kept", b["_reason"] or "kept")] += 1
     print(f"{title}: dropped share per language (>= 10 originals) and per junk type, before -> after")
     for key, (n, d0, d1) in sorted(counts.items(), key=lambda kv: (kv[0].startswith("junk:"), -kv[1][0])):
         if n >= 10 and (d0 != d1 or not key.startswith("junk:")):
