@@ -103,3 +103,31 @@ def test_language_without_a_stoplist_is_extracted_by_length_and_context():
 
 def test_every_mapped_stoplist_exists_in_justext():
     assert set(main_content.JUSTEXT_STOPLISTS.values()) <= justext.get_stoplists()
+
+
+NAV = ["Home", "News", "Events", "Gallery", "Tickets", "Contact"]  # link texts: no stop word, no punctuation
+
+
+def test_a_menu_between_paragraphs_is_boilerplate_though_its_neighbours_are_content(monkeypatch):
+    """jusText gives short lines their neighbours' class; in HTML a menu's link density marks it bad first,
+    and in text a run of menu-like lines stands in for that."""
+    page = "\n".join(ARTICLE[:1] + NAV + ARTICLE[1:])
+    assert main_content.extract([page], ["en"]) == ["\n".join(ARTICLE)]
+    monkeypatch.setattr(main_content, "MENU_RUN", len(NAV) + 1)
+    assert main_content.extract([page], ["en"]) == [page]  # context alone keeps it
+
+
+def test_verse_headings_and_short_runs_between_paragraphs_stay_content():
+    verse = ["Bright star,", "Cold sea,", "Dark waves,", "Salt foam."]  # no stop word, but punctuated
+    heading = ["Lighthouse Keeper", "Harbour Storm"]  # menu-like lines, but too few for a menu
+    page = "\n".join(ARTICLE[:1] + verse + ARTICLE[1:2] + heading + ARTICLE[2:])
+    assert main_content.extract([page], ["en"]) == [page]
+
+
+def test_lines_without_a_word_are_no_menu():
+    diagram = ["+----+----+", "| 12 | 40 |", "+----+----+"]
+    page = "\n".join(ARTICLE[:1] + diagram + ARTICLE[1:])
+    paragraphs = [main_content._Line(line) for line in page.split("\n")]
+    main_content.classify_paragraphs(paragraphs, main_content._stoplist("en"))
+    main_content._mark_menus(paragraphs, main_content._stoplist("en"))
+    assert [p.cf_class for p in paragraphs[1:4]] == ["short"] * 3

@@ -7,10 +7,14 @@ length, stop-word density and the neighbouring paragraphs; trafilatura's fallbac
 extractor) classifies every line of such a text as a paragraph of content or boilerplate. The lines go
 to jusText's classifier as the paragraphs its HTML parser would make of them, and its context step runs
 in linear time (`revise`); a test holds both to jusText's own functions.
+
+One signal jusText takes from HTML is gone from text: link density, which marks a menu bad however short
+its items. A run of menu-like lines (`_mark_menus`) stands in for it.
 """
 from __future__ import annotations
 
 import functools
+import re
 
 import justext
 from justext.core import classify_paragraphs
@@ -39,6 +43,15 @@ JUSTEXT_STOPLISTS = {
 }
 
 
+# A menu is a list of link texts ("Home", "Kontakt", "Mentions légales"): short lines without a stop word and
+# without punctuation that ends or continues a sentence. Three in a row make a menu; fewer may be a heading
+# and its subtitle. Verse and dialogue end their lines with punctuation or carry stop words, and lines
+# without a word of two letters (ASCII diagrams, rules of dashes) are left to jusText's own classes.
+MENU_RUN = 3
+LINE_END_PUNCT = re.compile(r"[.!?:;,…、。！？)\]\"'”’»」』]$")
+LETTER_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
 @functools.cache
 def _stoplist(lang: str) -> frozenset[str]:
     name = JUSTEXT_STOPLISTS.get(lang)
@@ -59,6 +72,29 @@ class _Line(Paragraph):
         self.chars_count_in_links = 0
         self.tags_count = 0
         self.class_type = ""
+
+
+def _menu_like(paragraph: Paragraph, stoplist: frozenset[str]) -> bool:
+    return (
+        paragraph.cf_class == "short"
+        and paragraph.stopwords_count(stoplist) == 0
+        and not LINE_END_PUNCT.search(paragraph.text)
+        and LETTER_WORD.search(paragraph.text) is not None
+    )
+
+
+def _mark_menus(paragraphs: list[Paragraph], stoplist: frozenset[str]) -> None:
+    """Classify every run of at least MENU_RUN menu-like lines bad, as jusText classifies the links of a menu
+    in HTML, before the context step (so the short lines around a menu follow it)."""
+    run: list[Paragraph] = []
+    for paragraph in [*paragraphs, None]:
+        if paragraph is not None and _menu_like(paragraph, stoplist):
+            run.append(paragraph)
+            continue
+        if len(run) >= MENU_RUN:
+            for item in run:
+                item.cf_class = "bad"
+        run = []
 
 
 def _nearest(classes: list[str], kinds: frozenset[str], order: range) -> list[str]:
@@ -109,6 +145,8 @@ def _main_content(text: str, lang: str) -> str:
     # density thresholds 0, so length and context alone decide.
     density = {} if stoplist else {"stopwords_low": 0, "stopwords_high": 0}
     classify_paragraphs(paragraphs, stoplist, **density)
+    if stoplist:  # without stop words every short line would look like a menu item
+        _mark_menus(paragraphs, stoplist)
     revise(paragraphs)
     return "\n".join(p.text for p in paragraphs if not p.is_boilerplate)
 
