@@ -1,0 +1,87 @@
+"""Filter quality as a held-out check sees it: from a `jobs/pipeline.py` run's output, not from filter_batch.
+
+`benchmarks/filter_quality.py` measures the filter's logic on every cleaned document. A run of the whole
+pipeline differs in what reaches the filter: dedupe keeps one document per duplicate cluster (the smallest
+id), which is a copy of the original about half the time, and a page that arrives twice (its text in a
+JSONL shard and its HTML in a WARC file) forms a cluster with a document the labels do not know. This
+script reads the committed `dedupe/` and `filter/` stages of a run over the labelled corpus and prints, per
+language of labelled originals:
+- `filter`: the filter's false drops among the originals that reached it (what filter_quality.py measures);
+- `absent`: originals whose id is not in `filter/data`, for whatever reason;
+- `lost`: originals absent with nothing of their duplicate cluster kept (no labelled copy, nor the
+  document dedupe kept in their place);
+- `to unlabelled`: originals dedupe dropped for a document without a label (the same page read from WARC);
+and junk recall (junk absent from `filter/data`) and language-ID accuracy on kept originals.
+
+    .venv/bin/spark-submit --master 'local[2]' jobs/pipeline.py --input ../shared/corpus/raw --output OUT
+    .venv/bin/python benchmarks/pipeline_quality.py --run OUT [--corpus ../shared/corpus]
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import labelled_corpus  # noqa: E402
+from pipeline import storage  # noqa: E402
+from pipeline.report import batches  # noqa: E402
+from pipeline.stages.layout import listed_files  # noqa: E402
+
+
+def read_columns(stage: str, subdir: str, columns: list[str]) -> list[dict]:
+    """Rows of `columns` of a committed stage's `subdir` parts."""
+    return [row for batch in batches(listed_files(stage, subdir), columns) for row in batch.to_pylist()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="output directory of jobs/pipeline.py")
+    parser.add_argument("--corpus", type=Path, default=labelled_corpus.DEFAULT)
+    args = parser.parse_args()
+    labels = labelled_corpus.labels(args.corpus)
+    run = str(args.run)
+
+    reached = {r["id"] for r in read_columns(storage.join(run, "dedupe"), "data", ["id"])}
+    kept = {r["id"]: r["lang"] for r in read_columns(storage.join(run, "filter"), "data", ["id", "lang"])}
+    if not reached or not kept:
+        sys.exit(f"{run}: no committed dedupe/ and filter/ stages")
+    clusters = read_columns(storage.join(run, "dedupe"), "clusters", ["id", "cluster_id", "kept"])
+    kept_in_cluster = {c["cluster_id"]: c["id"] for c in clusters if c["kept"]}
+    cluster_of = {c["id"]: c["cluster_id"] for c in clusters}
+    kept_labels = {labels[i]["cluster"] for i in kept if i in labels and labels[i]["cluster"]}
+
+    table = collections.defaultdict(collections.Counter)
+    correct = total_kept = 0
+    for doc_id, label in labels.items():
+        if label["kind"] != "original":
+            continue
+        row = table[label["lang"]]
+        row["originals"] += 1
+        row["reached"] += doc_id in reached
+        row["filter"] += doc_id in reached and doc_id not in kept
+        absent = doc_id not in kept
+        winner = kept_in_cluster.get(cluster_of.get(doc_id))  # the document dedupe kept in its place
+        row["absent"] += absent
+        row["lost"] += absent and label["cluster"] not in kept_labels and winner not in kept
+        row["to unlabelled"] += doc_id not in reached and winner is not None and winner not in labels
+        if not absent:
+            total_kept += 1
+            correct += kept[doc_id] == label["lang"]
+    junk = [doc_id for doc_id, label in labels.items() if label["kind"] == "junk"]
+    recall = sum(doc_id not in kept for doc_id in junk) / len(junk)
+
+    print(f"{args.run}: {len(reached):,} documents reached the filter, {len(kept):,} kept")
+    print(f"junk recall {recall:.3f} ({len(junk):,} junk documents); "
+          f"language-ID accuracy on kept originals {correct / total_kept:.4f} ({correct:,}/{total_kept:,})")
+    print(f"{'lang':6}{'originals':>10}{'reached':>9}{'filter':>9}{'absent':>9}{'lost':>9}{'to unlabelled':>15}")
+    for lang, row in sorted(table.items(), key=lambda kv: -kv[1]["originals"]):
+        n = row["originals"]
+        print(f"{lang:6}{n:>10,}{row['reached']:>9,}{row['filter'] / max(row['reached'], 1):>9.1%}"
+              f"{row['absent'] / n:>9.1%}{row['lost'] / n:>9.1%}{row['to unlabelled']:>15,}")
+
+
+if __name__ == "__main__":
+    main()
