@@ -102,9 +102,14 @@ def test_short_prose_is_exempt_from_gopher_word_minimum():
     assert "gopher_min_words" in failing(PT_NEWS, "pt", FilterConfig(other_languages=RuleSet()))  # Gopher as published
 
 
-def test_short_text_with_a_line_that_ends_no_sentence_keeps_gopher_word_minimum():
-    assert "gopher_min_words" in failing("BNU aprova financiamentos\n" + PT_NEWS, "pt")
+def test_short_prose_may_open_with_a_title():
+    assert "gopher_min_words" not in failing("BNU aprova financiamentos\n" + PT_NEWS, "pt")
+    assert "gopher_min_words" in failing("BNU aprova financiamentos\nem Dezembro\n" + PT_NEWS, "pt")
+
+
+def test_short_text_with_another_line_that_ends_no_sentence_keeps_gopher_word_minimum():
     assert "gopher_min_words" in failing(PT_NEWS + "\nVoltar ao início", "pt")
+    assert "gopher_min_words" in failing(PT_NEWS.replace(". A", ".\nem Lisboa\nA"), "pt")
     assert "gopher_min_words" in failing(PT_NEWS[:-1] + "...", "pt")
     error_page = "Page not found\nThe page /2021/news/old.html does not exist on this server.\nBack to the home page"
     assert "gopher_min_words" in failing(error_page)

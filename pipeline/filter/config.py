@@ -39,9 +39,10 @@ class GopherQualityConfig:
     enabled: bool = True
     min_doc_words: int | None = 50
     # Gopher's minimum was set on English web pages, where a short page is mostly a title, a menu or an error
-    # page. With short_prose, a shorter document is kept when every line ends a sentence (C4's line test) and
-    # it has at least short_prose_min_words words (None: ROOTS' minimum for its language): a short news item
-    # or a one-sentence text in a language of long words is prose, not a page skeleton.
+    # page. With short_prose, a shorter document is kept when every line but an opening title ends a sentence
+    # (C4's line test) and it has at least short_prose_min_words words (None: ROOTS' minimum for its
+    # language): a short news item or a one-sentence text in a language of long words is prose, not a page
+    # skeleton.
     short_prose: bool = False
     short_prose_min_words: int | None = None
     max_doc_words: int | None = 100_000

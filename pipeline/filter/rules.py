@@ -47,8 +47,10 @@ def gopher_repetition(s: Stats, cfg: GopherRepetitionConfig) -> Checks:
 
 
 def short_prose(s: Stats, floor: np.ndarray) -> np.ndarray:
-    """Documents of at least `floor` words (per document) whose every line ends a sentence."""
-    return (s.n_words >= floor) & (s.n_lines > 0) & (s.n_punct_end_lines == s.n_lines)
+    """Documents of at least `floor` words (per document) whose every line ends a sentence, but for one
+    opening line (the title of a review or news item, the subject of an e-mail) when more lines follow."""
+    titled = (s.n_lines > 1) & s.first_line_open.astype(bool)
+    return (s.n_words >= floor) & (s.n_lines > 0) & (s.n_punct_end_lines + titled == s.n_lines)
 
 
 def gopher_quality(

@@ -96,6 +96,7 @@ class DocStats(NamedTuple):
     n_bullet_lines: int
     n_ellipsis_end_lines: int
     n_punct_end_lines: int
+    first_line_open: bool  # the first non-empty line ends no sentence: a title or subject line, in short prose
     n_short_lines: int
     n_dup_lines: int
     dup_line_chars: int
@@ -240,7 +241,8 @@ def _line_stats(text: str, no_space: bool, c4: C4Config, short_line_length: int)
     c4_lines = c4.enabled
     has_curly = "{" in text
     enough_sentences = c4.min_num_sentences if c4.min_num_sentences is not None else float("inf")
-    for line in lines:
+    first_line_open = False
+    for k, line in enumerate(lines):
         if line.startswith(BULLETS):
             n_bullet += 1
         ends_sentence = line.endswith(TERMINAL_PUNCT)
@@ -248,6 +250,7 @@ def _line_stats(text: str, no_space: bool, c4: C4Config, short_line_length: int)
             n_ellipsis += 1
             ends_sentence = False
         n_punct += ends_sentence
+        first_line_open |= k == 0 and not ends_sentence
         n_short += len(line) <= short_line_length
         # C4's line filter, used only to count the sentences a page keeps (and its curly-bracket drop).
         if not c4_lines or (c4.filter_no_terminal_punct and not ends_sentence):
@@ -269,8 +272,8 @@ def _line_stats(text: str, no_space: bool, c4: C4Config, short_line_length: int)
     paras = [p for p in PARAGRAPH_BREAK.split(text.strip()) if p]
     n_dup_paras, dup_para_chars = _duplicates(paras)
     return (
-        len(lines), len(all_lines), n_bullet, n_ellipsis, n_punct, n_short, n_dup_lines, dup_line_chars, sum(map(len, lines)),
-        len(paras), n_dup_paras, dup_para_chars, sentences, curly,
+        len(lines), len(all_lines), n_bullet, n_ellipsis, n_punct, first_line_open, n_short, n_dup_lines,
+        dup_line_chars, sum(map(len, lines)), len(paras), n_dup_paras, dup_para_chars, sentences, curly,
     )
 
 
@@ -325,7 +328,7 @@ def batch_stats(
     ids = _mix(word * np.uint64(n_docs) + doc.astype(np.uint64))  # distinct per (word, document)
     ngrams = ngram_fractions(ids, lens, doc, text_lens, dup_floor)
     lines = [_line_stats(text, lang in NO_SPACE_LANGS, c4, short_line_length) for text, lang in zip(texts, langs)]
-    line_columns = [np.array(column) for column in zip(*lines)] if lines else [np.zeros(0)] * 14
+    line_columns = [np.array(column) for column in zip(*lines)] if lines else [np.zeros(0)] * 15
     return DocStats(text_lens, n_words, mean_word_len, n_alpha, n_stop, *line_columns, *ngrams)
 
 
