@@ -250,7 +250,8 @@ def _line_stats(text: str, no_space: bool, c4: C4Config, short_line_length: int)
             n_ellipsis += 1
             ends_sentence = False
         n_punct += ends_sentence
-        first_line_open |= k == 0 and not ends_sentence
+        if k == 0:
+            first_line_open = not ends_sentence
         n_short += len(line) <= short_line_length
         # C4's line filter, used only to count the sentences a page keeps (and its curly-bracket drop).
         if not c4_lines or (c4.filter_no_terminal_punct and not ends_sentence):
