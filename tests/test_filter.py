@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import json
 import math
 import os
 import re
@@ -22,7 +23,7 @@ from pipeline.filter.batch import language_checks, rule_checks, stop_word_set, s
 from pipeline.filter.config import fineweb2_table
 from pipeline.filter.langid import get_model, identify
 from pipeline.filter.text import (
-    NO_AVG_WORD_LENGTH_LANGS, STOP_WORDS, batch_stats, doc_stats, words_of,
+    GOPHER_STOP_WORDS, NO_AVG_WORD_LENGTH_LANGS, STOP_WORDS, STOP_WORDS_FILE, batch_stats, doc_stats, words_of,
 )
 from pipeline.stages.config import PipelineConfig
 
@@ -165,6 +166,19 @@ def test_gopher_stop_words_drops_keyword_lists_and_uses_the_documents_language()
     assert "gopher_stop_words" in failing(keywords, "en")
     assert "gopher_stop_words" not in failing(DE, "de")  # German stop words, not Gopher's English list
     assert "gopher_stop_words" not in failing(keywords, "qu")  # no list for Quechua: the check does not apply
+
+
+def test_stop_word_lists_cover_as_much_text_as_gophers_english_list():
+    """Gopher's eight words are 16% of English text; a language's list reaches that share of its own text
+    (wordfreq), so a short Turkish sentence meets the same two-word test an English one does."""
+    vendored = json.loads(STOP_WORDS_FILE.read_text(encoding="utf-8"))
+    assert STOP_WORDS["en"] == GOPHER_STOP_WORDS and "ko" not in STOP_WORDS
+    for lang, words in vendored["lists"].items():
+        assert len(words) >= len(GOPHER_STOP_WORDS) and vendored["coverage"][lang] >= vendored["target_coverage"]
+        assert all(words_of(w, lang) == [w] for w in words), lang
+    sentence = ("Bakanlık, yeni düzenlemenin önümüzdeki ay yürürlüğe gireceğini ve başvuruların sonra "
+                "değerlendirileceğini açıkladı.")
+    assert "gopher_stop_words" not in failing(sentence, "tr")
 
 
 def test_punctuation_tokens_are_not_words():

@@ -10,14 +10,17 @@ Language awareness lives here:
   1.5 characters, so length thresholds become a little more lenient, never stricter).
 - The mean-word-length check is meaningless for those scripts and for Korean (a token is a cluster of
   syllable blocks, 2-4 characters) and Vietnamese (one syllable per token): it does not apply there.
-- Stop words: Gopher's English list for English and a list of comparably frequent function words for
-  other languages; a language without a list is not subject to the stop-word check.
+- Stop words: Gopher's English list for English and, for the 40 other languages of wordfreq, a list that
+  covers as much of the language's text as Gopher's covers of English; a language without a list is not
+  subject to the stop-word check.
 """
 from __future__ import annotations
 
+import json
 import re
 from functools import cache
 from itertools import repeat
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -48,37 +51,14 @@ _NO_SPACE_CHAR = (
 )
 NO_SPACE_TOKEN = re.compile(f"[{_NO_SPACE_CHAR}]|[^\\s{_NO_SPACE_CHAR}]+")
 
-# Gopher's list for English (datatrove STOP_WORDS); for the others the most frequent function words.
+# Gopher's list for English (datatrove's STOP_WORDS); for the other languages wordfreq's most frequent words,
+# as many as cover as much of the language's text as Gopher's list covers of English (stop_words.json,
+# written by pipeline/filter/stop_words_build.py).
+GOPHER_STOP_WORDS = frozenset("the be to of and that have with".split())
+STOP_WORDS_FILE = Path(__file__).with_name("stop_words.json")
 STOP_WORDS: dict[str, frozenset[str]] = {
-    lang: frozenset(words.split())
-    for lang, words in {
-        "en": "the be to of and that have with",
-        "de": "der die und in den von zu das mit sich des auf ist nicht",
-        "fr": "de la le et les des en un du une que est pour dans",
-        "es": "de la que el en y los del se las por un para con",
-        "pt": "de a o que e do da em um para com não os no",
-        "it": "di e il la che in un per del non è una con sono",
-        "nl": "de en van het een in is dat op te zijn met niet",
-        "pl": "w i na z się do nie że to jest jak o",
-        "cs": "a se v na je že to s z do o jsem ale",
-        "ru": "и в не на что с он я как по это его",
-        "uk": "і в не на що з я та як це до",
-        "sv": "och i att det som en på är av för med inte",
-        "da": "og i at det er en til på de med for ikke",
-        "no": "og i det er som på at en til av for ikke",
-        "fi": "ja on ei se että oli hän mutta kun niin",
-        "tr": "bir ve bu da de için ile çok ne gibi",
-        "hu": "a az és hogy nem is egy de meg van",
-        "ro": "și de în a la cu care nu o un să",
-        "id": "yang dan di itu dengan untuk dari ini dalam tidak",
-        "ms": "yang dan di itu dengan untuk dari ini dalam tidak",
-        "vi": "của và là có không được những người một trong các",
-        "el": "και το να η της του με σε που τα είναι",
-        "hi": "के है में की और से को का एक पर",
-        "ar": "في من على أن إلى التي الذي عن ما مع",
-        "fa": "و در به از که این را با است برای",
-        "he": "של את על לא הוא זה עם כי גם היא",
-    }.items()
+    "en": GOPHER_STOP_WORDS,
+    **{lang: frozenset(words) for lang, words in json.loads(STOP_WORDS_FILE.read_text(encoding="utf-8"))["lists"].items()},
 }
 
 
