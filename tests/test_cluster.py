@@ -181,6 +181,17 @@ def test_pyfiles_zip_holds_the_packages(pyfiles_zip):
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
 
 
+def test_package_data_loads_from_the_pyfiles_zip(pyfiles_zip, tmp_path):
+    """Executors import the project from the zip, so the filter's vendored JSON must load from it too."""
+    probe = ("import pipeline.filter.text as text, pipeline.filter.config as config; "
+             "print(text.__file__, len(text.STOP_WORDS), len(config.fineweb2_table()['configs']))")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(pyfiles_zip)}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    module, stop_lists, fineweb2_configs = out.stdout.split()
+    assert "corpusforge.zip" in module and int(stop_lists) > 1 and int(fineweb2_configs) > 100
+
+
 def test_executors_import_the_project_from_the_pyfiles_zip(runs):
     assert runs["probe"], "the probe job returned nothing"
     for package_file, module_file in runs["probe"]:

@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from pathlib import Path
+from importlib import resources
 
 from pipeline.config import merge
 
-FINEWEB2_THRESHOLDS = Path(__file__).with_name("fineweb2_thresholds.json")
+FINEWEB2_THRESHOLDS = resources.files(__package__) / "fineweb2_thresholds.json"  # package data: loads from a zip too
 
 
 # BigScience ROOTS' `number_words_min_cutoff` (Laurençon et al. 2022; bigscience-workshop/data-preparation

@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
+from importlib import resources
 from itertools import repeat
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -53,9 +53,10 @@ NO_SPACE_TOKEN = re.compile(f"[{_NO_SPACE_CHAR}]|[^\\s{_NO_SPACE_CHAR}]+")
 
 # Gopher's list for English (datatrove's STOP_WORDS); for the other languages wordfreq's most frequent words,
 # as many as cover as much of the language's text as Gopher's list covers of English (stop_words.json,
-# written by pipeline/filter/stop_words_build.py).
+# written by pipeline/filter/stop_words_build.py). Read as package data, so it loads from spark-submit's
+# --py-files zip too.
 GOPHER_STOP_WORDS = frozenset("the be to of and that have with".split())
-STOP_WORDS_FILE = Path(__file__).with_name("stop_words.json")
+STOP_WORDS_FILE = resources.files(__package__) / "stop_words.json"
 STOP_WORDS: dict[str, frozenset[str]] = {
     "en": GOPHER_STOP_WORDS,
     **{lang: frozenset(words) for lang, words in json.loads(STOP_WORDS_FILE.read_text(encoding="utf-8"))["lists"].items()},
