@@ -12,7 +12,9 @@ above 0.2). Both systems see the same documents in the same run:
 Scores: link precision (links whose true Jaccard >= threshold), pair recall (true pairs that end in one
 cluster), cluster-pair precision (pairs in one predicted cluster with true Jaccard >= threshold), and
 labelled-duplicate recall (near copies with labelled Jaccard >= threshold and exact copies that end in
-their original's cluster).
+their original's cluster). Last, which member corpusforge keeps: of the found clusters that hold a labelled
+original and a copy of it, how often the kept member is the original, beside how often the smallest id
+(the rule before `pipeline.dedup.keep`) would have been.
 
     .venv/bin/python benchmarks/dedup_quality.py [--corpus /work/shared/corpus] [--threshold 0.8]
 """
@@ -35,9 +37,9 @@ from benchmarks import labelled_corpus  # noqa: E402
 from pipeline.dedup import DedupeConfig, dedupe  # noqa: E402
 
 
-def read_corpus(root: Path) -> tuple[dict[str, str], dict[str, dict]]:
-    """Documents the reader keeps (id -> text) and labels (id -> label)."""
-    return {d["id"]: d["text"] for d in labelled_corpus.documents(root)}, labelled_corpus.labels(root)
+def read_corpus(root: Path) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Documents the reader keeps (id -> document) and labels (id -> label)."""
+    return {d["id"]: d for d in labelled_corpus.documents(root)}, labelled_corpus.labels(root)
 
 
 def truth_shingles(text: str, n: int = 5) -> set[str]:
@@ -102,7 +104,7 @@ def score(name, links, cluster_of, scored, truth, true_pairs, labelled, threshol
             "labelled_recall": found, "seconds": seconds}
 
 
-def run_corpusforge(docs: dict[str, str], cfg: DedupeConfig):
+def run_corpusforge(docs: dict[str, dict], cfg: DedupeConfig):
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
@@ -113,7 +115,8 @@ def run_corpusforge(docs: dict[str, str], cfg: DedupeConfig):
     spark.sparkContext.setLogLevel("ERROR")
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            df = spark.createDataFrame(list(docs.items()), "id string, text string").repartition(8)
+            rows = [(i, d["text"], d.get("created"), d.get("url")) for i, d in docs.items()]
+            df = spark.createDataFrame(rows, "id string, text string, created string, url string").repartition(8)
             start = time.perf_counter()
             result = dedupe(df, cfg, f"{tmp}/checkpoint")
             clusters = result.clusters.collect()  # benchmark only: the stage never collects
@@ -130,6 +133,23 @@ def run_corpusforge(docs: dict[str, str], cfg: DedupeConfig):
     near_nodes = {x for link in links for x in link}
     links += [(min(m), i) for m in groups.values() for i in m if i != min(m) and i not in near_nodes]
     return links, cluster_of, result.stats, seconds
+
+
+def kept_originals(cluster_of: dict[str, str], labels: dict[str, dict]) -> tuple[int, int, int]:
+    """(clusters holding a labelled original and a copy of it, those keeping the original, those whose
+    smallest id is the original)."""
+    members = defaultdict(list)
+    for i, c in cluster_of.items():
+        members[c].append(i)
+    found = kept = smallest = 0
+    for kept_id, ids in members.items():
+        originals = [i for i in ids if labels.get(i, {}).get("kind") == "original"
+                     and any(labels.get(j, {}).get("dup_of") == i for j in ids)]
+        if len(originals) == 1:
+            found += 1
+            kept += kept_id == originals[0]
+            smallest += min(ids) == originals[0]
+    return found, kept, smallest
 
 
 def run_datasketch(docs: dict[str, str], threshold: float, num_perm: int):
@@ -158,7 +178,8 @@ def main() -> None:
     ap.add_argument("--num-perm", type=int, default=128)
     args = ap.parse_args()
 
-    docs, labels = read_corpus(Path(args.corpus))
+    documents, labels = read_corpus(Path(args.corpus))
+    docs = {i: d["text"] for i, d in documents.items()}
     scored = {i for i in docs if labels.get(i, {}).get("kind") in ("original", "near_dup", "exact_dup")}
     truth = Truth(docs)
     clusters = defaultdict(list)
@@ -177,15 +198,19 @@ def main() -> None:
     spaced = {i for i in scored if labels[i]["lang"] not in ("zh", "ja")}
     cfg = DedupeConfig(threshold=args.threshold, num_perm=args.num_perm)
     rows = []
-    links, cluster_of, stats, seconds = run_corpusforge(docs, cfg)
+    links, cluster_of, stats, seconds = run_corpusforge(documents, cfg)
     for name, subset in (("corpusforge", scored), ("corpusforge (no zh/ja)", spaced)):
         rows.append(score(name, links, cluster_of, subset, truth, true_pairs, labelled, args.threshold, seconds))
+    found, kept, smallest = kept_originals(cluster_of, labels)
+    keep_line = (f"kept member is the labelled original in {kept:,} of {found:,} found clusters ({kept / found:.1%}); "
+                 f"the smallest id would be in {smallest:,} ({smallest / found:.1%})")
     links, cluster_of, seconds = run_datasketch(docs, args.threshold, args.num_perm)
     for name, subset in (("datasketch", scored), ("datasketch (no zh/ja)", spaced)):
         rows.append(score(name, links, cluster_of, subset, truth, true_pairs, labelled, args.threshold, seconds))
 
     print("corpusforge stats:", json.dumps({k: v for k, v in stats.items() if k != "parameters"}))
     print(f"corpusforge bands x rows = {stats['parameters']['bands']} x {stats['parameters']['rows']}")
+    print(keep_line)
     cols = ["system", "links", "link_precision", "pair_recall", "cluster_pairs", "cluster_pair_precision",
             "labelled_recall", "seconds"]
     print("| " + " | ".join(cols) + " |")

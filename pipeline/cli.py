@@ -20,7 +20,8 @@ DESCRIPTIONS = {
     "clean": "Read raw documents (JSONL, JSONL.gz/.zst, Parquet, WARC/WET, HTML), normalise Unicode, control "
     "characters, whitespace and boilerplate lines; unusable records go to rejected/ with file, line and reason.",
     "dedupe": "Remove exact duplicates (hash of normalised text), then near duplicates (MinHash LSH, verified "
-    "edges, distributed connected components); keeps the smallest id of each cluster; writes clusters/.",
+    "edges, distributed connected components); each cluster keeps its earliest-published copy (created "
+    "date, then canonical URL, then id); writes clusters/.",
     "filter": "Identify the language (fastText lid.176), apply Gopher/C4/FineWeb quality rules (language-aware), "
     "drop mojibake, optionally score with a fastText quality classifier (filter.quality.model; train one with "
     "jobs/train_quality.py), replace e-mail and public IP addresses; every drop carries its reason.",

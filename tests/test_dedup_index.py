@@ -46,12 +46,13 @@ BATCH_2 = {
 }
 
 
-def write_input_stage(root: Path, docs: dict[str, str]) -> Path:
+def write_input_stage(root: Path, docs: dict[str, str], created: dict[str, str] | None = None) -> Path:
     """A committed upstream stage (data/ part, stats.json, _SUCCESS), as the clean stage leaves it."""
     (root / "data").mkdir(parents=True)
     ids = sorted(docs)
     table = pa.table({"id": ids, "text": [docs[i] for i in ids], "source": ["test"] * len(ids),
-                      "url": pa.nulls(len(ids), pa.string()), "created": pa.nulls(len(ids), pa.string())})
+                      "url": pa.nulls(len(ids), pa.string()),
+                      "created": pa.array([(created or {}).get(i) for i in ids], pa.string())})
     pq.write_table(table, root / "data" / "part-00000.parquet")
     (root / "stats.json").write_text(json.dumps({"stage": "clean", "kept": len(ids)}))
     (root / SUCCESS).write_text(json.dumps({"stage": "clean", "files": {"data": ["data/part-00000.parquet"]}}))
@@ -128,6 +129,19 @@ def test_history_files_are_byte_identical_after_a_later_batch(runs):
     assert before and after == before
 
 
+def test_rerunning_a_batch_whose_earliest_copy_has_the_larger_id_is_a_no_op(spark, tmp_path):
+    """The keep rule prefers the earlier date over the smaller id; a re-run against the index must make the
+    same choice, not drop the kept copy for its own history."""
+    source = write_input_stage(tmp_path / "in", BATCH_1, created={"a-base": "2020-01-01", "b-near": "2001-01-01"})
+    cfg = config_lib.load(PipelineConfig, overrides=[f"dedupe.index={tmp_path / 'index'}"])
+    runs = []
+    for name in ("first", "rerun"):
+        stats = dedupe.run(spark, str(source), str(tmp_path / name), cfg)
+        runs.append((outcome(tmp_path / name), stats["dropped"], index_ids(tmp_path / "index")))
+    assert runs[0][0]["a-base"] == ("dropped", "near_duplicate") and runs[0][0]["b-near"] == ("kept", None)
+    assert runs[1] == runs[0] == (runs[0][0], {"near_duplicate": 1}, ["b-near", "c-other", "d-third"])
+
+
 def test_an_index_built_with_other_minhash_parameters_is_refused(runs, spark, tmp_path):
     cfg = config_lib.load(PipelineConfig, overrides=[f"dedupe.index={runs['index_uri']}", "dedupe.seed=2"])
     with pytest.raises(IndexMismatch, match="seed"):
@@ -136,9 +150,10 @@ def test_an_index_built_with_other_minhash_parameters_is_refused(runs, spark, tm
 
 def test_a_bucket_shared_by_many_history_documents_pairs_each_new_document_once(spark):
     """k new documents in buckets holding m history documents give k pairs (to the smallest history id),
-    not k*m; a re-submitted batch document is still paired by id order."""
-    new = spark.createDataFrame([(f"n{i:02d}", 40, [7, 8]) for i in range(30)], "id string, shingles int, bands array<bigint>")
-    history = [(f"h{i:03d}", [7, 8], None) for i in range(200)] + [("n50", [7, 8], True)]
-    past = spark.createDataFrame(history, "history_id string, bands array<bigint>, in_batch boolean")
+    not k*m; a re-submitted batch document is still paired by keep key order."""
+    new = spark.createDataFrame([(f"n{i:02d}", f"n{i:02d}", 40, [7, 8]) for i in range(30)],
+                                "id string, key string, shingles int, bands array<bigint>")
+    history = [(f"h{i:03d}", [7, 8], None, None) for i in range(200)] + [("n50", [7, 8], True, "n50")]
+    past = spark.createDataFrame(history, "history_id string, bands array<bigint>, in_batch boolean, history_key string")
     pairs = sorted(tuple(r) for r in history_candidates(new, past).collect())
     assert pairs == sorted([(f"n{i:02d}", "h000") for i in range(30)] + [(f"n{i:02d}", "n50") for i in range(30)])

@@ -158,7 +158,7 @@ def decontaminate(spark, input_uri: str, output_uri: str, index_uri: str, cfg: P
     from pyspark.sql import functions as F
 
     from pipeline.dedup import index_spark
-    from pipeline.dedup.dedupe_spark import SIGNED_FEATURES, features_fn
+    from pipeline.dedup.dedupe_spark import SIGNED_FEATURES, features_fn, signing_columns
     from pipeline.stages import spark_io
 
     start = time.time()
@@ -166,14 +166,15 @@ def decontaminate(spark, input_uri: str, output_uri: str, index_uri: str, cfg: P
     attempt = spark_io.begin(output_uri)
     docs = spark_io.read_stage(spark, input_uri)
     history = index_spark.read_history(spark, index_spark.open_index(index_uri, cfg.dedupe))
-    features = docs.select("id", "text").mapInArrow(features_fn(cfg.dedupe, signature=True), SIGNED_FEATURES)
+    features = signing_columns(docs).mapInArrow(features_fn(cfg.dedupe, signature=True), SIGNED_FEATURES)
     features = features.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         if history is None:
             drops = spark.createDataFrame([], "id string, _reason string")
         else:
             past = history.select(F.col("id").alias("history_id"), "exact", "bands", "signature",
-                                  F.lit(None).cast("boolean").alias("in_batch"))
+                                  F.lit(None).cast("boolean").alias("in_batch"),
+                                  F.lit(None).cast("string").alias("history_key"))
             exact = features.join(past.select("exact"), "exact", "left_semi").select("id")
             candidates = index_spark.history_candidates(features.join(exact, "id", "left_anti"), past)
             near = candidates

@@ -8,9 +8,10 @@
 4. Clusters: connected components of the verified edges (`components_spark`), merged with the exact
    groups.
 
-Keep rule: in every cluster the document with the smallest `id` (string order) is kept; every other
-member is dropped as `exact_duplicate` (its normalised text equals a smaller id's) or `near_duplicate`.
-Every step is a function of ids and text only, so the output does not depend on partitioning or cores.
+Keep rule (`keep`): every cluster keeps its first publication at its canonical address, the member with
+the smallest keep key (created date, URL form, id); every other member is dropped as `exact_duplicate`
+(its normalised text equals a preferred member's) or `near_duplicate`. Every step is a function of
+ids, keys and text only, so the output does not depend on partitioning or cores.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from pipeline.dedup import minhash
+from pipeline.dedup import keep, minhash
 from pipeline.dedup.components_spark import checkpoint, connected_components
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class DedupeResult:
 
 FEATURES = T.StructType([
     T.StructField("id", T.StringType(), False),
+    T.StructField("key", T.StringType(), False),
     T.StructField("exact", T.BinaryType(), False),
     T.StructField("shingles", T.LongType(), False),
     T.StructField("bands", T.ArrayType(T.LongType(), False), True),
@@ -110,8 +112,8 @@ def _slices(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordB
 
 
 def features_fn(cfg: DedupeConfig, signature: bool = False):
-    """The `mapInArrow` function (id, text) -> (id, exact digest, shingle count, band hashes), plus the
-    signature when asked (schema `SIGNED_FEATURES`)."""
+    """The `mapInArrow` function (id, text[, created, url]) -> (id, keep key, exact digest, shingle count,
+    band hashes), plus the signature when asked (schema `SIGNED_FEATURES`)."""
     spec, (bands, rows), num_perm, seed = cfg.shingle_spec(), cfg.lsh_params(), cfg.num_perm, cfg.seed
     schema = SIGNED_FEATURES if signature else FEATURES
 
@@ -124,7 +126,7 @@ def features_fn(cfg: DedupeConfig, signature: bool = False):
             offsets = pa.array(np.arange(0, band.size + 1, bands, dtype=np.int32))
             band_lists = pa.ListArray.from_arrays(offsets, pa.array(band.ravel()), mask=pa.array(counts == 0))
             exact = pa.array(minhash.exact_hashes(minhash.join_tokens(tokens)), pa.binary())
-            columns = [batch.column("id"), exact, pa.array(counts), band_lists]
+            columns = [batch.column("id"), keep.keep_keys(batch), exact, pa.array(counts), band_lists]
             if signature:
                 sig_offsets = pa.array(np.arange(0, sig.size + 1, num_perm, dtype=np.int32))
                 columns.append(pa.ListArray.from_arrays(sig_offsets, pa.array(sig.view(np.int64).ravel())))
@@ -148,6 +150,11 @@ def jaccard_fn(cfg: DedupeConfig):
             )
 
     return run
+
+
+def signing_columns(docs: DataFrame) -> DataFrame:
+    """What `features_fn` reads of `docs`: id, text and the keep key's columns that `docs` has."""
+    return docs.select("id", "text", *[c for c in keep.COLUMNS if c in docs.columns])
 
 
 def candidate_edges(features: DataFrame) -> DataFrame:
@@ -208,12 +215,12 @@ def dedupe(docs: DataFrame, cfg: DedupeConfig, checkpoint_dir: str,
     """
     bands, rows = cfg.lsh_params()
     if features is None:
-        features = checkpoint(docs.select("id", "text").mapInArrow(features_fn(cfg), FEATURES),
+        features = checkpoint(signing_columns(docs).mapInArrow(features_fn(cfg), FEATURES),
                               f"{checkpoint_dir}/features")
     else:
         features = features.select(*FEATURES.fieldNames())
 
-    groups = features.groupBy("exact").agg(F.min("id").alias("rep"), F.count("*").alias("size"))
+    groups = features.groupBy("exact").agg(F.min_by("id", "key").alias("rep"), F.count("*").alias("size"))
     exact_of = features.join(groups.where(F.col("size") > 1), "exact").select("id", "rep")
     representatives = features.join(exact_of.where(F.col("id") != F.col("rep")), "id", "left_anti")
 
@@ -233,7 +240,11 @@ def dedupe(docs: DataFrame, cfg: DedupeConfig, checkpoint_dir: str,
     )
     near_only = near.join(exact_of, "id", "left_anti").select(
         "id", F.col("component").alias("cluster_id"), F.lit(False).alias("exact"))
-    members = checkpoint(in_exact.unionByName(near_only), f"{checkpoint_dir}/members")
+    # The components are labelled by their smallest id; each cluster keeps its smallest keep key.
+    labelled = in_exact.unionByName(near_only).join(features.select("id", "key"), "id")
+    kept = labelled.groupBy("cluster_id").agg(F.min_by("id", "key").alias("kept_id"))
+    members = checkpoint(labelled.join(kept, "cluster_id").select(
+        "id", F.col("kept_id").alias("cluster_id"), "exact"), f"{checkpoint_dir}/members")
 
     decisions = members.where(F.col("id") != F.col("cluster_id")).select(
         "id", F.when(F.col("exact"), "exact_duplicate").otherwise("near_duplicate").alias("_reason"))

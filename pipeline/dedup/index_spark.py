@@ -12,8 +12,8 @@ text, so a candidate pair with history is verified by the signatures' Jaccard es
 
 A batch document whose id the index already holds is the same document: it is never dropped for
 history and is not added again. A history document re-submitted in the batch is also met by the in-batch
-rule (smallest id kept), so it counts as history only against batch documents with a smaller id, which
-that rule would keep over it. Re-running a batch against the index it already added therefore makes the
+rule (smallest keep key kept, `keep`), so it counts as history only against batch documents with a smaller
+key, which that rule would keep over it. Re-running a batch against the index it already added therefore makes the
 same decisions as the run that added it, and adds nothing.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pyspark.sql import types as T
 from pipeline import storage
 from pipeline.dedup.components_spark import checkpoint
 from pipeline.dedup.dedupe_spark import (
-    SIGN_ROWS, SIGNED_FEATURES, DedupeConfig, DedupeResult, Texts, _slices, dedupe, features_fn,
+    SIGN_ROWS, SIGNED_FEATURES, DedupeConfig, DedupeResult, Texts, _slices, dedupe, features_fn, signing_columns,
 )
 from pipeline.stages import spark_io
 
@@ -102,24 +102,27 @@ def estimate_fn(num_perm: int):
 
 
 def outranks() -> F.Column:
-    """Whether history document `history_id` makes batch document `id` its duplicate (module docstring)."""
-    return F.col("in_batch").isNull() | (F.col("id") < F.col("history_id"))
+    """Whether history document `history_id` makes batch document `id` its duplicate (module docstring);
+    `history_key` is the keep key of a re-submitted history document, as the batch gives it."""
+    return F.col("in_batch").isNull() | (F.col("key") < F.col("history_key"))
 
 
 def history_candidates(new: DataFrame, past: DataFrame) -> DataFrame:
-    """(id, history_id) pairs to verify (`past`: history_id, bands, in_batch).
+    """(id, history_id) pairs to verify (`new`: id, key, shingles, bands; `past`: history_id, bands,
+    in_batch, history_key).
 
     As within a batch, a bucket is a star: each new document in it is paired with the bucket's smallest
     history id only, so k new and m history documents sharing a bucket give k pairs, not k*m. A near
     duplicate shares most of its bands with its original, so it meets the original as the smallest id of
     at least one of them. Re-submitted batch documents that the index already holds are paired as they
-    are: whether one outranks a new document depends on the new document's id (`outranks`).
+    are: whether one outranks a new document depends on both keep keys (`outranks`).
     """
-    buckets = new.where(F.col("shingles") > 0).select("id", F.posexplode("bands").alias("band", "bucket"))
-    history = past.select("history_id", "in_batch", F.posexplode("bands").alias("band", "bucket"))
+    buckets = new.where(F.col("shingles") > 0).select("id", "key", F.posexplode("bands").alias("band", "bucket"))
+    history = past.select("history_id", "in_batch", "history_key", F.posexplode("bands").alias("band", "bucket"))
     smallest = (history.where(F.col("in_batch").isNull()).groupBy("band", "bucket")
                 .agg(F.min("history_id").alias("history_id"))
-                .withColumn("in_batch", F.lit(None).cast(T.BooleanType())))
+                .withColumn("in_batch", F.lit(None).cast(T.BooleanType()))
+                .withColumn("history_key", F.lit(None).cast(T.StringType())))
     resubmitted = history.where(F.col("in_batch").isNotNull())
     return (buckets.join(smallest.unionByName(resubmitted), ["band", "bucket"]).where(outranks())
             .select("id", "history_id").distinct())
@@ -136,17 +139,19 @@ def dedupe_against_index(docs: DataFrame, cfg: DedupeConfig, index: Index, check
     """Drop `docs` that duplicate history, then dedupe the rest among themselves (`dedupe`). `features`
     (the `SIGNED_FEATURES` of exactly these documents) and `texts` are `dedupe`'s."""
     if features is None:
-        features = checkpoint(docs.select("id", "text").mapInArrow(features_fn(cfg, signature=True), SIGNED_FEATURES),
+        features = checkpoint(signing_columns(docs).mapInArrow(features_fn(cfg, signature=True), SIGNED_FEATURES),
                               f"{checkpoint_dir}/signed")
     history = read_history(docs.sparkSession, index)
     if history is None:
         history = docs.sparkSession.createDataFrame([], features.select(*COLUMNS).schema)
-    known = features.join(history, "id", "left_semi").select("id")
+    known = features.join(history, "id", "left_semi").select("id", "key")
     new = features.join(known, "id", "left_anti")
-    past = history.withColumnRenamed("id", "history_id").join(
-        known.select(F.col("id").alias("history_id"), F.lit(True).alias("in_batch")), "history_id", "left")
+    resubmitted = known.select(F.col("id").alias("history_id"), F.lit(True).alias("in_batch"),
+                               F.col("key").alias("history_key"))
+    past = history.withColumnRenamed("id", "history_id").join(resubmitted, "history_id", "left")
 
-    exact = (new.select("id", "exact").join(past.select("history_id", "exact", "in_batch"), "exact")
+    exact = (new.select("id", "key", "exact")
+             .join(past.select("history_id", "exact", "in_batch", "history_key"), "exact")
              .where(outranks()).select("id").distinct().select("id", F.lit(EXACT_REASON).alias("_reason")))
     candidates = checkpoint(history_candidates(new.join(exact, "id", "left_anti"), past),
                             f"{checkpoint_dir}/history-candidates")
@@ -164,7 +169,8 @@ def dedupe_against_index(docs: DataFrame, cfg: DedupeConfig, index: Index, check
     dropped_by_history = docs.join(drops, "id").select(
         *docs.columns, F.lit("dropped").alias("_status"), "_reason")
     in_batch_dropped = result.clusters.where(~F.col("kept")).select("id")
-    additions = rest.join(known, "id", "left_anti").join(in_batch_dropped, "id", "left_anti").select(*COLUMNS)
+    additions = (rest.join(known.select("id"), "id", "left_anti").join(in_batch_dropped, "id", "left_anti")
+                 .select(*COLUMNS))
 
     reasons = {r["_reason"]: r["count"] for r in drops.groupBy("_reason").count().collect()}
     stats = {
