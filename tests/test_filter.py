@@ -20,10 +20,11 @@ from pipeline.config import ConfigError, load
 from pipeline.filter import FilterConfig, RuleSet, filter_batch, filter_counters
 from pipeline.filter import main_content, rules
 from pipeline.filter.batch import language_checks, rule_checks, stop_word_set, substring_counts
-from pipeline.filter.config import fineweb2_table
+from pipeline.filter.config import C4Config, fineweb2_table
 from pipeline.filter.langid import get_model, identify
 from pipeline.filter.text import (
-    GOPHER_STOP_WORDS, NO_AVG_WORD_LENGTH_LANGS, STOP_WORDS, STOP_WORDS_FILE, batch_stats, doc_stats, words_of,
+    GOPHER_STOP_WORDS, NO_AVG_WORD_LENGTH_LANGS, NO_SPACE_LANGS, STOP_WORDS, STOP_WORDS_FILE, batch_stats, doc_stats,
+    gram_length, words_of,
 )
 from pipeline.stages.config import PipelineConfig
 
@@ -354,6 +355,16 @@ def test_fineweb_english_config_file_restores_finewebs_english_chain():
     assert cfg.other_languages == FilterConfig().other_languages
 
 
+def duplicated_fraction(words: list[str], k: int, denom: int) -> float:
+    """Gopher's duplicated k-gram fraction: characters of words in any later occurrence of a k-gram."""
+    seen, covered = set(), set()
+    for i in range(len(words) - k + 1):
+        if tuple(words[i : i + k]) in seen:
+            covered.update(range(i, i + k))
+        seen.add(tuple(words[i : i + k]))
+    return min(1.0, sum(len(words[i]) + 1 for i in covered) / denom)
+
+
 def reference_word_stats(text: str, lang: str, dup_floor: float) -> dict[str, float]:
     """The word statistics of one document the straightforward way, from `words_of` (the definition)."""
     words = words_of(text, lang)
@@ -366,21 +377,19 @@ def reference_word_stats(text: str, lang: str, dup_floor: float) -> dict[str, fl
         "n_alpha_words": sum(bool(re.search(r"[^\W\d_]", w)) for w in words),
         "n_stop_words": float(sum(w in stop for w in words)) if stop else math.nan,
     }
-    for k in (2, 3, 4):  # Counter.most_common: among equally frequent n-grams the first occurring one
+    chars = lang in NO_SPACE_LANGS  # Gopher's n-grams of words are longer n-grams of characters there
+    for n in (2, 3, 4):  # Counter.most_common: among equally frequent n-grams the first occurring one
+        k = gram_length(n, chars)
         common = Counter(zip(*(words[i:] for i in range(k)))).most_common(1)
         gram, count = common[0] if common else ((), 0)
-        out[f"top_{k}_gram"] = count * (sum(map(len, gram)) + k - 1) / denom if count > 1 else 0.0
+        out[f"top_{n}_gram"] = count * (sum(map(len, gram)) + k - 1) / denom if count > 1 else 0.0
     frozen = None  # the first duplicated fraction at most dup_floor stands for the longer n-grams
-    for k in range(5, 11):
-        seen, covered = set(), set()
-        for i in range(len(words) - k + 1):
-            if tuple(words[i : i + k]) in seen:
-                covered.update(range(i, i + k))
-            seen.add(tuple(words[i : i + k]))
-        value = min(1.0, sum(lens[i] + 1 for i in covered) / denom) if frozen is None else frozen
-        out[f"dup_{k}_gram"] = value
-        if frozen is None and value <= dup_floor:
-            frozen = value
+    dup = {}
+    for k in range(5, gram_length(10, chars) + 1):
+        dup[k] = duplicated_fraction(words, k, denom) if frozen is None else frozen
+        if frozen is None and dup[k] <= dup_floor and (not chars or k >= gram_length(4, chars)):
+            frozen = dup[k]
+    out.update({f"dup_{n}_gram": dup[gram_length(n, chars)] for n in range(5, 11)})
     return out
 
 
@@ -415,6 +424,19 @@ def test_batch_statistics_equal_a_straightforward_computation_per_document(dup_f
         for field, expected in doc_stats(text, lang, c4, 30, dup_floor)._asdict().items():
             assert same(getattr(stats, field)[j], expected), (lang, field)
     assert stats.n_words[5] == 0 and stats.n_words[6] == 7  # empty text; punctuation-only tokens are no words
+
+
+def test_chinese_repetition_counts_ngrams_of_as_many_characters_as_gophers_words():
+    """Gopher's duplicated 5-gram is about 8 Chinese characters: a short phrase shared by the sentences of a
+    gazetteer is not repetition, as its 5-character n-grams alone would say."""
+    text = ("该市镇总面积11.61平方公里，2009年时的人口为323人。该市镇总面积38.28平方公里，2010年时的人口为696人。"
+            "圣伯多禄堂是西班牙南部城市科尔多瓦的一座罗马天主教教堂，位于同名的广场上。"
+            "该镇位于河流的北岸，以葡萄酒和橄榄油闻名，每年秋天都会举办丰收节庆祝活动。")
+    words = words_of(text, "zh")
+    assert gram_length(5, True) == 8 and gram_length(5, False) == 5
+    assert duplicated_fraction(words, 5, len(text)) > 0.15  # what counting characters as words gave
+    stats = doc_stats(text, "zh", C4Config(), 30)
+    assert stats.dup_5_gram == duplicated_fraction(words, 8, len(text)) <= 0.15
 
 
 def test_arrow_splits_words_on_the_whitespace_python_splits_on():

@@ -7,7 +7,9 @@ Language awareness lives here:
   as words, which is why it drops a quarter of English Gutenberg chapters as "below alpha threshold".
 - Scripts written without spaces (Chinese, Japanese, Thai, Lao, Khmer, Myanmar, Tibetan): every character
   of such a script counts as one word, a documented proxy for a segmenter (a Chinese word averages about
-  1.5 characters, so length thresholds become a little more lenient, never stricter).
+  1.5 characters, `CHARS_PER_WORD`, so length thresholds become a little more lenient, never stricter).
+  For the same reason Gopher's n-word n-grams are n x 1.5-character n-grams there (`gram_length`): five
+  characters are two or three words, and a phrase that short recurs in any longer text.
 - The mean-word-length check is meaningless for those scripts and for Korean (a token is a cluster of
   syllable blocks, 2-4 characters) and Vietnamese (one syllable per token): it does not apply there.
 - Stop words: Gopher's English list for English and, for the 40 other languages of wordfreq, a list that
@@ -44,6 +46,9 @@ ELLIPSES = ("...", "…")
 SENTENCE_END = re.compile(r"[.!?。！？｡؟۔।॥]+(?=[\s\"'”’»」』)]|$)")
 
 NO_SPACE_LANGS = frozenset({"zh", "ja", "th", "lo", "km", "my", "bo", "yue", "wuu"})
+CHARS_PER_WORD = 1.5
+TOP_GRAMS = (2, 3, 4)  # Gopher's "top n-gram" fractions
+DUP_GRAMS = tuple(range(5, 11))  # Gopher's "duplicated n-gram" fractions
 NO_AVG_WORD_LENGTH_LANGS = NO_SPACE_LANGS | {"ko", "vi"}
 _NO_SPACE_CHAR = (
     "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"  # kana, Han
@@ -163,11 +168,37 @@ def _repeats(pos: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     return pos, h, np.repeat(np.minimum.reduceat(pos, starts), sizes), np.repeat(sizes, sizes)
 
 
+def gram_length(n: int, char_words: bool) -> int:
+    """Words in the k-gram that stands for Gopher's n-gram: n, or round(n x CHARS_PER_WORD) where every
+    character is a word."""
+    return int(n * CHARS_PER_WORD + 0.5) if char_words else n
+
+
+def _top_fraction(pos, first, count, lens, doc, k: int, n: int, denom: np.ndarray) -> np.ndarray:
+    """Per document, the characters of its most frequent repeated k-gram times its count, over its length;
+    among equally frequent ones the one that occurs first, as in datatrove's `Counter.most_common`."""
+    n_docs = len(denom)
+    out = np.zeros(n_docs)
+    starts, counts = pos[pos == first], count[pos == first]
+    top = np.zeros(n_docs, dtype=np.int64)
+    np.maximum.at(top, doc[starts], counts)
+    ties = counts == top[doc[starts]]
+    start = np.full(n_docs, n)
+    np.minimum.at(start, doc[starts[ties]], starts[ties])
+    has = np.flatnonzero(top)
+    chars = lens[start[has, None] + np.arange(k)].sum(axis=1) + k - 1
+    out[has] = top[has] * chars / denom[has]
+    return out
+
+
 def ngram_fractions(
-    ids: np.ndarray, lens: np.ndarray, doc: np.ndarray, text_lens: np.ndarray, dup_floor: float = 0.0
+    ids: np.ndarray, lens: np.ndarray, doc: np.ndarray, text_lens: np.ndarray, dup_floor: float = 0.0,
+    char_words: np.ndarray | None = None,
 ) -> np.ndarray:
     """Gopher's repetition fractions, rows top 2..4-gram and duplicated 5..10-gram character fractions, one
     column per document; `ids`, `lens` and `doc` are the flat words' ids, lengths and documents (in order).
+    In documents whose words are characters (`char_words`, per document) each row is that of the
+    `gram_length` k-gram instead.
 
     Each k-gram is a 64-bit rolling hash of its words' ids, and the same word has another id in another
     document, so the k-grams of the whole batch are grouped at once, with one sort per k; only equality
@@ -181,35 +212,33 @@ def ngram_fractions(
     value as an upper bound instead of being counted.
     """
     n_docs, n = len(text_lens), len(ids)
-    out = np.zeros((9, n_docs))
+    char_words = np.zeros(n_docs, dtype=bool) if char_words is None else char_words
+    lengths = [False] + ([True] if char_words.any() else [])
+    tops = {gram_length(g, c) for g in TOP_GRAMS for c in lengths}
+    longest = {c: gram_length(DUP_GRAMS[-1], c) for c in (False, True)}
+    top, dup = {}, {}
     ends = np.cumsum(np.bincount(doc, minlength=n_docs))  # one past each document's last word
     denom = np.maximum(text_lens, 1)
     open_ = np.ones(n_docs, dtype=bool)  # documents whose duplicated fraction is still above dup_floor
     pos, h = np.arange(n - 1), ids[:-1] * _HASH_MUL + ids[1:]
-    for k in range(2, 11):
+    for k in range(2, max(longest[c] for c in lengths) + 1):
         pos, h, first, count = _repeats(pos, h)
-        if k <= 4:
-            # the most frequent k-gram per document; among equally frequent ones the one that occurs first,
-            # as in datatrove's `Counter.most_common`
-            starts, counts = pos[pos == first], count[pos == first]
-            top = np.zeros(n_docs, dtype=np.int64)
-            np.maximum.at(top, doc[starts], counts)
-            ties = counts == top[doc[starts]]
-            start = np.full(n_docs, n)
-            np.minimum.at(start, doc[starts[ties]], starts[ties])
-            has = np.flatnonzero(top)
-            chars = lens[start[has, None] + np.arange(k)].sum(axis=1) + k - 1
-            out[k - 2, has] = top[has] * chars / denom[has]
-        else:
+        if k in tops:
+            top[k] = _top_fraction(pos, first, count, lens, doc, k, n, denom)
+        if k >= DUP_GRAMS[0]:
             covered = np.zeros(n, dtype=bool)  # the words of every occurrence of a k-gram after its first
             covered[(pos[pos != first, None] + np.arange(k)).ravel()] = True
             chars = np.bincount(doc[covered], weights=lens[covered] + 1, minlength=n_docs)
-            out[k - 2] = np.where(open_, np.minimum(1.0, chars / denom), out[k - 3])
-            open_ &= out[k - 2] > dup_floor
-        more = (ends[doc[pos]] - pos > k) & open_[doc[pos]]  # the (k+1)-gram fits in an open document
+            dup[k] = np.where(open_, np.minimum(1.0, chars / denom), dup.get(k - 1, 1.0))
+            # a document stays open until its last top k-gram is counted
+            open_ &= (dup[k] > dup_floor) | (char_words & (k < max(tops)))
+        # the (k+1)-gram fits in an open document that still needs it
+        more = (ends[doc[pos]] - pos > k) & open_[doc[pos]] & (k < np.where(char_words, longest[True], longest[False]))[doc[pos]]
         pos = pos[more]
         h = h[more] * _HASH_MUL + ids[pos + k]
-    return out
+    rows = [(top, g) for g in TOP_GRAMS] + [(dup, g) for g in DUP_GRAMS]
+    return np.array([np.where(char_words, fractions.get(gram_length(g, True), 0.0), fractions.get(g, 0.0))
+                     for fractions, g in rows]).reshape(len(rows), n_docs)
 
 
 def _line_stats(text: str, no_space: bool, c4: C4Config, short_line_length: int) -> tuple:
@@ -308,7 +337,8 @@ def batch_stats(
 
     text_lens = np.array([len(text) for text in texts], dtype=np.int64)
     ids = _mix(word * np.uint64(n_docs) + doc.astype(np.uint64))  # distinct per (word, document)
-    ngrams = ngram_fractions(ids, lens, doc, text_lens, dup_floor)
+    char_words = np.array([lang in NO_SPACE_LANGS for lang in langs], dtype=bool)
+    ngrams = ngram_fractions(ids, lens, doc, text_lens, dup_floor, char_words)
     lines = [_line_stats(text, lang in NO_SPACE_LANGS, c4, short_line_length) for text, lang in zip(texts, langs)]
     line_columns = [np.array(column) for column in zip(*lines)] if lines else [np.zeros(0)] * 15
     return DocStats(text_lens, n_words, mean_word_len, n_alpha, n_stop, *line_columns, *ngrams)
