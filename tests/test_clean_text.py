@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from pipeline.clean.mojibake import has_mojibake
+from pipeline.clean.mojibake import has_mojibake, is_mis_decoded
 from pipeline.clean.text import TextConfig, normalize_text
 
 
@@ -55,6 +55,20 @@ def test_batch_mojibake_detector_gives_ftfys_own_verdicts():
     assert has_mojibake(pa.array(texts + [None])).to_pylist() == [is_bad(t) for t in texts] + [False]
     assert all(has_mojibake(pa.array(MOJIBAKE)).to_pylist())
     assert not any(has_mojibake(pa.array(CLEAN)).to_pylist())
+
+
+# Correct text that ftfy's heuristic flags: German quotation marks before a capital umlaut, Latin "œ" before
+# an underscore (Gutenberg's italics).
+FLAGGED_BUT_CORRECT = ["Sie sagte: »Überall ist es schön.«", "von »Ärzten« und »Pillen«", "_Ut Regem Daniœ_."]
+
+
+def test_only_text_that_ftfy_can_re_decode_counts_as_mis_decoded():
+    assert all(has_mojibake(pa.array(FLAGGED_BUT_CORRECT)).to_pylist())
+    assert is_mis_decoded(pa.array(MOJIBAKE + FLAGGED_BUT_CORRECT + CLEAN + [None])).tolist() == (
+        [True] * len(MOJIBAKE) + [False] * (len(FLAGGED_BUT_CORRECT) + len(CLEAN) + 1))
+    # A repair that lost bytes leaves nothing to re-decode, but the replacement character shows the fault.
+    half_repaired = "Jan Hamá\ufffdek, photo: Archives"  # what ftfy's repair left of a mis-decoded "č"
+    assert is_mis_decoded(pa.array([half_repaired, "A replacement \ufffd alone is no mojibake."])).tolist() == [True, False]
 
 
 def test_mojibake_repair_restores_the_text_and_leaves_clean_text_alone():

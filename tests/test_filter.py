@@ -305,8 +305,9 @@ def test_low_language_score_is_dropped_before_quality_rules():
 
 def test_mojibake_is_dropped_before_language_id_unless_switched_off():
     garbled = DE.encode("utf-8").decode("cp1252")  # a German page decoded with the wrong code page
-    out = filter_batch(batch_of(garbled, DE), FilterConfig()).to_pylist()
-    assert [r["_reason"] for r in out] == ["mojibake", None]
+    quoted = DE.replace("Seeleute", "»Überall« sagten Seeleute")  # ftfy's heuristic flags »Ü; correct text
+    out = filter_batch(batch_of(garbled, DE, quoted), FilterConfig()).to_pylist()
+    assert [r["_reason"] for r in out] == ["mojibake", None, None]
     out = filter_batch(batch_of(garbled), FilterConfig(mojibake=False)).to_pylist()
     assert out[0]["_reason"] != "mojibake"
 

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.clean.mojibake import has_mojibake
+from pipeline.clean.mojibake import is_mis_decoded
 from pipeline.filter import main_content, quality, rules
 from pipeline.filter.config import FilterConfig, QualityConfig, RuleSet
 from pipeline.filter.langid import identify
@@ -40,7 +40,7 @@ def language_checks(texts: pa.Array, langs: list[str], scores: np.ndarray, cfg: 
     """Mis-decoded text first (language ID on it is meaningless), then the language itself."""
     checks: rules.Checks = []
     if cfg.mojibake:
-        checks.append(("mojibake", has_mojibake(texts).to_numpy(zero_copy_only=False)))
+        checks.append(("mojibake", is_mis_decoded(texts)))
     minimum = {lang: cfg.min_lang_score_for(lang) for lang in set(langs)}
     checks.append(("lang_score_below_min", scores < np.array([minimum[lang] for lang in langs])))
     if cfg.languages:

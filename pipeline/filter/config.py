@@ -197,7 +197,8 @@ class FilterConfig:
     # on originals against 99.56% for whole documents, at 3x the speed (cost grows with length).
     langid_max_chars: int = 1000
     pii: bool = True
-    # Drop documents in which ftfy's heuristic finds mis-decoded text (pipeline/clean/mojibake.py).
+    # Drop documents in which ftfy's heuristic finds mis-decoded text that ftfy's decoder can re-decode
+    # (pipeline/clean/mojibake.py).
     mojibake: bool = True
     quality: QualityConfig = field(default_factory=QualityConfig)
     # Whole-page web text (menus, footers) fails line-structure rules designed for extracted main content:
