@@ -8,11 +8,11 @@ with the default config and prints:
 - drops per rule (originals / junk), documents kept with their jusText main content, and filter_batch
   throughput (docs/s, one core);
 - the rule sets side by side: FineWeb's English chain for English without main-content extraction,
-  FineWeb-2's rules for every language without it and with it, the default (that and short prose exempt
-  from Gopher's word minimum), and the default with FineWeb-2's per-language thresholds
-  (`fineweb2_thresholds`): junk recall, false drops per language and CPU cost of each, then for the short
-  prose exemption and for the per-language thresholds the drops before/after per language and junk type
-  with the reasons of the documents that changed;
+  FineWeb-2's rules for every language without it and with it, then short prose exempt from Gopher's word
+  minimum, the default (that and two lines for Gopher's ellipsis-line ratio), and the default with
+  FineWeb-2's per-language thresholds (`fineweb2_thresholds`): junk recall, false drops per language and
+  CPU cost of each, then for each of the last three steps the drops before/after per language and junk
+  type with the reasons of the documents that changed;
 - mojibake handling side by side: none, detect-and-drop (the default), and repair in clean (ftfy) before
   the filter: mojibake junk recall, false drops per language and CPU cost of each.
 
@@ -35,7 +35,7 @@ from benchmarks import labelled_corpus  # noqa: E402
 from pipeline.clean.mojibake import has_mojibake  # noqa: E402
 from pipeline.clean.text import TextConfig, normalize_text  # noqa: E402
 from pipeline.filter import FilterConfig, RuleSet, filter_batch  # noqa: E402
-from pipeline.filter.config import fineweb2_rules  # noqa: E402
+from pipeline.filter.config import default_rules, fineweb2_rules  # noqa: E402
 from pipeline.filter.langid import identify  # noqa: E402
 
 
@@ -110,20 +110,23 @@ def compare_mojibake_handling(batches: list[pa.RecordBatch], labels: dict[str, d
 
 
 def compare_rule_sets(batches: list[pa.RecordBatch], labels: dict[str, dict], default: tuple[list[dict], float]) -> None:
-    """FineWeb English chain / FineWeb-2 rules / + main content / + short prose (the default) / + FineWeb-2's
-    per-language thresholds, on the same documents."""
+    """FineWeb English chain / FineWeb-2 rules / + main content / + short prose / + two ellipsis lines (the
+    default) / + FineWeb-2's per-language thresholds, on the same documents."""
     fw2 = dict(english=fineweb2_rules(), other_languages=fineweb2_rules())
+    short_prose = default_rules()
+    short_prose.gopher_quality.min_ellipsis_lines = 1
     variants = {
         "FineWeb English chain, no main content": FilterConfig(english=RuleSet(), other_languages=fineweb2_rules(),
                                                                main_content=False),
         "FineWeb-2 rules, no main content": FilterConfig(**fw2, main_content=False),
         "FineWeb-2 rules + main content": FilterConfig(**fw2),
+        "+ short prose": FilterConfig(english=short_prose, other_languages=short_prose),
     }
     outcomes = {}
     for name, cfg in variants.items():
         rows, _, cpu = run_filter(batches, cfg)
         outcomes[name] = (rows, cpu)
-    outcomes["+ short prose (default)"] = default
+    outcomes["+ two ellipsis lines (default)"] = default
     per_language, _, per_language_cpu = run_filter(batches, FilterConfig(fineweb2_thresholds=True))
     outcomes["+ FineWeb-2 per-language thresholds"] = (per_language, per_language_cpu)
     results = {name: outcome(rows, labels) for name, (rows, _) in outcomes.items()}
@@ -137,7 +140,8 @@ def compare_rule_sets(batches: list[pa.RecordBatch], labels: dict[str, dict], de
         print(f"  {name:42s} {outcomes[name][1]:6.1f} {recall:11.3f} {over:7d}  "
               + " ".join(f"{langs[lang][1] / langs[lang][0]:6.3f}" for lang in shown))
     compare_two("Short prose exempt from Gopher's word minimum", outcomes["FineWeb-2 rules + main content"][0],
-                default[0], labels)
+                outcomes["+ short prose"][0], labels)
+    compare_two("Gopher's ellipsis lines need two lines trailing off", outcomes["+ short prose"][0], default[0], labels)
     compare_two("FineWeb-2 per-language thresholds", default[0], per_language, labels)
 
 

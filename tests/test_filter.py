@@ -143,10 +143,21 @@ def test_gopher_ellipsis_lines_drops_teaser_lists():
 def test_gopher_line_ratios_count_blank_lines_as_datatrove_does():
     """One paragraph of three ending in an ellipsis: 1 of 3 lines (over 30%), but 1 of 5 with the blank lines
     between them, which datatrove's GopherQualityFilter counts (text.splitlines())."""
+    datatrove = FilterConfig(english=RuleSet())
     paragraphs = EN.split("\n\n")
     paragraphs[1] = paragraphs[1][:-1] + "..."
-    assert "gopher_ellipsis_lines" not in failing("\n\n".join(paragraphs))
-    assert "gopher_ellipsis_lines" in failing("\n".join(paragraphs))
+    assert "gopher_ellipsis_lines" not in failing("\n\n".join(paragraphs), cfg=datatrove)
+    assert "gopher_ellipsis_lines" in failing("\n".join(paragraphs), cfg=datatrove)
+
+
+def test_one_paragraph_trailing_off_is_no_list_of_teasers():
+    """By default Gopher's ellipsis-line ratio needs two such lines: one of two paragraphs ending in "..."
+    is 50% of the lines, but a sentence trailing off, not a list of truncated previews."""
+    two_paragraphs = EN.split("\n\n")[0] + "\n" + EN.split("\n\n")[1][:-1] + "..."
+    assert "gopher_ellipsis_lines" in failing(two_paragraphs, cfg=FilterConfig(english=RuleSet()))
+    assert "gopher_ellipsis_lines" not in failing(two_paragraphs)
+    teasers = "\n".join(["The keeper's log, part one...", "The keeper's log, part two...", "About the keeper"])
+    assert "gopher_ellipsis_lines" in failing(teasers)
 
 
 def test_gopher_bullet_lines_drops_a_page_of_bullets():
