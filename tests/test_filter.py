@@ -259,6 +259,17 @@ def test_fineweb_line_punct_ratio_drops_menus():
     assert "fineweb_line_punct_ratio" in failing(menu)
 
 
+def test_fineweb_line_punct_ratio_counts_lines_as_datatrove_does():
+    """A line ending in "..." ends in a terminal mark (datatrove's test), and a ratio equal to the threshold
+    passes (datatrove drops below it): 3 of 25 lines is exactly 0.12."""
+    line = "Section {} of the harbour and the lighthouse with the keeper"
+    trailing_off = line.format(1) + " and the storm and the night..."
+    assert "fineweb_line_punct_ratio" not in failing(trailing_off)
+    at_threshold = "\n".join(line.format(i) + ("." if i < 3 else "") for i in range(25))
+    assert "fineweb_line_punct_ratio" not in failing(at_threshold)
+    assert "fineweb_line_punct_ratio" in failing(at_threshold.replace(".", "", 1))
+
+
 def test_fineweb_short_line_ratio_drops_many_short_lines_only_under_finewebs_english_chain():
     short = EN + "\n" + "\n".join(f"Keeper {i} is here." for i in range(20))
     assert "fineweb_short_line_ratio" in failing(short, "en", FINEWEB_ENGLISH)

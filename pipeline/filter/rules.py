@@ -86,12 +86,12 @@ def c4(s: Stats, cfg: C4Config, has_lorem_ipsum: np.ndarray) -> Checks:
 
 def fineweb(s: Stats, cfg: FineWebConfig) -> Checks:
     """FineWeb (Penedo et al. 2024) rules, over non-empty lines (a blank line is a paragraph separator)."""
-    punct = _ratio(s.n_punct_end_lines, s.n_lines)
+    punct = _ratio(s.n_terminal_end_lines, s.n_lines)
     line_breaks = np.maximum(s.n_lines - 1, 0)
     return [
         (
             "fineweb_line_punct_ratio",
-            _on(cfg.line_punct_thr, lambda t: (punct <= t) & ~((punct == 0) & cfg.line_punct_exclude_zero)),
+            _on(cfg.line_punct_thr, lambda t: (punct < t) & ~((punct == 0) & cfg.line_punct_exclude_zero)),
         ),
         ("fineweb_short_line_ratio", _on(cfg.short_line_thr, lambda t: _ratio(s.n_short_lines, s.n_lines) >= t)),
         ("fineweb_char_dup_ratio", _on(cfg.char_duplicates_ratio, lambda t: _ratio(s.dup_line_chars, s.line_chars) >= t)),

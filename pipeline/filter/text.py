@@ -81,7 +81,8 @@ class DocStats(NamedTuple):
     n_all_lines: int  # blank lines too: the denominator of Gopher's bullet and ellipsis ratios in datatrove
     n_bullet_lines: int
     n_ellipsis_end_lines: int
-    n_punct_end_lines: int
+    n_punct_end_lines: int  # C4's line test: a terminal mark, ellipses excluded
+    n_terminal_end_lines: int  # FineWeb's (datatrove's): any line ending in a terminal mark, "..." included
     first_line_open: bool  # the first non-empty line ends no sentence: a title or subject line, in short prose
     n_short_lines: int
     n_dup_lines: int
@@ -245,7 +246,7 @@ def _line_stats(text: str, no_space: bool, c4: C4Config, short_line_length: int)
     """The DocStats fields from n_lines to c4_curly_bracket; the C4 line pass runs only when C4's rules apply."""
     all_lines = text.split("\n")
     lines = [s for s in (line.strip() for line in all_lines) if s]
-    n_bullet = n_ellipsis = n_punct = n_short = 0
+    n_bullet = n_ellipsis = n_punct = n_terminal = n_short = 0
     sentences = 0
     curly = False
     c4_lines = c4.enabled
@@ -256,6 +257,7 @@ def _line_stats(text: str, no_space: bool, c4: C4Config, short_line_length: int)
         if line.startswith(BULLETS):
             n_bullet += 1
         ends_sentence = line.endswith(TERMINAL_PUNCT)
+        n_terminal += ends_sentence
         if line.endswith(ELLIPSES):
             n_ellipsis += 1
             ends_sentence = False
@@ -283,7 +285,7 @@ def _line_stats(text: str, no_space: bool, c4: C4Config, short_line_length: int)
     paras = [p for p in PARAGRAPH_BREAK.split(text.strip()) if p]
     n_dup_paras, dup_para_chars = _duplicates(paras)
     return (
-        len(lines), len(all_lines), n_bullet, n_ellipsis, n_punct, first_line_open, n_short, n_dup_lines,
+        len(lines), len(all_lines), n_bullet, n_ellipsis, n_punct, n_terminal, first_line_open, n_short, n_dup_lines,
         dup_line_chars, sum(map(len, lines)), len(paras), n_dup_paras, dup_para_chars, sentences, curly,
     )
 
