@@ -1,6 +1,6 @@
 """spark-submit jobs/pipeline.py --input URI --output URI [--config FILE.yaml] [--set key=value ...]
 
-Runs clean, dedupe, filter and tokenize into OUTPUT/<stage>, for scheduled batch runs.
+Runs clean, filter, dedupe and tokenize into OUTPUT/<stage>, for scheduled batch runs.
 """
 import os
 import sys

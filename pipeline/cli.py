@@ -13,7 +13,7 @@ from pipeline import config as config_lib
 from pipeline import storage
 from pipeline.stages.config import PipelineConfig
 
-STAGES = ("clean", "dedupe", "filter", "tokenize")
+STAGES = ("clean", "filter", "dedupe", "tokenize")  # FineWeb's order: deduplicate what passed the filter
 LOCKED_EXIT = 75  # EX_TEMPFAIL: another scheduled run holds the lock; try again later
 
 DESCRIPTIONS = {
@@ -43,7 +43,8 @@ def _config_keys(obj, prefix: str = "") -> list[str]:
 
 def parser(stage: str | None) -> argparse.ArgumentParser:
     name = f"jobs/{stage or 'pipeline'}.py"
-    desc = DESCRIPTIONS[stage] if stage else "Run clean, dedupe, filter and tokenize in sequence into OUTPUT/<stage>."
+    desc = DESCRIPTIONS[stage] if stage else ("Run clean, filter, dedupe and tokenize in sequence into OUTPUT/<stage> "
+                                              "(FineWeb's order: only what passes the filter is deduplicated).")
     section = [stage] if stage else list(STAGES) + ["audit", "state"]
     epilog = "configuration keys (YAML sections or --set section.key=value; defaults shown):\n" + "\n".join(
         line for s in section for line in _config_keys(getattr(PipelineConfig(), s), f"{s}.")
@@ -61,13 +62,13 @@ def parser(stage: str | None) -> argparse.ArgumentParser:
         p.add_argument("--output", required=True, help="this stage's output directory URI")
     else:
         p.add_argument("--input", required=True, help="raw input URI (directory or file; local, file://, s3://, hdfs://)")
-        p.add_argument("--output", required=True, help="output URI; stages land in OUTPUT/clean, /dedupe, /filter, /tokenize")
+        p.add_argument("--output", required=True, help="output URI; stages land in OUTPUT/clean, /filter, /dedupe, /tokenize")
         p.add_argument("--state", metavar="URI",
                        help="scheduled (cron) mode: keep run state at URI and process only input files no earlier "
                        "run processed, as OUTPUT/batches/<id>/, deduplicated against every earlier batch, with a "
                        "new OUTPUT/manifest-NNNNNN.json version; one run at a time (a live lock makes the job "
                        f"exit with code {LOCKED_EXIT}); an interrupted batch is resumed by the next run")
-    p.add_argument("--config", help="YAML file with a section per stage (clean:, dedupe:, filter:, tokenize:, audit:)")
+    p.add_argument("--config", help="YAML file with a section per stage (clean:, filter:, dedupe:, tokenize:, audit:)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. --set dedupe.threshold=0.85 (repeatable)")
     return p

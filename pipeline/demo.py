@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     print("== 1/3 gather the embedded corpus", flush=True)
     _run([sys.executable, "-m", "pipeline.default_corpus", str(out / "raw"), "--max-docs", str(args.max_docs)], out / "corpus.log")
 
-    print("== 2/3 run the pipeline (clean, dedupe, filter, tokenize) with spark-submit", flush=True)
+    print("== 2/3 run the pipeline (clean, filter, dedupe, tokenize) with spark-submit", flush=True)
     sets = [a for s in PIPELINE_SETTINGS for a in ("--set", s)]
     _run(
         [str(BIN / "spark-submit"), "--master", "local[2]", "--conf", "spark.ui.showConsoleProgress=false",

@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 from pipeline import storage
 from pipeline.stages.layout import listed_files
 
-STAGES = ("clean", "dedupe", "filter", "tokenize")
-DOC_STAGES = ("clean", "dedupe", "filter")  # stages whose data/ holds documents
+STAGES = ("clean", "filter", "dedupe", "tokenize")
+DOC_STAGES = ("clean", "filter", "dedupe")  # stages whose data/ holds documents
 # Document length bins in characters: [0, 1), then 8 log-spaced bins per decade up to 10 M (the last is open-ended).
 BINS_PER_DECADE = 8
 LENGTH_EDGES = np.concatenate([[0], 10 ** (np.arange(7 * BINS_PER_DECADE + 1) / BINS_PER_DECADE)])
@@ -290,7 +290,7 @@ def _read_stats(out: str) -> dict[str, dict]:
 
 
 def build(out: str) -> str:
-    """The HTML report of the pipeline run in OUT (the directory holding clean/, dedupe/, filter/, tokenize/)."""
+    """The HTML report of the pipeline run in OUT (the directory holding clean/, filter/, dedupe/, tokenize/)."""
     stats = _read_stats(out)
     if not stats:
         raise FileNotFoundError(f"no committed stage under {storage.display(out)} (looked for {', '.join(STAGES)})")

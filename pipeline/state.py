@@ -7,7 +7,7 @@ STATE/
   batches/batch-000001.json    one per committed batch (its commit point): files, stage stats, manifest version
   index/                       the dedup index every batch is deduplicated against and adds to
 OUTPUT/
-  batches/batch-000001/{clean,dedupe,filter,tokenize}/, pipeline.json, report.html
+  batches/batch-000001/{clean,filter,dedupe,tokenize}/, pipeline.json, report.html
   manifest-000001.json ...     manifest versions: every shard of every batch committed so far
   manifest.json                the latest version (written last)
 ```

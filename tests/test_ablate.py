@@ -80,7 +80,7 @@ def test_the_table_has_a_row_per_variant_with_the_counts_of_each_stage_it_ran(ru
     chains = {v["name"]: list(v["stages"]) for v in result["variants"]}
     assert chains["raw"] == ["clean", "holdout", "decontaminate", "tokenize"]
     assert chains["dedupe"] == ["clean", "holdout", "decontaminate", "dedupe", "tokenize"]
-    assert chains["filter"] == chains["strict"] == ["clean", "holdout", "decontaminate", "dedupe", "filter", "tokenize"]
+    assert chains["filter"] == chains["strict"] == ["clean", "holdout", "decontaminate", "filter", "dedupe", "tokenize"]
     for v in result["variants"]:
         stages = list(v["stages"].values())
         for before, after in zip(stages, stages[1:]):

@@ -205,7 +205,7 @@ def test_cluster_run_writes_the_same_manifest_as_local(runs):
     assert cluster == local
 
 
-@pytest.mark.parametrize("stage", ["clean", "dedupe", "filter"])
+@pytest.mark.parametrize("stage", ["clean", "filter", "dedupe"])
 def test_cluster_run_writes_byte_identical_stage_data(runs, stage):
     local = files_under(runs["local"] / stage / "data")
     assert local, f"local run wrote no {stage}/data parts"

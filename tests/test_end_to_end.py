@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.cli import STAGES
 from pipeline.dedup.minhash import normalize
 from pipeline.schemas import validate
 from pipeline.tokenize.shards import iter_shard, shard_documents
@@ -116,10 +117,10 @@ def run(shared_corpus, tmp_path_factory):
     (root / "in").mkdir()
     mapping = build_slice(shared_corpus, root / "in")
     previous = root / "in"
-    for stage in ("clean", "dedupe", "filter", "tokenize"):
+    for stage in STAGES:  # the stage jobs one after another, in the pipeline job's order
         spark_submit(stage, previous, root / stage, SETTINGS if stage == "tokenize" else ())
         previous = root / stage
-    stats = {s: json.loads((root / s / "stats.json").read_text()) for s in ("clean", "dedupe", "filter", "tokenize")}
+    stats = {s: json.loads((root / s / "stats.json").read_text()) for s in STAGES}
     return {"root": root, "mapping": mapping, "stats": stats}
 
 
@@ -128,7 +129,7 @@ def test_the_pipeline_job_on_one_core_writes_the_same_bytes_as_the_stage_jobs_on
     shards, tokenizer and manifest; stats differ only in their timings."""
     one_core = run["root"] / "local1"
     spark_submit("pipeline", run["root"] / "in", one_core, SETTINGS, master="local[1]")
-    for stage in ("clean", "dedupe", "filter", "tokenize"):
+    for stage in STAGES:
         two = {str(p.relative_to(run["root"] / stage)): p.read_bytes()
                for p in sorted((run["root"] / stage).rglob("*")) if p.is_file() and p.name != "stats.json"}
         one = {str(p.relative_to(one_core / stage)): p.read_bytes()
@@ -145,9 +146,9 @@ def test_stats_reconcile_and_chain(run):
     for s in stats.values():
         assert s["input"] == s["kept"] + sum(s["dropped"].values()) + sum(s["rejected"].values()), s
     assert stats["clean"]["input"] == len(run["mapping"])
-    assert stats["dedupe"]["input"] == stats["clean"]["kept"]
-    assert stats["filter"]["input"] == stats["dedupe"]["kept"]
-    assert stats["tokenize"]["input"] == stats["filter"]["kept"] == stats["tokenize"]["kept"]
+    assert stats["filter"]["input"] == stats["clean"]["kept"]
+    assert stats["dedupe"]["input"] == stats["filter"]["kept"]
+    assert stats["tokenize"]["input"] == stats["dedupe"]["kept"] == stats["tokenize"]["kept"]
     assert stats["dedupe"]["dropped"].get("exact_duplicate", 0) > 0
 
 
@@ -163,7 +164,7 @@ def test_every_malformed_line_is_rejected_with_its_file_line_and_reason(run):
 def test_ids_survive_unchanged_through_every_stage(run):
     input_ids = {lab["id"] for lab in run["mapping"].values() if lab["kind"] != "malformed"}
     previous = input_ids
-    for stage in ("clean", "dedupe", "filter"):
+    for stage in STAGES[:-1]:
         ids = read_parts(run["root"] / stage).column("id").to_pylist()
         assert len(ids) == len(set(ids)) == run["stats"][stage]["kept"]
         assert set(ids) <= previous, f"{stage} invented ids {sorted(set(ids) - previous)[:5]}"
@@ -185,7 +186,7 @@ def test_every_output_file_validates_against_its_schema(run):
     root = run["root"]
     for stage, s in run["stats"].items():
         validate(s, "stats.v1")
-    for stage in ("clean", "dedupe", "filter"):
+    for stage in STAGES[:-1]:
         for row in read_parts(root / stage).to_pylist():
             validate(row, "document.v1")
     assert "lang" in read_parts(root / "filter").column_names
@@ -226,7 +227,7 @@ def test_shards_match_the_manifest(run):
     assert len(manifest["splits"]["train"]["shards"]) >= 2
 
 
-def test_decoding_the_shards_reproduces_every_filtered_document_in_exactly_one_split(run):
+def test_decoding_the_shards_reproduces_every_final_document_in_exactly_one_split(run):
     root = run["root"] / "tokenize"
     manifest = json.loads((root / "manifest.json").read_text())
     tok = load_tokenizer((root / manifest["tokenizer"]["path"]).read_text())
@@ -238,8 +239,8 @@ def test_decoding_the_shards_reproduces_every_filtered_document_in_exactly_one_s
                 docs[doc_id], split_by_doc[doc_id] = tokens, name
         text_bytes[name] = split["text_bytes"]
 
-    filtered = read_parts(run["root"] / "filter").to_pylist()
-    expected = {r["id"]: r["text"] for r in filtered}
+    final = read_parts(run["root"] / STAGES[-2]).to_pylist()  # the stage tokenize reads
+    expected = {r["id"]: r["text"] for r in final}
     assert set(docs) == set(expected)
     decoded = decode_documents(tok, docs)
     ids = sorted(expected)

@@ -72,7 +72,7 @@ def _doc(i, text, **extra):
 @pytest.fixture
 def run_dir(tmp_path):
     """A small committed run in the OUT/<stage>/ layout of docs/DESIGN.md: 12 input lines, one rejected, one
-    dropped as empty, a 3-document duplicate cluster, two documents dropped by filter (one by language)."""
+    dropped as empty, two documents dropped by filter (one by language), a 3-document duplicate cluster."""
     out = tmp_path / "out"
     texts = [f"Document number {i} says something rather long about topic {i}. " * (i + 1) for i in range(8)]
     dup = "The same story is told three times over with tiny changes. " * 5
@@ -95,28 +95,28 @@ def run_dir(tmp_path):
     # A part left behind by a failed attempt: not in _SUCCESS, so it must not be read.
     _parquet(clean / "data/part-00009.parquet", [_doc(99, "stale " * 1000)], DOC_SCHEMA)
 
+    filt = out / "filter"
+    passed = [{**d, "lang": "en", "lang_score": 0.9} for d in clean_docs[:6] + clean_docs[8:]]
+    _parquet(filt / "data/part-00000.parquet", passed, LANG_SCHEMA)
+    _parquet(filt / "dropped/part-00000.parquet",
+             [{**clean_docs[6], "lang": "en", "lang_score": 0.9, "reason": "gopher_rep_dup_line_frac"},
+              {**clean_docs[7], "text": SCRIPT, "lang": "de", "lang_score": 0.3, "reason": "lang_score_below_min"}],
+             LANG_SCHEMA.append(pa.field("reason", pa.string())))
+    _commit(filt, {"stage": "filter", "input": 11, "kept": 9, "seconds": 1.5,
+                   "dropped": {"lang_score_below_min": 1, "gopher_rep_dup_line_frac": 1}},
+            ["data/part-00000.parquet", "dropped/part-00000.parquet"])
+
     dedupe = out / "dedupe"
-    _parquet(dedupe / "data/part-00000.parquet", clean_docs[:9], DOC_SCHEMA)
+    _parquet(dedupe / "data/part-00000.parquet", passed[:7], LANG_SCHEMA)
     _parquet(dedupe / "dropped/part-00000.parquet",
-             [{**clean_docs[9], "reason": "near_duplicate"}, {**clean_docs[10], "reason": "near_duplicate"}],
-             DOC_SCHEMA.append(pa.field("reason", pa.string())))
+             [{**passed[7], "reason": "near_duplicate"}, {**passed[8], "reason": "near_duplicate"}],
+             LANG_SCHEMA.append(pa.field("reason", pa.string())))
     _parquet(dedupe / "clusters/part-00000.parquet",
              [{"id": d, "cluster_id": "d008", "kept": d == "d008"} for d in ("d008", "d009", "d010")],
              pa.schema([("id", pa.string()), ("cluster_id", pa.string()), ("kept", pa.bool_())]))
-    _commit(dedupe, {"stage": "dedupe", "input": 11, "kept": 9, "dropped": {"near_duplicate": 2}, "seconds": 3.0,
+    _commit(dedupe, {"stage": "dedupe", "input": 9, "kept": 7, "dropped": {"near_duplicate": 2}, "seconds": 3.0,
                      "exact_duplicates": 0, "near_duplicates": 2, "cluster_size_histogram": {"3": 1}},
             ["data/part-00000.parquet", "dropped/part-00000.parquet", "clusters/part-00000.parquet"])
-
-    filt = out / "filter"
-    kept = [{**d, "lang": "en", "lang_score": 0.9} for d in clean_docs[:7]]
-    _parquet(filt / "data/part-00000.parquet", kept, LANG_SCHEMA)
-    _parquet(filt / "dropped/part-00000.parquet",
-             [{**clean_docs[7], "text": SCRIPT, "lang": "de", "lang_score": 0.3, "reason": "lang_score_below_min"},
-              {**clean_docs[8], "lang": "en", "lang_score": 0.9, "reason": "gopher_rep_dup_line_frac"}],
-             LANG_SCHEMA.append(pa.field("reason", pa.string())))
-    _commit(filt, {"stage": "filter", "input": 9, "kept": 7, "seconds": 1.5,
-                   "dropped": {"lang_score_below_min": 1, "gopher_rep_dup_line_frac": 1}},
-            ["data/part-00000.parquet", "dropped/part-00000.parquet"])
 
     tok = out / "tokenize"
     tok.mkdir()
@@ -194,9 +194,9 @@ def test_largest_clusters_rank_by_size_and_show_the_kept_member_first(tmp_path):
 
 
 def test_languages_before_filter_add_dropped_sample_to_kept(run_dir):
-    # filter kept 7 English documents and dropped one English and one German one (both in its sample).
+    # filter kept 9 English documents and dropped one English and one German one (both in its sample).
     cells = _parse(report.build(str(run_dir)))["languages"]["cells"]
-    assert cells[:8] == ["en", "8", "7", "87.5 %", "de", "1", "0", "0.0 %"]
+    assert cells[:8] == ["en", "10", "9", "90.0 %", "de", "1", "0", "0.0 %"]
 
 
 def test_dropped_languages_scale_each_reasons_sample_to_its_count(run_dir):

@@ -112,14 +112,14 @@ def test_storage_reads_hadoops_s3a_name_as_the_same_object(s3, monkeypatch):
 def test_every_stage_commits_to_s3_and_stats_reconcile(s3, run):
     keys = objects(s3, "run/")
     stats = {}
-    for stage in ("clean", "dedupe", "filter", "tokenize"):
+    for stage in ("clean", "filter", "dedupe", "tokenize"):
         assert f"run/{stage}/_SUCCESS" in keys
         assert not [k for k in keys if k.startswith(f"run/{stage}/_temporary/")], "temporary files left behind"
         stats[stage] = json.loads(get(s3, f"run/{stage}/stats.json"))
         s = stats[stage]
         assert s["input"] == s["kept"] + sum(s["dropped"].values()) + sum(s["rejected"].values())
     assert stats["clean"]["input"] == run["input_lines"]
-    assert stats["filter"]["kept"] == stats["tokenize"]["input"] > 50
+    assert stats["dedupe"]["kept"] == stats["tokenize"]["input"] > 50
     assert "run/pipeline.json" in keys
 
 

@@ -11,8 +11,8 @@
    a variant that keeps more copies would be scored partly on text it has seen, which rewards *not*
    deduplicating. Turn it off with `holdout.decontaminate=false` to measure that leakage.
 3. Build the variants: `raw` (clean only), `dedupe` (+ exact and near duplicate removal), `filter` (+
-   language and quality filters: the full pipeline), and each configured variant (a base plus stage
-   overrides). Stages run in-process in one Spark session, and a stage whose input and settings another
+   language and quality filters: the full pipeline, whose filter runs before dedupe), and each configured
+   variant (a base plus stage overrides). Stages run in-process in one Spark session, and a stage whose input and settings another
    variant already used is shared, not re-run (`OUT/stages/train/`, `OUT/stages/variants/NAME/`).
 4. Tokenize every variant with one BPE, trained once on the `raw` variant's documents (the superset of
    every variant), and the held-out set with the same BPE (`OUT/tokens/`). `OUT/tokens/NAME.json` is a
@@ -81,13 +81,13 @@ class VariantConfig:
     name: str = ""
     # The chain it starts from: raw (clean only), dedupe or filter (the full pipeline).
     base: str = "filter"
-    # Stage settings of this variant only, e.g. ["filter.min_lang_score=0.9"] (clean, dedupe, filter).
+    # Stage settings of this variant only, e.g. ["filter.min_lang_score=0.9"] (clean, filter, dedupe).
     set: list[str] = field(default_factory=list)
 
 
 @dataclass
 class AblationConfig(PipelineConfig):
-    """The pipeline's sections (clean, dedupe, filter, tokenize, audit: the base of every variant) and the
+    """The pipeline's sections (clean, filter, dedupe, tokenize, audit: the base of every variant) and the
     ablation's own settings. `train` starts from `preset` plus TRAIN_DEFAULTS (see `load_config`)."""
 
     # A vocabulary a tiny model can afford; 4 MB shards so a variant spans a few of them.
@@ -243,8 +243,9 @@ class Builder:
         }
 
     def chain(self, base: str) -> list[str]:
+        """The stages of a base, in the pipeline's order (filter before dedupe, as in `jobs/pipeline.py`)."""
         steps = ["clean", "holdout"] + (["decontaminate"] if self.cfg.holdout.decontaminate else [])
-        return steps + ["dedupe", "filter"][: BASES.index(base)]
+        return steps + {"raw": [], "dedupe": ["dedupe"], "filter": ["filter", "dedupe"]}[base]
 
     def heldout(self) -> dict[str, dict]:
         """The evaluation set: the held-out side of the split, filtered, then deduplicated among itself
@@ -270,14 +271,18 @@ class Builder:
         default = self.cfg.pipeline()
         cfg = cfglib.merge(default, cfglib.parse_overrides(overrides))
         variant = Variant(name, base, list(overrides), cfg)
-        key, inp, shared = (), "", True
+        key, inp, shared, data_stages = (), "", True, []
         for stage in self.chain(base):
             shared = shared and _step(stage, cfg) == _step(stage, default)
             key += (_step(stage, cfg),)
+            if stage in ("dedupe", "filter"):
+                data_stages.append(stage)
             if stage == "clean" and shared:
                 out = storage.join(self.root, "clean")
             else:
-                out = storage.join(self.root, *(("train",) if shared else ("variants", name)), stage)
+                # train/dedupe (dedupe of the raw documents) and train/filter-dedupe (of the filtered) differ
+                where = "-".join(data_stages) if stage in data_stages else stage
+                out = storage.join(self.root, *(("train",) if shared else ("variants", name)), where)
             inp, stats = self.stage(stage, key, cfg, out, inp)
             variant.stages[stage], variant.stage_uris[stage] = stats, inp
         return variant
@@ -376,7 +381,7 @@ def summarize(variant: Variant, manifest_uri: str, metrics: list[dict], cfg: Tra
     }
 
 
-TABLE_STAGES = ("clean", "holdout", "decontaminate", "dedupe", "filter")
+TABLE_STAGES = ("clean", "holdout", "decontaminate", "filter", "dedupe")
 
 
 def markdown(result: dict) -> str:

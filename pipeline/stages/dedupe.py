@@ -1,4 +1,5 @@
-"""dedupe: exact then MinHash-LSH near-duplicate removal over the clean stage's documents."""
+"""dedupe: exact then MinHash-LSH near-duplicate removal over the documents the filter kept (any document
+stage's output works: extra columns pass through)."""
 from __future__ import annotations
 
 import shutil
