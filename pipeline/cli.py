@@ -164,21 +164,24 @@ def stage_main(stage: str, argv: typing.Sequence[str] | None = None) -> dict:
 def run_stages(spark, input_uri: str, out: str, cfg: PipelineConfig, files: list[str] | None = None,
                resume: bool = False) -> list[dict]:
     """Run the stages in order into OUT/<stage>; stop early when a stage keeps nothing. With `resume`, a
-    stage that already committed is not run again (its stats are read back)."""
+    stage that already committed is not run again (its stats are read back), unless a stage before it ran:
+    then its committed output was made from other input (say, by a version that ran the stages in another
+    order) and it runs again too."""
     from pipeline.stages import spark_io
     from pipeline.stages.layout import is_committed
 
     runners = _runners()
-    summary, previous = [], input_uri
+    summary, previous, ran = [], input_uri, False
     for stage in STAGES:
         stage_out = storage.join(out, stage)
-        if resume and is_committed(stage_out) and _still_valid(stage, stage_out, cfg):
+        if resume and not ran and is_committed(stage_out) and _still_valid(stage, stage_out, cfg):
             stats = spark_io.read_stats(stage_out)
             print(f"[pipeline] {stage}: already committed in {storage.display(stage_out)}, not run again", flush=True)
         else:
             print(f"[pipeline] {stage}: {storage.display(previous)} -> {storage.display(stage_out)}", flush=True)
             extra = {"files": files} if stage == "clean" and files else {}
             stats = runners[stage](spark, previous, stage_out, cfg, **extra)
+            ran = True
             print(describe(stats), flush=True)
         summary.append(stats)
         if stats["kept"] == 0 and stage != STAGES[-1]:

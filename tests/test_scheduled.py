@@ -131,6 +131,25 @@ def test_an_interrupted_batch_resumes_without_rerunning_committed_stages(batches
     assert json.loads((state / BATCHES / "batch-000002.json").read_text())["stages"] == record["stages"]
 
 
+def test_a_resumed_batch_reruns_every_stage_after_one_that_had_to_run(batches, capsys):
+    """A batch whose filter never committed (as if a version that deduplicated first had left it) runs
+    filter, dedupe and tokenize again, so no later stage's committed output is reused over other input;
+    the stages are deterministic and the index knows the batch, so the output is the same."""
+    state, out = batches["state"], batches["out"]
+    record = json.loads((state / BATCHES / "batch-000002.json").read_text())
+    (state / BATCHES / "batch-000002.json").unlink()
+    (state / PENDING).write_text(json.dumps({"id": record["id"], "files": record["files"]}))
+    (out / BATCHES / "batch-000002" / "filter" / "_SUCCESS").unlink()
+    capsys.readouterr()
+    run(batches["raw"], out, state)
+    log = capsys.readouterr().out
+    assert "clean: already committed" in log
+    assert not [stage for stage in cli.STAGES[1:] if f"{stage}: already committed" in log]
+    assert json.loads((state / BATCHES / "batch-000002.json").read_text())["stages"] == record["stages"]
+    shards = [k for k in batches["after_second"] if "/tokenize/shards/" in k]
+    assert shards and all(snapshot(out)[k] == batches["after_second"][k] for k in shards)
+
+
 def write_lock(state: Path, **fields) -> None:
     (state / LOCK).write_text(json.dumps({"run_id": "other", "host": socket.gethostname(), **fields}))
 
