@@ -270,6 +270,18 @@ def test_fineweb_line_punct_ratio_counts_lines_as_datatrove_does():
     assert "fineweb_line_punct_ratio" in failing(at_threshold.replace(".", "", 1))
 
 
+def test_fineweb_ratios_drop_only_above_their_thresholds_as_datatrove_does():
+    """One short line of two is a short-line ratio of 0.5, and one duplicated line of two equal ones a
+    duplicated-character ratio of 0.5: at a threshold of 0.5 both pass."""
+    line = "The keeper and his daughter painted the lighthouse white."
+    cfg = load(FilterConfig, overrides=["english.fineweb.short_line_thr=0.5", "english.fineweb.char_duplicates_ratio=0.5"])
+    assert "fineweb_short_line_ratio" not in failing(line + "\nShort line.", cfg=cfg)
+    assert "fineweb_char_dup_ratio" not in failing(line + "\n" + line, cfg=cfg)
+    stricter = load(FilterConfig, overrides=["english.fineweb.short_line_thr=0.49", "english.fineweb.char_duplicates_ratio=0.49"])
+    assert {"fineweb_short_line_ratio", "fineweb_char_dup_ratio"} <= set(
+        failing(line + "\nShort line.", cfg=stricter) + failing(line + "\n" + line, cfg=stricter))
+
+
 def test_fineweb_short_line_ratio_drops_many_short_lines_only_under_finewebs_english_chain():
     short = EN + "\n" + "\n".join(f"Keeper {i} is here." for i in range(20))
     assert "fineweb_short_line_ratio" in failing(short, "en", FINEWEB_ENGLISH)

@@ -93,8 +93,8 @@ def fineweb(s: Stats, cfg: FineWebConfig) -> Checks:
             "fineweb_line_punct_ratio",
             _on(cfg.line_punct_thr, lambda t: (punct < t) & ~((punct == 0) & cfg.line_punct_exclude_zero)),
         ),
-        ("fineweb_short_line_ratio", _on(cfg.short_line_thr, lambda t: _ratio(s.n_short_lines, s.n_lines) >= t)),
-        ("fineweb_char_dup_ratio", _on(cfg.char_duplicates_ratio, lambda t: _ratio(s.dup_line_chars, s.line_chars) >= t)),
+        ("fineweb_short_line_ratio", _on(cfg.short_line_thr, lambda t: _ratio(s.n_short_lines, s.n_lines) > t)),
+        ("fineweb_char_dup_ratio", _on(cfg.char_duplicates_ratio, lambda t: _ratio(s.dup_line_chars, s.line_chars) > t)),
         ("fineweb_list_ratio", _on(cfg.new_line_ratio, lambda t: _ratio(line_breaks, s.n_words) > t)),
     ]
 
