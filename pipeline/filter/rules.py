@@ -60,6 +60,8 @@ def gopher_quality(
     With `cfg.short_prose`, documents under the word minimum that pass `short_prose` (at `prose_floor`) stay."""
     words = s.n_words
     exempt = short_prose(s, prose_floor) if cfg.short_prose else np.zeros(len(words), dtype=bool)
+    trailing_off = s.n_ellipsis_end_lines
+    enough_trailing_off = trailing_off >= cfg.min_ellipsis_lines
     return [
         ("gopher_min_words", _on(cfg.min_doc_words, lambda t: (words < t) & ~exempt)),
         ("gopher_max_words", _on(cfg.max_doc_words, lambda t: words > t)),
@@ -68,8 +70,8 @@ def gopher_quality(
         ("gopher_hash_ratio", _on(cfg.max_symbol_word_ratio, lambda t: _ratio(n_hash, words) > t)),
         ("gopher_ellipsis_ratio", _on(cfg.max_symbol_word_ratio, lambda t: _ratio(n_ellipsis, words) > t)),
         ("gopher_bullet_lines", _on(cfg.max_bullet_lines_ratio, lambda t: _ratio(s.n_bullet_lines, s.n_all_lines) > t)),
-        ("gopher_ellipsis_lines", _on(cfg.max_ellipsis_lines_ratio, lambda t: (_ratio(s.n_ellipsis_end_lines, s.n_all_lines) > t)
-                                      & (s.n_ellipsis_end_lines >= cfg.min_ellipsis_lines))),
+        ("gopher_ellipsis_lines",
+         _on(cfg.max_ellipsis_lines_ratio, lambda t: (_ratio(trailing_off, s.n_all_lines) > t) & enough_trailing_off)),
         ("gopher_alpha_words", _on(cfg.min_alpha_words_ratio, lambda t: _ratio(s.n_alpha_words, words) < t)),
         ("gopher_stop_words", _on(cfg.min_stop_words, lambda t: s.n_stop_words < t)),
     ]
