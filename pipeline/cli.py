@@ -11,9 +11,9 @@ import typing
 
 from pipeline import config as config_lib
 from pipeline import storage
+from pipeline.stages import STAGES
 from pipeline.stages.config import PipelineConfig
 
-STAGES = ("clean", "filter", "dedupe", "tokenize")  # FineWeb's order: deduplicate what passed the filter
 LOCKED_EXIT = 75  # EX_TEMPFAIL: another scheduled run holds the lock; try again later
 
 DESCRIPTIONS = {

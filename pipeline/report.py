@@ -21,10 +21,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import storage
+from pipeline.stages import STAGES
 from pipeline.stages.layout import listed_files
 
-STAGES = ("clean", "filter", "dedupe", "tokenize")
-DOC_STAGES = ("clean", "filter", "dedupe")  # stages whose data/ holds documents
+DOC_STAGES = STAGES[:-1]  # stages whose data/ holds documents
 # Document length bins in characters: [0, 1), then 8 log-spaced bins per decade up to 10 M (the last is open-ended).
 BINS_PER_DECADE = 8
 LENGTH_EDGES = np.concatenate([[0], 10 ** (np.arange(7 * BINS_PER_DECADE + 1) / BINS_PER_DECADE)])

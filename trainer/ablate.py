@@ -41,6 +41,7 @@ from urllib.parse import urlparse
 
 from pipeline import config as cfglib
 from pipeline import storage
+from pipeline.stages import STAGES
 from pipeline.stages.config import PipelineConfig
 from pipeline.tokenize.tokenizer import TokenizeConfig
 from trainer import config as trainer_config
@@ -243,9 +244,9 @@ class Builder:
         }
 
     def chain(self, base: str) -> list[str]:
-        """The stages of a base, in the pipeline's order (filter before dedupe, as in `jobs/pipeline.py`)."""
+        """The stages of a base; `filter`'s are the pipeline's own between clean and tokenize, in its order."""
         steps = ["clean", "holdout"] + (["decontaminate"] if self.cfg.holdout.decontaminate else [])
-        return steps + {"raw": [], "dedupe": ["dedupe"], "filter": ["filter", "dedupe"]}[base]
+        return steps + {"raw": [], "dedupe": ["dedupe"], "filter": list(STAGES[1:-1])}[base]
 
     def heldout(self) -> dict[str, dict]:
         """The evaluation set: the held-out side of the split, filtered, then deduplicated among itself
