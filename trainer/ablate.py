@@ -12,8 +12,9 @@
    deduplicating. Turn it off with `holdout.decontaminate=false` to measure that leakage.
 3. Build the variants: `raw` (clean only), `dedupe` (+ exact and near duplicate removal), `filter` (+
    language and quality filters: the full pipeline, whose filter runs before dedupe), and each configured
-   variant (a base plus stage overrides). Stages run in-process in one Spark session, and a stage whose input and settings another
-   variant already used is shared, not re-run (`OUT/stages/train/`, `OUT/stages/variants/NAME/`).
+   variant (a base plus stage overrides). Stages run in-process in one Spark session, and a stage whose
+   input and settings another variant already used is shared, not re-run (`OUT/stages/train/`,
+   `OUT/stages/variants/NAME/`).
 4. Tokenize every variant with one BPE, trained once on the `raw` variant's documents (the superset of
    every variant), and the held-out set with the same BPE (`OUT/tokens/`). `OUT/tokens/NAME.json` is a
    manifest whose train split is the variant's shards and whose val split is the held-out shards.
