@@ -259,6 +259,20 @@ def test_gopher_top_2_gram_drops_a_repeated_phrase():
     assert "gopher_rep_top_2_gram" in failing(EN + " " + "cheap paint " * 60)
 
 
+TRUST_NEWS = ("Members of the Harbour Lighthouse Trust met on Monday evening in the village hall, and Harbour "
+              "Lighthouse Trust members voted to paint the old tower white before the winter storms.")  # 30 words
+
+
+def test_short_prose_naming_one_thing_twice_is_no_repetition():
+    """Gopher judged n-gram repetition only in texts of 50 words and more: the name said twice covers over a
+    quarter of this 30-word sentence, and would cover 16% of 50 such words."""
+    assert not any(reason.startswith("gopher_rep_") for reason in failing(TRUST_NEWS))
+    no_short_prose = load(FilterConfig, overrides=["english.gopher_quality.short_prose=false"])
+    assert "gopher_rep_top_3_gram" in failing(TRUST_NEWS, "en", no_short_prose)
+    repeating = " ".join(["Book the cheapest hotel in Rome today."] * 4)  # 28 words
+    assert {"gopher_rep_top_3_gram", "gopher_rep_dup_5_gram"} <= set(failing(repeating))
+
+
 def test_gopher_duplicated_5_grams_are_dropped():
     sentence = "The keeper painted the tower white and the storm did not put out the light."
     assert "gopher_rep_dup_5_gram" in failing(EN + " " + " ".join([sentence] * 6))

@@ -62,10 +62,11 @@ def substring_counts(texts: pa.Array) -> dict[str, np.ndarray]:
 def rule_checks(s: rules.Stats, rs: RuleSet, counts: dict[str, np.ndarray], langs: list[str]) -> rules.Checks:
     """Every enabled check of a RuleSet, in FineWeb's order, for documents in languages `langs`."""
     checks: rules.Checks = []
+    gq = rs.gopher_quality
     if rs.gopher_repetition.enabled:
-        checks += rules.gopher_repetition(s, rs.gopher_repetition)
-    if rs.gopher_quality.enabled:
-        gq = rs.gopher_quality
+        judged_from = gq.min_doc_words if gq.enabled and gq.short_prose else None
+        checks += rules.gopher_repetition(s, rs.gopher_repetition, judged_from)
+    if gq.enabled:
         floor = {lang: gq.short_prose_floor(lang) for lang in set(langs)}
         prose_floor = np.array([floor[lang] for lang in langs], dtype=np.float64)
         checks += rules.gopher_quality(s, gq, counts["hash"], counts["ellipsis"], prose_floor)

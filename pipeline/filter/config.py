@@ -42,7 +42,9 @@ class GopherQualityConfig:
     # page. With short_prose, a shorter document is kept when every line but an opening title ends a sentence
     # (C4's line test) or trails off in an ellipsis, and it has at least short_prose_min_words words (None:
     # ROOTS' minimum for its language): a short news item or a one-sentence text in a language of long words
-    # is prose, not a page skeleton.
+    # is prose, not a page skeleton. Gopher's n-gram repetition thresholds were set on texts of min_doc_words
+    # and more, so a shorter one's n-gram fractions are taken of the length min_doc_words of its words would
+    # have (`rules.gopher_repetition`): a name said twice in a 27-word sentence covers 21% of it.
     short_prose: bool = False
     short_prose_min_words: int | None = None
     # Stop words a short-prose document under min_doc_words needs instead of min_stop_words. If 16% of

@@ -31,8 +31,14 @@ def _on(threshold, mask_fn) -> np.ndarray | None:
     return None if threshold is None else mask_fn(threshold)
 
 
-def gopher_repetition(s: Stats, cfg: GopherRepetitionConfig) -> Checks:
-    """Gopher (Rae et al. 2021, table A1): repeated lines, paragraphs and n-grams."""
+def gopher_repetition(s: Stats, cfg: GopherRepetitionConfig, min_words: int | None = None) -> Checks:
+    """Gopher (Rae et al. 2021, table A1): repeated lines, paragraphs and n-grams.
+
+    Gopher's quality filter let no text under 50 words through, so its n-gram thresholds never judged one:
+    there, one repeat of a three-word name covers a fifth of the text. With `min_words` (Gopher quality's
+    word minimum, when short prose lets shorter texts through), a shorter text's n-gram fractions are taken
+    of the length `min_words` of its words would have; a short text repeating itself still fails them."""
+    scale = 1.0 if min_words is None else np.minimum(1.0, s.n_words / min_words)
     checks = [
         ("gopher_rep_dup_para_frac", _on(cfg.dup_para_frac, lambda t: _ratio(s.n_dup_paras, s.n_paras) > t)),
         ("gopher_rep_dup_para_char_frac", _on(cfg.dup_para_char_frac, lambda t: _ratio(s.dup_para_chars, s.text_len) > t)),
@@ -40,9 +46,9 @@ def gopher_repetition(s: Stats, cfg: GopherRepetitionConfig) -> Checks:
         ("gopher_rep_dup_line_char_frac", _on(cfg.dup_line_char_frac, lambda t: _ratio(s.dup_line_chars, s.text_len) > t)),
     ]
     for n in (2, 3, 4):
-        checks.append((f"gopher_rep_top_{n}_gram", _on(getattr(cfg, f"top_{n}_gram_frac"), lambda t, n=n: getattr(s, f"top_{n}_gram") > t)))
+        checks.append((f"gopher_rep_top_{n}_gram", _on(getattr(cfg, f"top_{n}_gram_frac"), lambda t, n=n: getattr(s, f"top_{n}_gram") * scale > t)))
     for n in range(5, 11):
-        checks.append((f"gopher_rep_dup_{n}_gram", _on(getattr(cfg, f"dup_{n}_gram_frac"), lambda t, n=n: getattr(s, f"dup_{n}_gram") > t)))
+        checks.append((f"gopher_rep_dup_{n}_gram", _on(getattr(cfg, f"dup_{n}_gram_frac"), lambda t, n=n: getattr(s, f"dup_{n}_gram") * scale > t)))
     return checks
 
 
