@@ -248,6 +248,13 @@ def test_mean_word_length_does_not_apply_to_korean_or_chinese():
     assert "gopher_min_avg_word_length" not in failing(ko * 10, "ko")
 
 
+def test_an_emoji_after_the_last_mark_still_ends_the_sentence():
+    sentences = [s + "." for s in EN.replace("\n\n", " ").split(". ") if s]
+    with_emoji = "\n".join(s.rstrip(".") + ". 🌰" for s in sentences)
+    assert "fineweb_line_punct_ratio" not in failing(with_emoji)
+    assert "fineweb_line_punct_ratio" in failing("\n".join(s.rstrip(".") + " 🥜" for s in sentences))  # no mark
+
+
 # --- Gopher repetition ------------------------------------------------------------------------------
 
 def test_gopher_repeated_lines_are_dropped():

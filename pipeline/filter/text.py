@@ -41,6 +41,11 @@ PUNCT = (
 # Terminal punctuation for "line ends a sentence" (FineWeb, C4): datatrove's newest default is also
 # multilingual. Closing quotes and brackets count, as in datatrove's list.
 TERMINAL_PUNCT = tuple(".!?\"'”’»」』)。！？｡؟۔।॥։።။")
+# Emoji (with their modifiers, joiners and keycaps) and dingbats after a line's last mark do not end it:
+# "... Zink und Magnesium. 🌰" ends a sentence.
+PICTOGRAPH = "\u200d\ufe0f\u20e3\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff"
+ENDS_IN_PICTOGRAPH = re.compile(f"[{PICTOGRAPH}]$")
+TRAILING_PICTOGRAPHS = re.compile(f"[\\s{PICTOGRAPH}]+$")
 BULLETS = ("•", "-", "*", "·", "◦", "‣", "▪")
 ELLIPSES = ("...", "…")
 SENTENCE_END = re.compile(r"[.!?。！？｡؟۔।॥]+(?=[\s\"'”’»」』)]|$)")
@@ -256,14 +261,16 @@ def _line_stats(text: str, no_space: bool, c4: C4Config, short_line_length: int)
     for k, line in enumerate(lines):
         if line.startswith(BULLETS):
             n_bullet += 1
-        ends_sentence = line.endswith(TERMINAL_PUNCT)
+        end = TRAILING_PICTOGRAPHS.sub("", line) if ENDS_IN_PICTOGRAPH.match(line, len(line) - 1) else line
+        ends_sentence = end.endswith(TERMINAL_PUNCT)
         n_terminal += ends_sentence
-        if line.endswith(ELLIPSES):
+        trails_off = end.endswith(ELLIPSES)
+        if trails_off:
             n_ellipsis += 1
             ends_sentence = False
         n_punct += ends_sentence
         if k == 0:
-            first_line_open = not ends_sentence and not line.endswith(ELLIPSES)
+            first_line_open = not ends_sentence and not trails_off
         n_short += len(line) <= short_line_length
         # C4's line filter, used only to count the sentences a page keeps (and its curly-bracket drop).
         if not c4_lines or (c4.filter_no_terminal_punct and not ends_sentence):
