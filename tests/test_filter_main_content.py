@@ -131,3 +131,31 @@ def test_lines_without_a_word_are_no_menu():
     main_content.classify_paragraphs(paragraphs, main_content._stoplist("en"))
     main_content._mark_menus(paragraphs, main_content._stoplist("en"))
     assert [p.cf_class for p in paragraphs[1:4]] == ["short"] * 3
+
+
+def test_a_short_line_repeated_in_the_page_is_its_templates():
+    """The "Reply" under every comment: jusText's context would keep it between two paragraphs of content."""
+    page = "\n".join([ARTICLE[0], "Reply", ARTICLE[1], "Reply", ARTICLE[2], "Reply"])
+    assert main_content.extract([page], ["en"]) == ["\n".join(ARTICLE)]
+    once = "\n".join([ARTICLE[0], "Reply", ARTICLE[1], ARTICLE[2]])
+    assert main_content.extract([once], ["en"]) == [once]
+
+
+def test_a_repeated_short_line_that_ends_a_sentence_stays():
+    dialogue = "\n".join([ARTICLE[0], "HILDA.", ARTICLE[1], "HILDA.", ARTICLE[2]])  # a play's speaker names
+    assert main_content.extract([dialogue], ["en"]) == [dialogue]
+
+
+def test_a_paragraph_the_page_shows_twice_is_main_content_once():
+    """A teaser above its article, a post quoted in the reply below it."""
+    page = "\n".join([ARTICLE[0], *NAV, *ARTICLE])
+    assert main_content.extract([page], ["en"]) == ["\n".join(ARTICLE)]
+
+
+def test_main_content_is_extracted_in_the_language_of_the_pages_long_lines():
+    """English navigation around a German article: whole, the page reads as English, and jusText given
+    English stop words would find no German paragraph good."""
+    page = "\n".join(MENU * 3 + DE.split("\n\n") + MENU)
+    menus_only = "\n".join(MENU)
+    cfg = FilterConfig()
+    assert filter_batch_module.content_languages([page, menus_only], ["en", "fr"], cfg) == ["de", "fr"]

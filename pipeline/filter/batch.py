@@ -7,7 +7,8 @@ quality classifier), `_main_content`, and `quality_score` when a classifier is c
 
 With `main_content` on, a document that fails a check extraction can fix (not mojibake, an unselected
 language or the Gopher word minimum: extraction only removes words) is checked again, language ID included,
-on its jusText main content (menus and cookie notices in another language lower a page's language score); if that passes every check, the document is kept with the extracted text and
+on its jusText main content (menus and cookie notices in another language lower a page's language score),
+extracted in the language of the page's long lines; if that passes every check, the document is kept with the extracted text and
 `_main_content` true. A dropped document keeps its text and its first pass's reason. The classifier comes
 last so it scores only the documents every cheaper check kept; `quality_score` is null for the others.
 """
@@ -141,6 +142,15 @@ def identify_and_check(texts: pa.Array, cfg: FilterConfig) -> tuple[list[str], n
     return langs, scores, reasons
 
 
+def content_languages(texts: list[str], page_langs: list[str], cfg: FilterConfig) -> list[str]:
+    """The language of each page's long lines, where it has any, else of the whole page. A page's language
+    can be its menus' (English navigation around a German article), and jusText weighs the stop words of
+    the language it is given; menus, buttons and footers are short lines."""
+    long_lines = ["\n".join(line for line in text.split("\n") if len(line) >= main_content.LONG_LINE) for text in texts]
+    langs, _ = identify(pa.array(long_lines, type=pa.string()), cfg.langid_max_chars)
+    return [lang if lines else page for lang, lines, page in zip(langs, long_lines, page_langs)]
+
+
 def main_content_rescue(
     texts: pa.Array, langs: list[str], scores: np.ndarray, reasons: np.ndarray, cfg: FilterConfig
 ) -> tuple[pa.Array, np.ndarray]:
@@ -152,7 +162,7 @@ def main_content_rescue(
     if not idx.size:
         return texts, rescued
     originals = texts.take(pa.array(idx)).to_pylist()
-    extracted = main_content.extract(originals, [langs[i] for i in idx])
+    extracted = main_content.extract(originals, content_languages(originals, [langs[i] for i in idx], cfg))
     changed = [k for k, (new, old) in enumerate(zip(extracted, originals)) if new.strip() and new != old]
     if not changed:
         return texts, rescued

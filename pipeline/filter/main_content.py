@@ -9,12 +9,15 @@ to jusText's classifier as the paragraphs its HTML parser would make of them, an
 in linear time (`revise`); a test holds both to jusText's own functions.
 
 One signal jusText takes from HTML is gone from text: link density, which marks a menu bad however short
-its items. A run of menu-like lines (`_mark_menus`) stands in for it.
+its items. A run of menu-like lines (`_mark_menus`) stands in for it, and so does a short line that recurs
+in the page (`_mark_repeated`: the page template's "Reply" under every comment).
 """
 from __future__ import annotations
 
+import collections
 import functools
 import re
+from collections.abc import Iterable, Iterator
 
 import justext
 from justext.core import classify_paragraphs
@@ -48,6 +51,7 @@ JUSTEXT_STOPLISTS = {
 # and its subtitle. Verse and dialogue end their lines with punctuation or carry stop words, and lines
 # without a word of two letters (ASCII diagrams, rules of dashes) are left to jusText's own classes.
 MENU_RUN = 3
+LONG_LINE = 200  # jusText's length_high: a paragraph this long may be content without its neighbours
 LINE_END_PUNCT = re.compile(r"[.!?:;,…、。！？)\]\"'”’»」』]$")
 LETTER_WORD = re.compile(r"[^\W\d_]{2,}")
 
@@ -95,6 +99,17 @@ def _mark_menus(paragraphs: list[Paragraph], stoplist: frozenset[str]) -> None:
             for item in run:
                 item.cf_class = "bad"
         run = []
+
+
+def _mark_repeated(paragraphs: list[Paragraph]) -> None:
+    """Classify bad every short line that ends no sentence and occurs more than once in the page: the
+    template's links repeat ("Antworten" under every comment, "Mehr erfahren" under every teaser, "Inhalt
+    teilen" beside every picture), while an article seldom repeats a line. A refrain without punctuation
+    goes with them: the cost of a second chance for a text the first pass dropped whole."""
+    counts = collections.Counter(p.text for p in paragraphs)
+    for paragraph in paragraphs:
+        if paragraph.cf_class == "short" and counts[paragraph.text] > 1 and not LINE_END_PUNCT.search(paragraph.text):
+            paragraph.cf_class = "bad"
 
 
 def _nearest(classes: list[str], kinds: frozenset[str], order: range) -> list[str]:
@@ -147,8 +162,21 @@ def _main_content(text: str, lang: str) -> str:
     classify_paragraphs(paragraphs, stoplist, **density)
     if stoplist:  # without stop words every short line would look like a menu item
         _mark_menus(paragraphs, stoplist)
+    _mark_repeated(paragraphs)
     revise(paragraphs)
-    return "\n".join(p.text for p in paragraphs if not p.is_boilerplate)
+    return "\n".join(_once(p.text for p in paragraphs if not p.is_boilerplate))
+
+
+def _once(lines: Iterable[str]) -> Iterator[str]:
+    """The lines, a long one (content on its own) only the first time: a page shows a teaser above its
+    article, or quotes a post in the reply below it. Short lines may repeat: a play's speaker names."""
+    seen: set[str] = set()
+    for line in lines:
+        if len(line) >= LONG_LINE:
+            if line in seen:
+                continue
+            seen.add(line)
+        yield line
 
 
 def extract(texts: list[str], langs: list[str]) -> list[str]:
