@@ -45,7 +45,7 @@ TERMINAL_PUNCT = tuple(".!?\"'”’»」』)。！？｡؟۔।॥։።။")
 # "... Zink und Magnesium. 🌰" ends a sentence.
 PICTOGRAPH = "\u200d\ufe0f\u20e3\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff"
 ENDS_IN_PICTOGRAPH = re.compile(f"[{PICTOGRAPH}]$")
-TRAILING_PICTOGRAPHS = re.compile(f"[\\s{PICTOGRAPH}]+$")
+PICTOGRAPH_RUN = re.compile(f"[\\s{PICTOGRAPH}]+")
 BULLETS = ("•", "-", "*", "·", "◦", "‣", "▪")
 ELLIPSES = ("...", "…")
 SENTENCE_END = re.compile(r"[.!?。！？｡؟۔।॥]+(?=[\s\"'”’»」』)]|$)")
@@ -261,7 +261,9 @@ def _line_stats(text: str, no_space: bool, c4: C4Config, short_line_length: int)
     for k, line in enumerate(lines):
         if line.startswith(BULLETS):
             n_bullet += 1
-        end = TRAILING_PICTOGRAPHS.sub("", line) if ENDS_IN_PICTOGRAPH.match(line, len(line) - 1) else line
+        end = line
+        if ENDS_IN_PICTOGRAPH.match(line, len(line) - 1):  # matched on the reversed line: linear in its length
+            end = line[: len(line) - PICTOGRAPH_RUN.match(line[::-1]).end()]
         ends_sentence = end.endswith(TERMINAL_PUNCT)
         n_terminal += ends_sentence
         trails_off = end.endswith(ELLIPSES)
