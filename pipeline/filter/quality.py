@@ -1,45 +1,21 @@
 """A fastText quality classifier as a filter: score each document, drop those below a threshold.
 
 Any supervised fastText model works (`jobs/train_quality.py` trains one). The score of a document is the
-probability the model gives its positive label. The model is loaded once per process and URI (Spark's
-Python workers are long-lived) and predicts one batch per call, on the same newline-free prefix of each
+probability the model gives its positive label. The model is loaded once per process and URI
+(`fasttext_models.load_model`) and predicts one batch per call, on the same newline-free prefix of each
 text that training saw (`model_input`).
 """
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
 
 from pipeline import storage
 from pipeline.filter.config import QualityConfig
+from pipeline.filter.fasttext_models import load_model
 
 REASON = "quality_classifier"
-_MODELS: dict[str, object] = {}
-
-
-def load_model(uri: str):
-    """The fastText model at `uri`, loaded once per process; remote models are copied to a local temp file
-    first (fastText reads only local files)."""
-    if uri not in _MODELS:
-        import fasttext
-
-        fs, path = storage.resolve(uri)
-        if isinstance(fs, pafs.LocalFileSystem):
-            _MODELS[uri] = fasttext.load_model(path)
-        else:
-            fd, local = tempfile.mkstemp(suffix=os.path.splitext(path)[1])
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(storage.read_bytes(uri))
-                _MODELS[uri] = fasttext.load_model(local)
-            finally:
-                os.unlink(local)
-    return _MODELS[uri]
 
 
 def check_model(cfg: QualityConfig) -> None:
