@@ -24,7 +24,7 @@ from pipeline.filter.config import C4Config, fineweb2_table
 from pipeline.filter.langid import get_model, identify
 from pipeline.filter.text import (
     GOPHER_STOP_WORDS, NO_AVG_WORD_LENGTH_LANGS, NO_SPACE_LANGS, STOP_WORDS, STOP_WORDS_FILE, batch_stats, doc_stats,
-    gram_length, words_of,
+    gram_length, without_spaces, words_of,
 )
 from pipeline.stages.config import PipelineConfig
 
@@ -406,6 +406,12 @@ def test_quality_score_column_appears_only_with_a_classifier():
 def test_languages_not_selected_are_dropped():
     out = filter_batch(batch_of(EN, DE), FilterConfig(languages=["de"])).to_pylist()
     assert [r["_reason"] for r in out] == ["language_not_selected", None]
+
+
+def test_a_language_named_by_a_script_without_spaces_counts_characters_as_words():
+    text = "老灯塔在悬崖边上矗立了一百多年。"
+    assert words_of(text, "nan_Hani") == words_of(text, "zh") != words_of(text, "qug_Latn")
+    assert without_spaces("tha_Thai") and not without_spaces("deu_Latn")
 
 
 def test_empty_batch():

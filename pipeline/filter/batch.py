@@ -133,7 +133,7 @@ def classifier_scores(
 
 def identify_and_check(texts: pa.Array, cfg: FilterConfig) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Language ID and the quality rules: (langs, scores, first failing check or None)."""
-    langs, scores = identify(texts, cfg.langid_max_chars)
+    langs, scores = identify(texts, cfg.langid_max_chars, cfg.langid_model)
     reasons = rules.first_failure(language_checks(texts, langs, scores, cfg), len(texts))
     alive = np.flatnonzero(reasons == None)  # noqa: E711 (elementwise on an object array)
     if alive.size:
@@ -147,7 +147,7 @@ def content_languages(texts: list[str], page_langs: list[str], cfg: FilterConfig
     can be its menus' (English navigation around a German article), and jusText weighs the stop words of
     the language it is given; menus, buttons and footers are short lines."""
     long_lines = ["\n".join(line for line in text.split("\n") if len(line) >= main_content.LONG_LINE) for text in texts]
-    langs, _ = identify(pa.array(long_lines, type=pa.string()), cfg.langid_max_chars)
+    langs, _ = identify(pa.array(long_lines, type=pa.string()), cfg.langid_max_chars, cfg.langid_model)
     return [lang if lines else page for lang, lines, page in zip(langs, long_lines, page_langs)]
 
 

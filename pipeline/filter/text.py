@@ -51,6 +51,8 @@ ELLIPSES = ("...", "…")
 SENTENCE_END = re.compile(r"[.!?。！？｡؟۔।॥]+(?=[\s\"'”’»」』)]|$)")
 
 NO_SPACE_LANGS = frozenset({"zh", "ja", "th", "lo", "km", "my", "bo", "yue", "wuu"})
+# A language lid.176 does not know keeps its model's label, which names its script (pipeline/filter/langid.py).
+NO_SPACE_SCRIPTS = ("_Hani", "_Hans", "_Hant", "_Jpan", "_Thai", "_Laoo", "_Khmr", "_Mymr", "_Tibt")
 CHARS_PER_WORD = 1.5
 TOP_GRAMS = (2, 3, 4)  # Gopher's "top n-gram" fractions
 DUP_GRAMS = tuple(range(5, 11))  # Gopher's "duplicated n-gram" fractions
@@ -60,6 +62,12 @@ _NO_SPACE_CHAR = (
     "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u0f00-\u0fff"  # Thai, Lao, Myanmar, Khmer, Tibetan
 )
 NO_SPACE_TOKEN = re.compile(f"[{_NO_SPACE_CHAR}]|[^\\s{_NO_SPACE_CHAR}]+")
+
+
+def without_spaces(lang: str) -> bool:
+    """Whether `lang` is written without spaces between words: every character then counts as a word."""
+    return lang in NO_SPACE_LANGS or lang.endswith(NO_SPACE_SCRIPTS)
+
 
 # Gopher's list for English (datatrove's STOP_WORDS); for the other languages wordfreq's most frequent words,
 # as many as cover as much of the language's text as Gopher's list covers of English (stop_words.json,
@@ -133,7 +141,7 @@ def _words(texts: list[str], langs: list[str]) -> tuple[pa.Array, np.ndarray]:
     on, tested) and strips punctuation (`utf8_trim` is `str.strip(PUNCT)`).
     """
     prepared = [
-        " ".join(NO_SPACE_TOKEN.findall(text.lower())) if lang in NO_SPACE_LANGS else text.lower()
+        " ".join(NO_SPACE_TOKEN.findall(text.lower())) if without_spaces(lang) else text.lower()
         for text, lang in zip(texts, langs)
     ]
     tokens = pc.utf8_split_whitespace(pa.array(prepared, pa.large_string()))
@@ -145,7 +153,7 @@ def _words(texts: list[str], langs: list[str]) -> tuple[pa.Array, np.ndarray]:
 def words_of(text: str, lang: str) -> list[str]:
     """Lower-cased words of one text: the definition `_words` computes for a whole batch."""
     low = text.lower()
-    tokens = NO_SPACE_TOKEN.findall(low) if lang in NO_SPACE_LANGS else low.split()
+    tokens = NO_SPACE_TOKEN.findall(low) if without_spaces(lang) else low.split()
     return list(filter(None, map(str.strip, tokens, repeat(PUNCT))))
 
 
@@ -325,7 +333,7 @@ def batch_stats(
     lens = pc.utf8_length(words).to_numpy()
     with np.errstate(invalid="ignore"):
         mean_word_len = np.bincount(doc, weights=lens, minlength=n_docs) / n_words
-    mean_word_len[[lang in NO_AVG_WORD_LENGTH_LANGS for lang in langs]] = np.nan
+    mean_word_len[[without_spaces(lang) or lang in NO_AVG_WORD_LENGTH_LANGS for lang in langs]] = np.nan
     alpha = pc.match_substring_regex(words, _letter()).to_numpy(zero_copy_only=False)  # the word has a letter
     n_alpha = np.bincount(doc[alpha], minlength=n_docs)
 
@@ -348,9 +356,9 @@ def batch_stats(
 
     text_lens = np.array([len(text) for text in texts], dtype=np.int64)
     ids = _mix(word * np.uint64(n_docs) + doc.astype(np.uint64))  # distinct per (word, document)
-    char_words = np.array([lang in NO_SPACE_LANGS for lang in langs], dtype=bool)
+    char_words = np.array([without_spaces(lang) for lang in langs], dtype=bool)
     ngrams = ngram_fractions(ids, lens, doc, text_lens, dup_floor, char_words)
-    lines = [_line_stats(text, lang in NO_SPACE_LANGS, c4, short_line_length) for text, lang in zip(texts, langs)]
+    lines = [_line_stats(text, without_spaces(lang), c4, short_line_length) for text, lang in zip(texts, langs)]
     line_columns = [np.array(column) for column in zip(*lines)] if lines else [np.zeros(0)] * 15
     return DocStats(text_lens, n_words, mean_word_len, n_alpha, n_stop, *line_columns, *ngrams)
 

@@ -1,4 +1,4 @@
-"""filter: language ID, quality rules and PII placeholders over the dedupe stage's documents."""
+"""filter: language ID, quality rules and PII placeholders over the clean stage's documents."""
 from __future__ import annotations
 
 import time
@@ -7,7 +7,7 @@ import pyarrow as pa
 from pyspark.sql import SparkSession
 
 from pipeline.filter.batch import filter_batch, filter_counters
-from pipeline.filter.quality import check_model
+from pipeline.filter import langid, quality
 from pipeline.stages import spark_io
 from pipeline.stages.config import PipelineConfig
 
@@ -17,11 +17,14 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
     expected = spark_io.read_stats(input_uri)["kept"]
     filter_cfg = cfg.filter
     added = [("lang", pa.string()), ("lang_score", pa.float32())]
+    try:  # before the old output is touched
+        if filter_cfg.langid_model:
+            langid.check_model(filter_cfg.langid_model)
+        if filter_cfg.quality.enabled:
+            quality.check_model(filter_cfg.quality)
+    except ValueError as e:
+        raise spark_io.StageError(str(e)) from None
     if filter_cfg.quality.enabled:
-        try:
-            check_model(filter_cfg.quality)  # before the old output is touched
-        except ValueError as e:
-            raise spark_io.StageError(str(e)) from None
         added.append(("quality_score", pa.float32()))
     attempt = spark_io.begin(output_uri)
     read_schema = spark_io.stage_schema(input_uri)
