@@ -216,11 +216,12 @@ def main() -> None:
     for jt, (n, d) in sorted(junk_types.items()):
         print(f"  {jt:16s} {d / n:.3f} ({d}/{n})")
     print(f"langid accuracy on kept originals {lid_ok / max(lid_n, 1):.4f} ({lid_ok}/{lid_n})")
-    print("false-drop rate of originals per language:")
+    print("false-drop rate of originals per language (95% Wilson interval: where another corpus drawn the same way may fall):")
     worst = 0.0
     for lang, (n, d) in sorted(per_lang.items(), key=lambda kv: -kv[1][0]):
         worst = max(worst, d / n) if n >= 10 else worst
-        print(f"  {lang:4s} {d / n:6.3f} ({d}/{n})")
+        low, high = labelled_corpus.wilson_interval(d, n)
+        print(f"  {lang:4s} {d / n:6.3f} ({d}/{n})  {low:.3f}-{high:.3f}")
     print(f"  worst (languages with >= 10 originals) {worst:.3f}")
     print("false-drop rate of originals per language and source (>= 50 originals):")
     for (lang, source), (n, d) in sorted(per_source.items(), key=lambda kv: -kv[1][0]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 from pathlib import Path
 from typing import Iterator
 
@@ -60,3 +61,14 @@ def write_input_stage(stage: str, docs: list[dict], parts: int, name: str = "cle
     result = spark_io.WriteResult()
     result.counts[("kept", None)] = len(docs)
     spark_io.commit(stage, attempt, {"kept": paths}, spark_io.stage_stats(name, len(docs), result, 0.0))
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of the rate k/n: where the rate of another corpus drawn the same way
+    may fall. A language of 200 originals at 4.5% spans 2.4-8.3%."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -8,7 +8,8 @@ shard and its HTML in a WARC file) forms a cluster with a document the labels do
 reads the committed `clean/`, `filter/` and `dedupe/` stages of a run over the labelled corpus and prints,
 per language of labelled originals:
 - `filter`: the filter's false drops among the originals that reached it (clean kept them): what the
-  held-out check computes from `filter/`, and what filter_quality.py measures;
+  held-out check computes from `filter/`, and what filter_quality.py measures, with its 95% Wilson
+  interval (where the rate of another corpus drawn the same way may fall);
 - `absent`: originals whose id is not in the run's final documents (`dedupe/data`), for whatever reason;
 - `lost`: originals absent with nothing of their duplicate cluster kept (no labelled copy, nor the
   document dedupe kept in their place);
@@ -80,11 +81,13 @@ def main() -> None:
           f"{len(final):,} left after dedupe")
     print(f"junk recall {recall:.3f} ({len(junk):,} junk documents); "
           f"language-ID accuracy on originals the filter kept {correct / total_passed:.4f} ({correct:,}/{total_passed:,})")
-    print(f"{'lang':6}{'originals':>10}{'reached':>9}{'filter':>9}{'absent':>9}{'lost':>9}{'to unlabelled':>15}")
+    print(f"{'lang':6}{'originals':>10}{'reached':>9}{'filter':>9}{'95% interval':>14}{'absent':>9}{'lost':>9}"
+          f"{'to unlabelled':>15}")
     for lang, row in sorted(table.items(), key=lambda kv: -kv[1]["originals"]):
         n = row["originals"]
+        low, high = labelled_corpus.wilson_interval(row["filter"], row["reached"])
         print(f"{lang:6}{n:>10,}{row['reached']:>9,}{row['filter'] / max(row['reached'], 1):>9.1%}"
-              f"{row['absent'] / n:>9.1%}{row['lost'] / n:>9.1%}{row['to unlabelled']:>15,}")
+              f"{f'{low:.1%}-{high:.1%}':>14}{row['absent'] / n:>9.1%}{row['lost'] / n:>9.1%}{row['to unlabelled']:>15,}")
 
 
 if __name__ == "__main__":
