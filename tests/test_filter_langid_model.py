@@ -76,3 +76,11 @@ def test_filter_stage_identifies_with_the_configured_model_and_refuses_a_bad_one
     with pytest.raises(StageError, match="missing.bin does not exist"):
         filter_stage.run(spark, str(tmp_path / "clean"), str(tmp_path / "filter"), bad)
     assert len(pq.read_table(tmp_path / "filter" / "data")) == 4  # the committed output is untouched
+
+
+def test_languages_and_per_language_settings_may_name_languages_as_glotlid_does():
+    cfg = config_lib.load(FilterConfig, overrides=[
+        "languages=[deu_Latn, qug_Latn]", "per_language.deu_Latn.gopher_quality.min_doc_words=30",
+    ])
+    assert cfg.languages == ["de", "qug_Latn"]
+    assert cfg.rules_for("de").gopher_quality.min_doc_words == 30

@@ -154,6 +154,24 @@ def fineweb2_table() -> dict:
     return json.loads(FINEWEB2_THRESHOLDS.read_text(encoding="utf-8"))
 
 
+# English has no FineWeb-2 config to take its name from; lid.176's nah, qu and sh are macrolanguages that
+# GlotLID splits into members, which keep their own labels.
+LID176_WITHOUT_FINEWEB2_CONFIG = {"eng_Latn": "en"}
+
+
+@lru_cache(maxsize=1)
+def _lid176_codes() -> dict[str, str]:
+    """FineWeb-2's `{iso639_3}_{script}` name -> lid.176's code, for the languages both know."""
+    return {name: code for code, name in fineweb2_table()["lid176_to_fineweb2"].items()} | LID176_WITHOUT_FINEWEB2_CONFIG
+
+
+def language_code(label: str) -> str:
+    """A language-ID model's label (`__label__deu_Latn`, `de`) as a language code: lid.176's code where
+    lid.176 knows the language, else the label (`qug_Latn`)."""
+    name = label.removeprefix("__label__")
+    return _lid176_codes().get(name, name)
+
+
 def fineweb2_overrides(lang: str) -> dict | None:
     """FineWeb-2's thresholds for a lid.176 language as a partial RuleSet mapping; None without a config.
 
@@ -230,6 +248,9 @@ class FilterConfig:
     per_language: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self):
+        # Languages are written as language ID writes them: a GlotLID name lid.176 also knows becomes its code.
+        self.languages = [language_code(lang) for lang in self.languages]
+        self.per_language = {language_code(lang): rules for lang, rules in self.per_language.items()}
         for lang in self.per_language:  # fail at load time on a bad key, not in the middle of a job
             self.rules_for(lang)
 

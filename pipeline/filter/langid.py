@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import storage
-from pipeline.filter.config import fineweb2_table
+from pipeline.filter.config import language_code
 from pipeline.filter.fasttext_models import load_model
 
-LABEL_PREFIX = "__label__"
 LANGUAGE_LABEL = re.compile(r"__label__[a-z]{2,3}(_[A-Z][a-z]{3})?")  # ISO 639 code, ISO 15924 script
 
 
@@ -41,23 +39,6 @@ def lid176_path() -> Path:
 def get_model(uri: str = ""):
     """The model at `uri`, or lid.176 when it is empty."""
     return load_model(uri or str(lid176_path()))
-
-
-# English has no FineWeb-2 config to take its name from; lid.176's nah, qu and sh are macrolanguages that
-# GlotLID splits into members, which keep their own labels.
-LID176_WITHOUT_FINEWEB2_CONFIG = {"eng_Latn": "en"}
-
-
-@lru_cache(maxsize=1)
-def _lid176_codes() -> dict[str, str]:
-    """FineWeb-2's `{iso639_3}_{script}` name -> lid.176's code, for the languages both know."""
-    return {name: code for code, name in fineweb2_table()["lid176_to_fineweb2"].items()} | LID176_WITHOUT_FINEWEB2_CONFIG
-
-
-def language_code(label: str) -> str:
-    """A model's label as a language code: lid.176's code where lid.176 knows the language, else the label."""
-    name = label.removeprefix(LABEL_PREFIX)
-    return _lid176_codes().get(name, name)
 
 
 def check_model(uri: str) -> None:
