@@ -10,6 +10,7 @@ import pytest
 
 from pipeline import config as config_lib
 from pipeline.filter import FilterConfig, filter_batch, langid, quality_train
+from pipeline.filter.config import language_code
 from pipeline.stages import clean, filter as filter_stage
 from pipeline.stages.config import PipelineConfig
 from pipeline.stages.spark_io import StageError
@@ -76,6 +77,12 @@ def test_filter_stage_identifies_with_the_configured_model_and_refuses_a_bad_one
     with pytest.raises(StageError, match="missing.bin does not exist"):
         filter_stage.run(spark, str(tmp_path / "clean"), str(tmp_path / "filter"), bad)
     assert len(pq.read_table(tmp_path / "filter" / "data")) == 4  # the committed output is untouched
+
+
+def test_glotlid_and_openlid_labels_read_as_lid176_codes_where_lid176_knows_the_language():
+    labels = ["__label__en", "__label__deu_Latn", "__label__eng_Latn", "__label__cmn_Hani", "__label__zho_Hant",
+              "__label__gla_Latn", "__label__qug_Latn"]
+    assert [language_code(label) for label in labels] == ["en", "de", "en", "zh", "zh", "gd", "qug_Latn"]
 
 
 def test_languages_and_per_language_settings_may_name_languages_as_glotlid_does():

@@ -154,9 +154,10 @@ def fineweb2_table() -> dict:
     return json.loads(FINEWEB2_THRESHOLDS.read_text(encoding="utf-8"))
 
 
-# English has no FineWeb-2 config to take its name from; lid.176's nah, qu and sh are macrolanguages that
-# GlotLID splits into members, which keep their own labels.
-LID176_WITHOUT_FINEWEB2_CONFIG = {"eng_Latn": "en"}
+# English has no FineWeb-2 config to take its name from, and OpenLID names Chinese by its macrolanguage
+# (FineWeb-2 and GlotLID: cmn_Hani). lid.176's nah, qu and sh are macrolanguages that GlotLID splits into
+# members, which keep their own labels.
+LID176_WITHOUT_FINEWEB2_CONFIG = {"eng_Latn": "en", "zho_Hans": "zh", "zho_Hant": "zh"}
 
 
 @lru_cache(maxsize=1)
