@@ -33,21 +33,19 @@ SAMPLES_PER_REASON = 3
 TOP_CLUSTERS = 5
 MEMBERS_SHOWN = 6
 TOP_LANGS = 20
+DROP_REASONS_SHOWN = 2  # per language in the languages table
 BATCH_ROWS = 4096
 
 
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def batches(files: list[str], columns: list[str], optional: tuple[str, ...] = ()):
-    """Record batches of `columns` (plus those of `optional` a part has), BATCH_ROWS rows at a time, so no
-    whole part is ever in memory."""
+def batches(files: list[str], columns: list[str]):
+    """Record batches of `columns`, BATCH_ROWS rows at a time, so no whole part is ever in memory."""
     for uri in files:
         fs, path = storage.resolve(uri)
         with fs.open_input_file(path) as f:
-            pf = pq.ParquetFile(f)
-            cols = columns + [c for c in optional if c in pf.schema_arrow.names]
-            yield from pf.iter_batches(batch_size=BATCH_ROWS, columns=cols)
+            yield from pq.ParquetFile(f).iter_batches(batch_size=BATCH_ROWS, columns=columns)
 
 
 def excerpt(text: str | None, n: int = EXCERPT_CHARS) -> str:
@@ -65,17 +63,16 @@ class StageData:
     text_bytes: int = 0
     parquet_bytes: int = 0
     length_hist: np.ndarray = field(default_factory=lambda: np.zeros(len(LENGTH_EDGES), dtype=np.int64))
-    langs: Counter = field(default_factory=Counter)
 
 
 def scan_documents(stage_uri: str, want_ids: set[str] = frozenset()) -> tuple[StageData, dict[str, str]]:
-    """Stream a stage's data/: counts, text size, length histogram, languages; plus the text of `want_ids`."""
+    """Stream a stage's data/: counts, text size, length histogram; plus the text of `want_ids`."""
     agg = StageData()
     found: dict[str, str] = {}
     files = listed_files(stage_uri, "data")
     agg.parquet_bytes = sum(storage.size(f) for f in files)
     wanted = pa.array(sorted(want_ids), type=pa.string())
-    for b in batches(files, ["id", "text"], optional=("lang",)):
+    for b in batches(files, ["id", "text"]):
         text = b.column("text")
         chars = pc.utf8_length(text).to_numpy(zero_copy_only=False)
         agg.documents += b.num_rows
@@ -83,9 +80,6 @@ def scan_documents(stage_uri: str, want_ids: set[str] = frozenset()) -> tuple[St
         agg.text_bytes += int(pc.sum(pc.binary_length(text)).as_py() or 0)
         bins = np.searchsorted(LENGTH_EDGES, chars, side="right") - 1
         agg.length_hist += np.bincount(bins, minlength=len(LENGTH_EDGES))
-        if "lang" in b.schema.names:
-            for row in pa.table({"lang": b.column("lang")}).group_by("lang").aggregate([([], "count_all")]).to_pylist():
-                agg.langs[row["lang"] or "unknown"] += row["count_all"]
         if len(wanted):
             hit = b.filter(pc.is_in(b.column("id"), value_set=wanted))
             found.update(zip(hit.column("id").to_pylist(), hit.column("text").to_pylist()))
@@ -135,25 +129,6 @@ def sample_rows(files: list[str], columns: list[str], per_reason: int = SAMPLES_
     return dict(sorted(out.items()))
 
 
-def dropped_langs(filter_uri: str, dropped: dict[str, int]) -> Counter:
-    """Estimated languages of the documents filter dropped: each reason's count split in the proportions of
-    that reason's audit sample in filter/dropped/ (the sample is bounded per reason and partition)."""
-    per_reason: dict[str, Counter] = defaultdict(Counter)
-    for b in batches(listed_files(filter_uri, "dropped"), ["lang", "reason"]):
-        for lang, reason in zip(b.column("lang").to_pylist(), b.column("reason").to_pylist()):
-            per_reason[reason][lang or "unknown"] += 1
-    estimate: Counter = Counter()
-    for reason, total in dropped.items():
-        sample = per_reason.get(reason)
-        if not sample:
-            estimate["unknown"] += total
-            continue
-        n = sum(sample.values())
-        for lang, c in sample.items():
-            estimate[lang] += total * c / n
-    return estimate
-
-
 # ---------------------------------------------------------------------------------------------- plots
 
 
@@ -201,7 +176,7 @@ def plot_drops(drops: list[tuple[str, str, int]]) -> str:
 def plot_langs(rows: list[tuple[str, float, int]]) -> str:
     fig, ax = _figure(8, max(3, 0.3 * len(rows) + 1))
     y = np.arange(len(rows))[::-1]
-    ax.barh(y + 0.2, [b for _, b, _ in rows], height=0.4, label="before filter (estimated)", color="#bbbbbb")
+    ax.barh(y + 0.2, [b for _, b, _ in rows], height=0.4, label="before filter", color="#bbbbbb")
     ax.barh(y - 0.2, [a for _, _, a in rows], height=0.4, label="after filter", color="#228833")
     ax.set_yticks(y, [lang for lang, _, _ in rows])
     ax.set_xscale("symlog")
@@ -309,7 +284,7 @@ def build(out: str) -> str:
         _summary(out, stats),
         _funnel(stats, data),
         _drops(stats),
-        _languages(stats, data, stage_uri["filter"]),
+        _languages(stats),
         _lengths(data),
         _dedup(stats, clusters, texts),
         _samples(stats, stage_uri),
@@ -391,24 +366,31 @@ def _drops(stats: dict) -> str:
     return _section("drops", SECTION_TITLES["drops"], body)
 
 
-def _languages(stats: dict, data: dict[str, StageData], filter_uri: str) -> str:
+def _languages(stats: dict) -> str:
     if "filter" not in stats:
         return _section("languages", SECTION_TITLES["languages"], _missing("filter"))
-    after = data["filter"].langs
-    before = dropped_langs(filter_uri, stats["filter"].get("dropped", {})) + after
-    langs = sorted(before, key=lambda lang: (-before[lang], lang))
-    top, rest = langs[:TOP_LANGS], langs[TOP_LANGS:]
-    rows = [(lang, before[lang], after.get(lang, 0)) for lang in top]
+    counts = stats["filter"].get("languages")
+    if counts is None:
+        return _section("languages", SECTION_TITLES["languages"],
+                        '<p class="note">This run\'s filter/stats.json has no per-language counts.</p>')
+    rows = [(lang, c["kept"] + sum(c["dropped"].values()) + sum(c["rejected"].values()), c["kept"], c["dropped"])
+            for lang, c in counts.items()]  # stats.json lists languages by document count
+    top, rest = rows[:TOP_LANGS], rows[TOP_LANGS:]
     if rest:
-        rows.append(("other", sum(before[x] for x in rest), sum(after.get(x, 0) for x in rest)))
+        other: Counter = Counter()
+        for *_, dropped in rest:
+            other.update(dropped)
+        top.append(("other", sum(r[1] for r in rest), sum(r[2] for r in rest), dict(other)))
     body = (
-        '<p class="note">After: the <code>lang</code> column of every document in filter/data (exact). Before: '
-        "after plus the documents filter dropped, whose languages are estimated from filter/dropped (a bounded "
-        "audit sample per reason): each reason's count in stats.json is split in its sample's proportions.</p>"
+        '<p class="note">Every document the filter read, by the language it identified, and the ones it kept, '
+        "with the reasons that dropped most of the others (filter/stats.json: exact counts). A language kept "
+        "far less often than the rest is one the rules or the language-ID model serve badly.</p>"
     )
-    body += _table(["lang", "before filter (est.)", "after filter", "kept"],
-                   [[lang, round(b), a, f"{100 * a / b:.1f} %" if b else ""] for lang, b, a in rows], {1, 2, 3})
-    body += plot_langs(rows)
+    cells = [[lang, before, after, f"{100 * after / before:.1f} %" if before else "",
+              ", ".join(f"{reason} {n:,}" for reason, n in Counter(dropped).most_common(DROP_REASONS_SHOWN))]
+             for lang, before, after, dropped in top]
+    body += _table(["lang", "before filter", "after filter", "kept", "largest drop reasons"], cells, {1, 2, 3})
+    body += plot_langs([(lang, before, after) for lang, before, after, _ in top])
     return _section("languages", SECTION_TITLES["languages"], body)
 
 

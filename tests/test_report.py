@@ -103,7 +103,9 @@ def run_dir(tmp_path):
               {**clean_docs[7], "text": SCRIPT, "lang": "de", "lang_score": 0.3, "reason": "lang_score_below_min"}],
              LANG_SCHEMA.append(pa.field("reason", pa.string())))
     _commit(filt, {"stage": "filter", "input": 11, "kept": 9, "seconds": 1.5,
-                   "dropped": {"lang_score_below_min": 1, "gopher_rep_dup_line_frac": 1}},
+                   "dropped": {"lang_score_below_min": 1, "gopher_rep_dup_line_frac": 1},
+                   "languages": {"en": {"kept": 9, "dropped": {"gopher_rep_dup_line_frac": 1}, "rejected": {}},
+                                 "de": {"kept": 0, "dropped": {"lang_score_below_min": 1}, "rejected": {}}}},
             ["data/part-00000.parquet", "dropped/part-00000.parquet"])
 
     dedupe = out / "dedupe"
@@ -193,16 +195,11 @@ def test_largest_clusters_rank_by_size_and_show_the_kept_member_first(tmp_path):
     assert [c for _, c, _ in report.largest_clusters(str(stage), k=1)] == ["b05"]
 
 
-def test_languages_before_filter_add_dropped_sample_to_kept(run_dir):
-    # filter kept 9 English documents and dropped one English and one German one (both in its sample).
+def test_languages_table_shows_filters_exact_counts_and_largest_drop_reason_per_language(run_dir):
+    # filter kept 9 English documents and dropped one English and one German one.
     cells = _parse(report.build(str(run_dir)))["languages"]["cells"]
-    assert cells[:8] == ["en", "10", "9", "90.0 %", "de", "1", "0", "0.0 %"]
-
-
-def test_dropped_languages_scale_each_reasons_sample_to_its_count(run_dir):
-    estimate = report.dropped_langs(str(run_dir / "filter"), {"lang_score_below_min": 10, "gopher_rep_dup_line_frac": 4,
-                                                              "c4_curly_bracket": 2})
-    assert estimate == {"de": 10, "en": 4, "unknown": 2}
+    assert cells[:10] == ["en", "10", "9", "90.0 %", "gopher_rep_dup_line_frac 1",
+                          "de", "1", "0", "0.0 %", "lang_score_below_min 1"]
 
 
 def test_report_of_a_partial_run_marks_missing_stages(run_dir):

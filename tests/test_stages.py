@@ -12,9 +12,10 @@ import pytest
 
 from pipeline import config as config_lib
 from pipeline.cli import load_config, parser
-from pipeline.stages import clean, dedupe, tokenize
+from pipeline.stages import clean, dedupe, filter as filter_stage, tokenize
 from pipeline.stages.config import PipelineConfig
 from pipeline.stages.spark_io import SUCCESS, StageError
+from test_filter import DE, EN
 
 WORDS = ("river stone light garden window morning letter silver quiet market harbor winter forest "
          "lantern bridge candle meadow thunder orchard valley").split()
@@ -93,6 +94,19 @@ def test_dedupe_keeps_each_input_part_in_its_order_minus_the_dropped_documents(s
     for part, docs, dropped in (("part-00000", a, {"doc0007"}), ("part-00001", b, {"xdoc0003", "xdoc0010"})):
         ids = pq.read_table(tmp_path / "dedupe" / "data" / f"{part}.parquet").column("id").to_pylist()
         assert ids == [d["id"] for d in docs if d["id"] not in dropped]
+
+
+def test_filter_and_dedupe_stats_count_every_language_by_outcome(spark, tmp_path):
+    texts = [EN, DE, DE, "Click here now"]  # the second German text is an exact duplicate; the last is too short
+    write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": f"d{i}", "text": t, "source": "test"} for i, t in enumerate(texts)])
+    cfg = PipelineConfig()
+    clean.run(spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
+    filtered = filter_stage.run(spark, str(tmp_path / "clean"), str(tmp_path / "filter"), cfg)
+    assert filtered["languages"] == {"de": {"kept": 2, "dropped": {}, "rejected": {}},
+                                     "en": {"kept": 1, "dropped": {"gopher_min_words": 1}, "rejected": {}}}
+    deduped = dedupe.run(spark, str(tmp_path / "filter"), str(tmp_path / "dedupe"), cfg)
+    assert deduped["languages"] == {"de": {"kept": 1, "dropped": {"exact_duplicate": 1}, "rejected": {}},
+                                    "en": {"kept": 1, "dropped": {}, "rejected": {}}}
 
 
 @pytest.mark.parametrize("next_stage", [dedupe, tokenize], ids=["dedupe", "tokenize"])

@@ -25,8 +25,9 @@ from pipeline.stages.layout import SUCCESS, TEMPORARY, is_committed, listed_file
 
 # Internal columns keep their underscore inside a stage; written files use the public names.
 PUBLIC_NAMES = {"_reason": "reason", "_detail": "detail"}
+UNKNOWN_LANGUAGE = "unknown"  # per-language counts of rows whose lang is null or empty
 
-# What the part writer returns to the driver: one row per written file and one per (status, reason) count.
+# What the part writer returns to the driver: one row per written file and one per (status, reason, lang) count.
 _RESULT_SCHEMA = pa.schema(
     [
         ("kind", pa.string()),
@@ -35,6 +36,7 @@ _RESULT_SCHEMA = pa.schema(
         ("path", pa.string()),
         ("status", pa.string()),
         ("reason", pa.string()),
+        ("lang", pa.string()),
         ("n", pa.int64()),
     ]
 )
@@ -62,12 +64,25 @@ class WriteResult:
     files: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # route -> temp paths
     rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # route -> rows written
     counts: dict[tuple[str, str | None], int] = field(default_factory=lambda: defaultdict(int))
+    # (lang, status, reason) -> rows, where the rows carry a language (filter and the stages after it)
+    languages: dict[tuple[str, str, str | None], int] = field(default_factory=lambda: defaultdict(int))
 
     def by_status(self, status: str) -> dict[str, int]:
         return {r or "": n for (s, r), n in sorted(self.counts.items(), key=lambda kv: str(kv[0])) if s == status}
 
     def total(self, status: str) -> int:
         return sum(n for (s, _), n in self.counts.items() if s == status)
+
+    def by_language(self) -> dict[str, dict]:
+        """{lang: {"kept": n, "dropped": {reason: n}, "rejected": {reason: n}}}, languages by document count."""
+        out: dict[str, dict] = defaultdict(lambda: {"kept": 0, "dropped": {}, "rejected": {}})
+        for (lang, status, reason), n in sorted(self.languages.items(), key=lambda kv: str(kv[0])):
+            if status == "kept":
+                out[lang]["kept"] += n
+            else:
+                out[lang][status][reason or ""] = n
+        total = {lang: c["kept"] + sum(c["dropped"].values()) + sum(c["rejected"].values()) for lang, c in out.items()}
+        return {lang: out[lang] for lang in sorted(out, key=lambda lang: (-total[lang], lang))}
 
 
 def spark_schema(schema: pa.Schema):
@@ -201,7 +216,8 @@ def read_part(uri: str, part: int) -> pa.Table | None:
 
 def write_parts(df: DataFrame, stage_uri: str, routes: dict[str, Route], attempt: str) -> WriteResult:
     """Write each partition's rows to `<route>/part-NNNNN` Parquet files by `_status`, and count rows per
-    (status, reason) on the way. Rows without `_status` count as kept."""
+    (status, reason), and per language where rows have a `lang`, on the way. Rows without `_status` count
+    as kept."""
     writer = part_writer(stage_uri, routes, attempt, has_status="_status" in df.columns)
     return collect_written(df.mapInArrow(writer, WRITTEN))
 
@@ -215,20 +231,22 @@ def part_writer(stage_uri: str, routes: dict[str, Route], attempt: str, has_stat
         partition, attempt_no = task_attempt()
         writers: dict[str, tuple[pq.ParquetWriter, object, str]] = {}
         written: dict[str, int] = defaultdict(int)
-        counts: dict[tuple[str, str | None], int] = defaultdict(int)
+        counts: dict[tuple[str, str | None, str | None], int] = defaultdict(int)  # (status, reason, lang)
         sampled: dict[tuple[str, str | None], int] = defaultdict(int)
         try:
             for batch in batches:
                 if batch.num_rows == 0:
                     continue
                 if has_status:
-                    status = batch.column("_status")
-                    reason = batch.column("_reason")
-                    grouped = pa.table({"s": status, "r": reason}).group_by(["s", "r"]).aggregate([([], "count_all")])
+                    keys = {"s": batch.column("_status"), "r": batch.column("_reason")}
+                    if "lang" in batch.schema.names:
+                        lang = batch.column("lang")
+                        keys["l"] = pc.if_else(pc.fill_null(pc.equal(lang, ""), True), UNKNOWN_LANGUAGE, lang)
+                    grouped = pa.table(keys).group_by(list(keys)).aggregate([([], "count_all")])
                     for row in grouped.to_pylist():
-                        counts[(row["s"], row["r"])] += row["count_all"]
+                        counts[(row["s"], row["r"], row.get("l"))] += row["count_all"]
                 else:
-                    counts[("kept", None)] += batch.num_rows
+                    counts[("kept", None, None)] += batch.num_rows
                 for name, route in routes.items():
                     part = batch if not has_status else batch.filter(pc.equal(batch.column("_status"), name))
                     if part.num_rows == 0:
@@ -250,11 +268,13 @@ def part_writer(stage_uri: str, routes: dict[str, Route], attempt: str, has_stat
                 writer.close()
                 sink.close()
         rows = [
-            {"kind": "file", "partition": partition, "route": name, "path": path, "status": None, "reason": None, "n": written[name]}
+            {"kind": "file", "partition": partition, "route": name, "path": path, "status": None, "reason": None,
+             "lang": None, "n": written[name]}
             for name, (_, _, path) in writers.items()
         ] + [
-            {"kind": "count", "partition": partition, "route": None, "path": None, "status": s, "reason": r, "n": n}
-            for (s, r), n in counts.items()
+            {"kind": "count", "partition": partition, "route": None, "path": None, "status": s, "reason": r, "lang": lang,
+             "n": n}
+            for (s, r, lang), n in counts.items()
         ]
         yield pa.RecordBatch.from_pylist(rows, schema=_RESULT_SCHEMA)
 
@@ -270,6 +290,8 @@ def collect_written(df: DataFrame) -> WriteResult:
             result.rows[row.route] += row.n
         else:
             result.counts[(row.status, row.reason)] += row.n
+            if row.lang is not None:
+                result.languages[(row.lang, row.status, row.reason)] += row.n
     return result
 
 
@@ -349,6 +371,7 @@ def stage_stats(stage: str, input_count: int, result: WriteResult, seconds: floa
             f"{stage}: records do not reconcile: input {input_count} != kept {kept} + dropped "
             f"{sum(dropped.values())} + rejected {sum(rejected.values())} = {total}"
         )
+    languages = {"languages": result.by_language()} if result.languages else {}
     return {
         "stage": stage,
         "schema_version": 1,
@@ -356,6 +379,7 @@ def stage_stats(stage: str, input_count: int, result: WriteResult, seconds: floa
         "kept": kept,
         "dropped": dropped,
         "rejected": rejected,
+        **languages,
         **extra,
         "seconds": round(seconds, 3),
     }
