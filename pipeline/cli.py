@@ -23,8 +23,8 @@ DESCRIPTIONS = {
     "dedupe": "Remove exact duplicates (hash of normalised text), then near duplicates (MinHash LSH, verified "
     "edges, distributed connected components); each cluster keeps its earliest-published copy (created "
     "date, then canonical URL, then id); writes clusters/.",
-    "filter": "Identify the language (fastText lid.176), apply Gopher/C4/FineWeb quality rules (language-aware), "
-    "drop mojibake, optionally score with a fastText quality classifier (filter.quality.model; train one with "
+    "filter": "Identify the language (fastText lid.176, or the fastText model at filter.langid_model, e.g. GlotLID), "
+    "apply Gopher/C4/FineWeb quality rules (language-aware), drop mojibake, optionally score with a fastText quality classifier (filter.quality.model; train one with "
     "jobs/train_quality.py), replace e-mail and public IP addresses; every drop carries its reason.",
     "tokenize": "Train (or load) a byte-level BPE, encode every document with EOS, and write WebDataset token "
     "shards for train/val plus tokenizer.json and manifest.json.",
