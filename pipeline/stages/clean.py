@@ -1,16 +1,91 @@
 """clean: raw files (JSONL/gz/zst, Parquet, WARC, HTML) to normalised documents; bad records to rejected/."""
 from __future__ import annotations
 
+import sys
 import time
 
-from pyspark.sql import SparkSession
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
+from pipeline import storage
 from pipeline.clean.batch import COUNTERS, clean_batch
+from pipeline.clean.ids import derived_ids
 from pipeline.stages import spark_io
 from pipeline.stages.config import PipelineConfig
 
 DOC_COLUMNS = ["id", "text", "source", "url", "created"]
 REJECT_COLUMNS = ["file", "line", "id", "_reason", "_detail", "excerpt"]
+DUPLICATE_EXAMPLES = 5  # ids named in stats.json and on the console
+
+
+def _part_of(path: str) -> int:
+    """part-00003-a7.parquet -> 3: a clean part's number is its input file's index in sorted order."""
+    return int(path.rsplit("/", 1)[-1].split("-")[1].split(".")[0])
+
+
+def _ids_by_part(spark: SparkSession, paths: list[str]) -> DataFrame:
+    """(id, part) of every kept document: only the id column of each written part is read."""
+
+    def read(batches):
+        for batch in batches:
+            for uri in batch.column("uri").to_pylist():
+                fs, p = storage.resolve(uri)
+                with fs.open_input_file(p) as f:
+                    ids = pq.read_table(f, columns=["id"]).column("id")
+                yield pa.RecordBatch.from_arrays([ids.combine_chunks(), pa.array([_part_of(uri)] * len(ids), pa.int32())],
+                                                 names=["id", "part"])
+
+    uris = spark.createDataFrame(spark.sparkContext.parallelize([(p,) for p in paths], numSlices=len(paths)), "uri string")
+    return uris.mapInArrow(read, "id string, part int")
+
+
+def resolve_duplicate_ids(spark: SparkSession, written: spark_io.WriteResult, labels: list[str], policy: str,
+                          work_uri: str) -> dict:
+    """Find ids that more than one kept document carries (a distributed count: only the totals and a few
+    examples reach the driver) and, by `policy`, derive unique ids for them or fail. Returns stats.json's
+    `duplicate_ids`; rewritten parts replace their originals in `written`."""
+    paths = written.files.get("kept", [])
+    if not paths:
+        return {"ids": 0, "documents": 0, "examples": [], "policy": policy}
+    ids = _ids_by_part(spark, paths)
+    repeated = ids.groupBy("id").agg(F.count("*").alias("n")).where(F.col("n") > 1)
+    total = repeated.agg(F.count("*").alias("ids"), F.sum("n").alias("documents")).first()
+    examples = [r.id for r in repeated.orderBy("id").limit(DUPLICATE_EXAMPLES).collect()]
+    summary = {"ids": total.ids, "documents": int(total.documents or 0), "examples": examples, "policy": policy}
+    if not total.ids:
+        return summary
+    said = (f"clean: {total.ids} ids are carried by more than one document ({summary['documents']} documents), "
+            f"e.g. {', '.join(map(repr, examples))}")
+    if policy == "fail":
+        raise spark_io.StageError(f"{said}; set clean.duplicate_ids=derive to keep each under ID@FILE#ROW")
+    print(f"warning: {said}; each is kept under ID@FILE#ROW (clean.duplicate_ids=fail refuses such input)",
+          file=sys.stderr)
+    by_part_uri = storage.join(work_uri, "duplicate_ids")
+    carriers = ids.join(repeated.select("id"), "id", "left_semi").distinct()
+    spark_io.write_by_part(carriers, by_part_uri)
+    affected = {r.part for r in carriers.select("part").distinct().collect()}  # at most one row per input file
+    todo = [(p, _part_of(p), labels[_part_of(p)]) for p in paths if _part_of(p) in affected]
+
+    def rewrite(batches):
+        for batch in batches:
+            for uri, part, label in zip(*(batch.column(c).to_pylist() for c in ("uri", "part", "label"))):
+                fs, p = storage.resolve(uri)
+                with fs.open_input_file(p) as f:
+                    table = pq.read_table(f)
+                duplicated = spark_io.read_part(by_part_uri, part).column("id").combine_chunks()
+                table = table.set_column(0, "id", derived_ids(table.column("id").combine_chunks(), duplicated, label))
+                new_uri = uri[: -len(".parquet")] + "-ids.parquet"
+                with storage.open_output(new_uri) as sink:
+                    pq.write_table(table, sink, compression="zstd")
+                storage.delete(uri)
+                yield pa.RecordBatch.from_pylist([{"old": uri, "new": new_uri}])
+
+    jobs = spark.createDataFrame(spark.sparkContext.parallelize(todo, numSlices=len(todo)), "uri string, part int, label string")
+    moved = {r.old: r.new for r in jobs.mapInArrow(rewrite, "old string, new string").collect()}
+    written.files["kept"] = [moved.get(p, p) for p in paths]
+    return summary
 
 
 def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfig, files: list[str] | None = None) -> dict:
@@ -41,6 +116,8 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
     # Each file is read, cleaned and written by one Python task: the text never crosses into the JVM.
     result = spark_io.collect_written(spark_io.read_raw(
         spark, input_uri, cfg.clean.reader, cfg.clean.html, files, transform=clean_and_write, schema=spark_io.WRITTEN))
+    duplicates = resolve_duplicate_ids(spark, result, spark_io.labels_of(input_uri, sorted(files)),
+                                       clean_cfg.duplicate_ids, storage.join(output_uri, spark_io.TEMPORARY, attempt))
     records = sum(result.counts.values())  # one record per input line/row/WARC record, by the readers' contract
     stats = spark_io.stage_stats(
         "clean",
@@ -48,6 +125,7 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
         result,
         time.time() - start,
         input_files=len(files),
+        duplicate_ids=duplicates,
         **{name: acc.value for name, acc in counters.items()},
     )
     spark_io.commit(output_uri, attempt, dict(result.files), stats)

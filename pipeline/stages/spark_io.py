@@ -115,14 +115,19 @@ def list_inputs(input_uri: str, patterns=PATTERNS) -> list[str]:
     return files
 
 
+def labels_of(input_uri: str, files: list[str]) -> list[str]:
+    """Each input file's label: its path relative to `input_uri` (its name, when it lies elsewhere)."""
+    root = input_uri.rstrip("/")
+    return [f[len(root) + 1 :] if f.startswith(root + "/") else f.rsplit("/", 1)[-1] for f in files]
+
+
 def read_raw(spark: SparkSession, input_uri: str, reader_cfg, html_cfg, files: list[str] | None = None,
              transform: Transform | None = None, schema=None) -> DataFrame:
     """Raw records of every input file (or of `files`, under `input_uri`), one Spark partition per file, in
     file then line order. Files are labelled by their path relative to `input_uri`. `transform` (a `mapInArrow`
     function giving Spark schema `schema`) runs on the batches in the reading task, as in `read_stage`."""
     files = sorted(files) if files else list_inputs(input_uri)
-    root = input_uri.rstrip("/")
-    labels = [f[len(root) + 1 :] if f.startswith(root + "/") else f.rsplit("/", 1)[-1] for f in files]
+    labels = labels_of(input_uri, files)
     rows = spark.sparkContext.parallelize(list(zip(files, labels)), numSlices=len(files))
     paths = spark.createDataFrame(rows, "uri string, label string")
 

@@ -1,0 +1,70 @@
+"""What a stage does with input a careless or hostile user gives it: ids reused across files, outputs that
+overlap the input or a directory the stage did not write."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import config as config_lib
+from pipeline.stages import clean, dedupe
+from pipeline.stages.config import PipelineConfig
+from pipeline.stages.spark_io import SUCCESS, StageError
+
+PROSE = ("The harbor lights came on one by one as the fishing boats returned before the storm. "
+         "Families waited on the stone pier with lanterns and warm bread for the crews.")
+OTHER = ("A quiet library stood at the end of the valley road, its windows full of morning light. "
+         "Students walked there every day to read old letters and maps of the region.")
+THIRD = ("Winter arrived early that year, and the orchard trees stood bare against a grey sky. "
+         "Farmers gathered the last apples into baskets and stored them in cool cellars.")
+FOURTH = ("The market square filled with music on Saturday evenings when the bakers sold cakes. "
+          "Children chased pigeons around the fountain while their parents talked about the harvest.")
+
+
+def write_jsonl(path: Path, docs: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+
+
+def committed_rows(stage_dir: Path, subdir: str = "data") -> list[dict]:
+    listing = json.loads((stage_dir / SUCCESS).read_text())["files"].get(subdir, [])
+    return [row for p in listing for row in pq.read_table(stage_dir / p).to_pylist()]
+
+
+def test_different_documents_sharing_an_id_across_files_all_survive_dedupe(spark, tmp_path):
+    write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": "same", "text": PROSE}, {"id": "a2", "text": THIRD}])
+    write_jsonl(tmp_path / "in" / "b.jsonl", [{"id": "b1", "text": FOURTH}, {"id": "same", "text": OTHER}])
+    cfg = PipelineConfig()
+    stats = clean.run(spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
+    assert stats["duplicate_ids"] == {"ids": 1, "documents": 2, "examples": ["same"], "policy": "derive"}
+    ids = [r["id"] for r in committed_rows(tmp_path / "clean")]
+    assert ids == ["same@a.jsonl#1", "a2", "b1", "same@b.jsonl#2"]
+    deduped = dedupe.run(spark, str(tmp_path / "clean"), str(tmp_path / "dedupe"), cfg)
+    assert deduped["kept"] == 4 and deduped["dropped"] == {}
+    assert sorted(r["text"] for r in committed_rows(tmp_path / "dedupe")) == sorted([PROSE, THIRD, FOURTH, OTHER])
+
+
+def test_an_exact_copy_under_a_reused_id_is_still_dropped_once(spark, tmp_path):
+    write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": "x", "text": PROSE}])
+    write_jsonl(tmp_path / "in" / "b.jsonl", [{"id": "x", "text": PROSE}, {"id": "y", "text": OTHER}])
+    cfg = PipelineConfig()
+    clean.run(spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
+    stats = dedupe.run(spark, str(tmp_path / "clean"), str(tmp_path / "dedupe"), cfg)
+    assert stats["kept"] == 2 and stats["dropped"] == {"exact_duplicate": 1}
+    assert sorted(r["text"] for r in committed_rows(tmp_path / "dedupe")) == sorted([PROSE, OTHER])
+
+
+def test_duplicate_ids_fail_the_clean_stage_when_the_policy_says_so(spark, tmp_path):
+    write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": "same", "text": PROSE}])
+    write_jsonl(tmp_path / "in" / "b.jsonl", [{"id": "same", "text": OTHER}])
+    cfg = config_lib.load(PipelineConfig, overrides=["clean.duplicate_ids=fail"])
+    with pytest.raises(StageError, match="1 ids are carried by more than one document.*'same'"):
+        clean.run(spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
+    assert not (tmp_path / "clean" / SUCCESS).exists()
+
+
+def test_an_unknown_duplicate_id_policy_is_named():
+    with pytest.raises(config_lib.ConfigError, match="clean.duplicate_ids"):
+        config_lib.load(PipelineConfig, overrides=["clean.duplicate_ids=keep"])
