@@ -127,6 +127,14 @@ def list_files(uri: str, patterns: Iterable[str] = ("*",)) -> list[str]:
     return sorted(out)
 
 
+def entries(uri: str) -> list[str]:
+    """Names directly under a directory (hidden ones included); [] when it does not exist or is a file."""
+    fs, path = resolve(uri)
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return []
+    return [f.base_name for f in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))]
+
+
 def open_input(uri: str) -> BinaryIO:
     fs, path = resolve(uri)
     try:

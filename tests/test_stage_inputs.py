@@ -68,3 +68,45 @@ def test_duplicate_ids_fail_the_clean_stage_when_the_policy_says_so(spark, tmp_p
 def test_an_unknown_duplicate_id_policy_is_named():
     with pytest.raises(config_lib.ConfigError, match="clean.duplicate_ids"):
         config_lib.load(PipelineConfig, overrides=["clean.duplicate_ids=keep"])
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("output", [".", "nested/clean"], ids=["output_is_input", "output_inside_input"])
+def test_an_output_overlapping_the_input_is_refused_and_the_input_untouched(spark, tmp_path, output):
+    write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": "a", "text": PROSE}])
+    before = tree(tmp_path / "in")
+    with pytest.raises(StageError, match="overlaps input"):
+        clean.run(spark, str(tmp_path / "in"), str(tmp_path / "in" / output), PipelineConfig())
+    assert tree(tmp_path / "in") == before
+
+
+def test_an_input_inside_the_output_is_refused(spark, tmp_path):
+    write_jsonl(tmp_path / "out" / "raw" / "a.jsonl", [{"id": "a", "text": PROSE}])
+    with pytest.raises(StageError, match="overlaps input"):
+        clean.run(spark, str(tmp_path / "out" / "raw"), str(tmp_path / "out"), PipelineConfig())
+    assert (tmp_path / "out" / "raw" / "a.jsonl").exists()
+
+
+def test_a_directory_no_stage_wrote_is_refused_as_output_and_kept(spark, tmp_path):
+    write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": "a", "text": PROSE}])
+    (tmp_path / "mine" / "data").mkdir(parents=True)
+    (tmp_path / "mine" / "data" / "thesis.parquet").write_bytes(b"precious")
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    before = tree(tmp_path / "mine")
+    with pytest.raises(StageError, match="already holds files no stage wrote"):
+        clean.run(spark, str(tmp_path / "in"), str(tmp_path / "mine"), PipelineConfig())
+    assert tree(tmp_path / "mine") == before
+
+
+def test_a_stage_directory_left_by_a_crash_before_any_part_can_be_rerun(spark, tmp_path):
+    from pipeline.stages import spark_io
+
+    write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": "a", "text": PROSE}])
+    out = tmp_path / "clean"
+    clean.run(spark, str(tmp_path / "in"), str(out), PipelineConfig())
+    spark_io.begin(str(out), str(tmp_path / "in"))  # a run that died right after starting
+    assert not (out / SUCCESS).exists()
+    assert clean.run(spark, str(tmp_path / "in"), str(out), PipelineConfig())["kept"] == 1

@@ -91,7 +91,7 @@ def resolve_duplicate_ids(spark: SparkSession, written: spark_io.WriteResult, la
 def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfig, files: list[str] | None = None) -> dict:
     """Clean every raw file under `input_uri`, or only `files` (a scheduled run's new files)."""
     start = time.time()
-    attempt = spark_io.begin(output_uri)
+    attempt = spark_io.begin(output_uri, input_uri)
     files = files or spark_io.list_inputs(input_uri)
     clean_cfg = cfg.clean
     counters = {name: spark.sparkContext.accumulator(0) for name in COUNTERS}

@@ -84,7 +84,7 @@ def _mark_and_write(decisions_uri: str, write: spark_io.Transform) -> spark_io.T
 def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfig) -> dict:
     start = time.time()
     expected = spark_io.read_stats(input_uri)["kept"]
-    attempt = spark_io.begin(output_uri)
+    attempt = spark_io.begin(output_uri, input_uri)
     docs = spark_io.read_stage(spark, input_uri)
     partitions = cfg.dedupe.partitions or docs.rdd.getNumPartitions()
     checkpoint_dir, local_tmp = _checkpoint_dir(output_uri, cfg.dedupe.checkpoint_dir, attempt)

@@ -26,7 +26,7 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
         raise spark_io.StageError(str(e)) from None
     if filter_cfg.quality.enabled:
         added.append(("quality_score", pa.float32()))
-    attempt = spark_io.begin(output_uri)
+    attempt = spark_io.begin(output_uri, input_uri)
     read_schema = spark_io.stage_schema(input_uri)
     schema = pa.schema(
         list(read_schema)

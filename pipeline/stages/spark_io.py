@@ -317,11 +317,40 @@ def new_attempt() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
-def begin(stage_uri: str) -> str:
-    """Start a (re-)run: the old `_SUCCESS` goes first, so a crash from here on never leaves a stage that
-    looks complete but mixes old and new files."""
+def _overlaps(a: str, b: str) -> bool:
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+
+
+def check_output(stage_uri: str, input_uri: str | None = None) -> None:
+    """Refuse an output a run would destroy data in: one that is, holds or lies inside the input (a commit
+    replaces the output's parts; an output inside the input is read back as input), and an existing
+    directory no stage wrote (a stage replaces only what it wrote itself)."""
+    out_fs, out = storage.resolve(stage_uri)
+    if input_uri:
+        in_fs, inp = storage.resolve(input_uri)
+        if out_fs.type_name == in_fs.type_name and _overlaps(out, inp):
+            raise StageError(
+                f"output {storage.display(stage_uri)} overlaps input {storage.display(input_uri)}: writing it would "
+                f"replace or re-read the input; choose an output directory outside the input"
+            )
+    entries = storage.entries(stage_uri)
+    if entries and not {SUCCESS, TEMPORARY} & set(entries):
+        shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
+        raise StageError(
+            f"{storage.display(stage_uri)} already holds files no stage wrote ({shown}): a stage replaces its output "
+            f"directory's contents, so give it a new or empty directory"
+        )
+
+
+def begin(stage_uri: str, input_uri: str | None = None) -> str:
+    """Start a (re-)run into a checked output (`check_output`). The attempt's directory is marked first and
+    the old `_SUCCESS` goes next, so the directory always shows it is a stage's (either file is there) and a
+    crash from here on never leaves a stage that looks complete but mixes old and new files."""
+    check_output(stage_uri, input_uri)
+    attempt = new_attempt()
+    storage.write_bytes(storage.join(stage_uri, TEMPORARY, attempt, "_started"), b"")
     storage.delete(storage.join(stage_uri, SUCCESS))
-    return new_attempt()
+    return attempt
 
 
 def commit(

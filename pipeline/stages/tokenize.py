@@ -142,7 +142,7 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
     start = time.time()
     tcfg = cfg.tokenize
     expected = spark_io.read_stats(input_uri)["kept"]
-    attempt = spark_io.begin(output_uri)
+    attempt = spark_io.begin(output_uri, input_uri)
     # The manifest is what trainers open: a re-run must not leave the old one pointing at shards it replaces.
     storage.delete(storage.join(output_uri, "manifest.json"))
     # Three jobs scan the documents (the tokenizer's sample, the split totals, the shuffle to shards): read the
