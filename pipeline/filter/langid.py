@@ -67,3 +67,45 @@ def identify(texts: pa.Array | pa.ChunkedArray, max_chars: int, model: str = "")
     langs = [language_code(lab[0]) if lab else "" for lab in labels]
     scores = np.fromiter((p[0] if len(p) else 0.0 for p in probs), dtype=np.float32, count=len(flat))
     return langs, np.minimum(scores, 1.0)
+
+
+# Adaptive thresholds (FineWeb-2, arXiv 2506.20920): per language, max(0.3, min(0.9, median - std)).
+ADAPTIVE_FLOOR = 0.3
+ADAPTIVE_CEILING = 0.9
+# Scores are counted in fixed bins over [0, 1]: per-part histograms merge by sum, in any order, to the same
+# bytes, and a median to 0.001 is finer than any threshold needs.
+SCORE_BINS = 1000
+
+
+def score_histogram(scores: np.ndarray) -> np.ndarray:
+    """Counts of `scores` in SCORE_BINS equal bins over [0, 1] (1.0 falls in the last)."""
+    bins = np.minimum((np.asarray(scores, dtype=np.float64) * SCORE_BINS).astype(np.int64), SCORE_BINS - 1)
+    return np.bincount(np.maximum(bins, 0), minlength=SCORE_BINS).astype(np.int64)
+
+
+def histogram_summary(hist: np.ndarray) -> tuple[int, float, float]:
+    """(n, median, std) of the scores counted in `hist`, each score taken at its bin's centre."""
+    n = int(hist.sum())
+    if n == 0:
+        return 0, 0.0, 0.0
+    centres = (np.arange(SCORE_BINS) + 0.5) / SCORE_BINS
+    median = float(centres[np.searchsorted(np.cumsum(hist), (n + 1) / 2)])
+    mean = float((hist * centres).sum() / n)
+    std = float(np.sqrt(max((hist * (centres - mean) ** 2).sum() / n, 0.0)))
+    return n, round(median, 6), round(std, 6)
+
+
+def adaptive_threshold(median: float, std: float) -> float:
+    """FineWeb-2's rule: a language's threshold is median - std of its scores, kept within [0.3, 0.9]."""
+    return round(max(ADAPTIVE_FLOOR, min(ADAPTIVE_CEILING, median - std)), 6)
+
+
+def language_score_stats(hists: dict[str, np.ndarray], min_docs: int, fallback: float) -> dict[str, dict]:
+    """Per language: n, median, std and the threshold used (the adaptive one from `min_docs` documents,
+    `fallback` below that)."""
+    out = {}
+    for lang in sorted(hists):
+        n, median, std = histogram_summary(hists[lang])
+        threshold = adaptive_threshold(median, std) if n >= min_docs else fallback
+        out[lang] = {"n": n, "median": median, "std": std, "threshold": threshold, "adaptive": n >= min_docs}
+    return out
