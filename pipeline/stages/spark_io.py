@@ -317,6 +317,10 @@ def new_attempt() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
+# A stage's directory holds at least one of these from its first step (`begin`) to its last (`commit`).
+STAGE_MARKS = frozenset({SUCCESS, TEMPORARY, "stats.json"})
+
+
 def _overlaps(a: str, b: str) -> bool:
     return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
 
@@ -324,7 +328,7 @@ def _overlaps(a: str, b: str) -> bool:
 def check_output(stage_uri: str, input_uri: str | None = None) -> None:
     """Refuse an output a run would destroy data in: one that is, holds or lies inside the input (a commit
     replaces the output's parts; an output inside the input is read back as input), and an existing
-    directory no stage wrote (a stage replaces only what it wrote itself)."""
+    directory no stage wrote, holding none of `STAGE_MARKS` (a stage replaces only what it wrote itself)."""
     out_fs, out = storage.resolve(stage_uri)
     if input_uri:
         in_fs, inp = storage.resolve(input_uri)
@@ -334,7 +338,7 @@ def check_output(stage_uri: str, input_uri: str | None = None) -> None:
                 f"replace or re-read the input; choose an output directory outside the input"
             )
     entries = storage.entries(stage_uri)
-    if entries and not {SUCCESS, TEMPORARY} & set(entries):
+    if entries and not STAGE_MARKS & set(entries):
         shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
         raise StageError(
             f"{storage.display(stage_uri)} already holds files no stage wrote ({shown}): a stage replaces its output "
