@@ -39,12 +39,12 @@ def _dropped(cfg):
 
 
 def test_adaptive_keeps_low_but_consistent_language():
-    assert _dropped(FilterConfig(mojibake=False, lang_thresholds={"qu": 0.35})) == [False, False]
+    assert _dropped(FilterConfig(mojibake=False, lang_threshold="adaptive", lang_thresholds={"qu": 0.35})) == [False, False]
     assert _dropped(FilterConfig(mojibake=False, lang_threshold="fixed", lang_thresholds={"qu": 0.35})) == [True, False]
 
 
 def test_explicit_per_language_minimum_wins():
-    cfg = FilterConfig(mojibake=False, lang_thresholds={"qu": 0.35}, per_language={"qu": {"min_lang_score": 0.5}})
+    cfg = FilterConfig(mojibake=False, lang_threshold="adaptive", lang_thresholds={"qu": 0.35}, per_language={"qu": {"min_lang_score": 0.5}})
     assert _dropped(cfg) == [True, False]
 
 
@@ -55,11 +55,11 @@ def test_filter_stage_records_per_language_score_figures(spark, tmp_path):
     from test_stages import documents, write_jsonl
 
     write_jsonl(tmp_path / "in" / "a.jsonl", documents(40))
-    cfg = config_lib.load(PipelineConfig, overrides=["filter.adaptive_min_docs=10"])
+    cfg = config_lib.load(PipelineConfig, overrides=["filter.lang_threshold=adaptive", "filter.adaptive_min_docs=10"])
     clean.run(spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
     stats = filter_stage.run(spark, str(tmp_path / "clean"), str(tmp_path / "filter"), cfg)
     figures = stats["lang_scores"]["en"]
     assert figures["n"] >= 10 and figures["adaptive"]
-    assert figures["threshold"] == adaptive_threshold(figures["median"], figures["std"])
+    assert figures["threshold"] == min(adaptive_threshold(figures["median"], figures["std"]), 0.65)
     fixed = config_lib.load(PipelineConfig, overrides=["filter.lang_threshold=fixed"])
     assert "lang_scores" not in filter_stage.run(spark, str(tmp_path / "clean"), str(tmp_path / "filter2"), fixed)

@@ -101,11 +101,11 @@ def adaptive_threshold(median: float, std: float) -> float:
 
 
 def language_score_stats(hists: dict[str, np.ndarray], min_docs: int, fallback: float) -> dict[str, dict]:
-    """Per language: n, median, std and the threshold used (the adaptive one from `min_docs` documents,
-    `fallback` below that)."""
+    """Per language: n, median, std and the threshold used (the adaptive one, never above `fallback`, from
+    `min_docs` documents; `fallback` below that)."""
     out = {}
     for lang in sorted(hists):
         n, median, std = histogram_summary(hists[lang])
-        threshold = adaptive_threshold(median, std) if n >= min_docs else fallback
+        threshold = min(adaptive_threshold(median, std), fallback) if n >= min_docs else fallback
         out[lang] = {"n": n, "median": median, "std": std, "threshold": threshold, "adaptive": n >= min_docs}
     return out
