@@ -24,6 +24,8 @@ from justext.core import classify_paragraphs
 from justext.paragraph import Paragraph
 from justext.utils import normalize_whitespace
 
+from pipeline.filter.text import TERMINALS
+
 # lid.176 language code -> jusText stoplist (jusText names its stoplists by English language name).
 JUSTEXT_STOPLISTS = {
     "af": "Afrikaans", "an": "Aragonese", "ar": "Arabic", "ast": "Asturian", "az": "Azerbaijani",
@@ -52,7 +54,8 @@ JUSTEXT_STOPLISTS = {
 # without a word of two letters (ASCII diagrams, rules of dashes) are left to jusText's own classes.
 MENU_RUN = 3
 LONG_LINE = 200  # jusText's length_high: a paragraph this long may be content without its neighbours
-LINE_END_PUNCT = re.compile(r"[.!?:;,…、。！？)\]\"'”’»」』]$")
+# Every script's sentence-final marks end a sentence here too (`text.TERMINALS`): Armenian verse ends in '։'.
+LINE_END_PUNCT = re.compile("[" + re.escape("".join(sorted(set(".!?:;,…、。！？)]\"'”’»」』") | TERMINALS))) + "]$")
 LETTER_WORD = re.compile(r"[^\W\d_]{2,}")
 
 

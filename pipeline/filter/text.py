@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import regex
 
 from pipeline.filter.config import C4Config
 
@@ -38,9 +39,24 @@ PUNCT = (
     "、。，．！？；：「」『』（）［］｛｝【】《》〈〉〔〕〜・｜"
     "،؛؟٪۔।॥¦"
 )
-# Terminal punctuation for "line ends a sentence" (FineWeb, C4): datatrove's newest default is also
-# multilingual. Closing quotes and brackets count, as in datatrove's list.
-TERMINAL_PUNCT = tuple(".!?\"'”’»」』)。！？｡؟۔।॥։።။")
+# Terminal punctuation for "line ends a sentence" (FineWeb, C4, short prose): every character with
+# Unicode's Sentence_Terminal property, so a script's full stop counts without being listed (Armenian '։',
+# Ethiopic '።', Myanmar '။', Khmer '។', Devanagari '।', and scripts nobody listed), plus closing quotes
+# and brackets, which count as in datatrove's list (dialogue ends in '.”'). Unicode leaves out marks that
+# end sentences only in some languages; those are added where the script needs them:
+# - Tibetan's shad '།' and nyis shad '༎' end clauses and sentences (The Unicode Standard, 13.4 Tibetan);
+#   no other language writes them, so they count everywhere.
+# - Greek asks with ';' (U+037E GREEK QUESTION MARK is canonically ';'): CLDR's Greek sentence-break
+#   tailoring (common/segments/el.xml) adds both to STerm. ';' is no sentence end elsewhere, so it counts
+#   only in Greek documents (`LANG_TERMINALS`).
+SENTENCE_TERMINAL = "".join(regex.findall(r"\p{Sentence_Terminal}", "".join(map(chr, range(0x110000)))))
+SCRIPT_TERMINALS = "\u0f0d\u0f0e"
+LANG_TERMINALS = {"el": frozenset(";\u037e")}
+# The former hand list's marks: all Sentence_Terminal, kept so that no version of the tables can drop one.
+LISTED_TERMINALS = ".!?。！？｡؟۔।॥։።။"
+FINAL_MARKS = "".join(sorted(set(LISTED_TERMINALS + SENTENCE_TERMINAL + SCRIPT_TERMINALS)))
+CLOSERS = "\"'”’»」』)"
+TERMINALS = frozenset(FINAL_MARKS + CLOSERS)
 # Emoji (with their modifiers, joiners and keycaps) and dingbats after a line's last mark do not end it:
 # "... Zink und Magnesium. 🌰" ends a sentence.
 PICTOGRAPH = "\u200d\ufe0f\u20e3\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff"
@@ -48,7 +64,16 @@ ENDS_IN_PICTOGRAPH = re.compile(f"[{PICTOGRAPH}]$")
 PICTOGRAPH_RUN = re.compile(f"[\\s{PICTOGRAPH}]+")
 BULLETS = ("•", "-", "*", "·", "◦", "‣", "▪")
 ELLIPSES = ("...", "…")
-SENTENCE_END = re.compile(r"[.!?。！？｡؟۔।॥]+(?=[\s\"'”’»」』)]|$)")
+
+
+@cache
+def terminals_for(lang: str) -> tuple[frozenset[str], re.Pattern]:
+    """The characters a line of `lang` may end a sentence with, and C4's sentence count's pattern for it: a
+    run of sentence-final marks before a space, a closer or the line's end."""
+    extra = LANG_TERMINALS.get(lang, frozenset())
+    marks = re.escape(FINAL_MARKS + "".join(sorted(extra)))
+    return TERMINALS | extra, re.compile(f"[{marks}]+(?=[\\s{re.escape(CLOSERS)}]|$)")
+
 
 NO_SPACE_LANGS = frozenset({"zh", "ja", "th", "lo", "km", "my", "bo", "yue", "wuu"})
 # A language lid.176 does not know keeps its model's label, which names its script (pipeline/filter/langid.py).
@@ -255,8 +280,10 @@ def ngram_fractions(
                      for fractions, g in rows]).reshape(len(rows), n_docs)
 
 
-def _line_stats(text: str, no_space: bool, c4: C4Config, short_line_length: int) -> tuple:
+def _line_stats(text: str, lang: str, c4: C4Config, short_line_length: int) -> tuple:
     """The DocStats fields from n_lines to c4_curly_bracket; the C4 line pass runs only when C4's rules apply."""
+    no_space = without_spaces(lang)
+    terminals, sentence_end = terminals_for(lang)
     all_lines = text.split("\n")
     lines = [s for s in (line.strip() for line in all_lines) if s]
     n_bullet = n_ellipsis = n_punct = n_terminal = n_short = 0
@@ -272,7 +299,7 @@ def _line_stats(text: str, no_space: bool, c4: C4Config, short_line_length: int)
         end = line
         if ENDS_IN_PICTOGRAPH.match(line, len(line) - 1):  # matched on the reversed line: linear in its length
             end = line[: len(line) - PICTOGRAPH_RUN.match(line[::-1]).end()]
-        ends_sentence = end.endswith(TERMINAL_PUNCT)
+        ends_sentence = end[-1:] in terminals
         n_terminal += ends_sentence
         trails_off = end.endswith(ELLIPSES)
         if trails_off:
@@ -295,7 +322,7 @@ def _line_stats(text: str, no_space: bool, c4: C4Config, short_line_length: int)
             curly = True
         if c4.filter_policy and C4_POLICY.search(low):
             continue
-        sentences += max(1, len(SENTENCE_END.findall(line)))
+        sentences += max(1, len(sentence_end.findall(line)))
         if sentences >= enough_sentences and not has_curly:
             c4_lines = False  # the count can only pass the threshold now, and no line can fail the page
     n_dup_lines, dup_line_chars = _duplicates(lines)
@@ -358,7 +385,7 @@ def batch_stats(
     ids = _mix(word * np.uint64(n_docs) + doc.astype(np.uint64))  # distinct per (word, document)
     char_words = np.array([without_spaces(lang) for lang in langs], dtype=bool)
     ngrams = ngram_fractions(ids, lens, doc, text_lens, dup_floor, char_words)
-    lines = [_line_stats(text, without_spaces(lang), c4, short_line_length) for text, lang in zip(texts, langs)]
+    lines = [_line_stats(text, lang, c4, short_line_length) for text, lang in zip(texts, langs)]
     line_columns = [np.array(column) for column in zip(*lines)] if lines else [np.zeros(0)] * 15
     return DocStats(text_lens, n_words, mean_word_len, n_alpha, n_stop, *line_columns, *ngrams)
 
