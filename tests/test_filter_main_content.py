@@ -159,3 +159,36 @@ def test_main_content_is_extracted_in_the_language_of_the_pages_long_lines():
     menus_only = "\n".join(MENU)
     cfg = FilterConfig()
     assert filter_batch_module.content_languages([page, menus_only], ["en", "fr"], cfg) == ["de", "fr"]
+
+
+JA_CHAPTER = [  # lines of a script written without spaces: prose by their full stops, not their length
+    "灯台は百年以上もの間、崖の端に立っていた。夜に岬を通る船乗りたちは、家への道を見つけるためにその光を探した。",
+    "その年の春、灯台守と娘は塔をもう一度白く塗った。二人は狭い階段をバケツ一つずつ運び上げ、仕事にはほぼ一か月かかった。",
+    "十月に嵐が来たとき、灯は消えなかった。港の外で嵐に遭った漁船はその光を頼りに岩の間を抜け、どの船も網と共に岸へ戻った。",
+]
+
+
+def test_a_chapter_is_not_rescued_as_its_one_paragraph_in_another_language():
+    chapter = "\n".join(["第一章", "目次", *JA_CHAPTER * 6, ARTICLE[0], *["次へ", "戻る"] * 3])
+    for cfg in (FilterConfig(), FilterConfig(main_content_min_share=0.0)):  # the language check alone holds too
+        row = filter_batch(batch_of(chapter), cfg).to_pylist()[0]
+        assert (row["_status"], row["lang"], row["_main_content"], row["text"]) == ("dropped", "ja", False, chapter)
+
+
+def test_main_content_keeping_too_little_of_the_prose_leaves_the_first_decision():
+    """jusText cuts long lines with few stop words (a product's specifications): prose the page had."""
+    specs = [f"Lighthouse lamp model LX-20{i}, brass housing, 400 mm lens, 12 V halogen bulb, rotating base, "
+             "white paint, coastal grade steel bolts, marine varnish." for i in range(4)]
+    page = "\n".join(MENU[:12] + ARTICLE[:1] + specs + MENU[12:])
+    assert main_content.extract([page], ["en"]) == [ARTICLE[0]]
+    assert filter_batch_module.kept_share(PAGE, "\n".join(ARTICLE)) == 1.0  # menus are no prose
+    assert 0.2 < filter_batch_module.kept_share(page, ARTICLE[0]) < 0.5
+    default = filter_batch(batch_of(page), FilterConfig()).to_pylist()[0]
+    assert (default["_status"], default["_main_content"], default["text"]) == ("dropped", False, page)
+    lenient = filter_batch(batch_of(page), FilterConfig(main_content_min_share=0.2)).to_pylist()[0]
+    assert (lenient["_status"], lenient["_main_content"], lenient["text"]) == ("kept", True, ARTICLE[0])
+
+
+def test_main_content_min_share_must_be_a_share():
+    with pytest.raises(ValueError, match="main_content_min_share"):
+        FilterConfig(main_content_min_share=1.5)

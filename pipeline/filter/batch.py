@@ -8,9 +8,11 @@ quality classifier), `_main_content`, and `quality_score` when a classifier is c
 With `main_content` on, a document that fails a check extraction can fix (not mojibake, an unselected
 language or the Gopher word minimum: extraction only removes words) is checked again, language ID included,
 on its jusText main content (menus and cookie notices in another language lower a page's language score),
-extracted in the language of the page's long lines; if that passes every check, the document is kept with the extracted text and
-`_main_content` true. A dropped document keeps its text and its first pass's reason. The classifier comes
-last so it scores only the documents every cheaper check kept; `quality_score` is null for the others.
+extracted in the language of the page's prose lines; if that passes every check, is identified in the language
+of those lines and keeps `main_content_min_share` of the page's prose, the document is kept with the
+extracted text and `_main_content` true. A dropped document keeps its text and its first pass's reason.
+The classifier comes last so it scores only the documents every cheaper check kept; `quality_score` is
+null for the others.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from pipeline.filter import main_content, quality, rules
 from pipeline.filter.config import FilterConfig, QualityConfig, RuleSet
 from pipeline.filter.langid import identify
 from pipeline.filter.pii import EMAIL_PLACEHOLDER, IP_PLACEHOLDER, replace_pii_batch
-from pipeline.filter.text import batch_stats, words_of
+from pipeline.filter.text import TERMINALS, batch_stats, words_of
 
 # Reasons extracting the main content cannot undo, as it only removes words; an unselected language is
 # not retried either, as most documents of a corpus are usually in one.
@@ -142,33 +144,57 @@ def identify_and_check(texts: pa.Array, cfg: FilterConfig) -> tuple[list[str], n
     return langs, scores, reasons
 
 
+def prose_lines(text: str) -> list[str]:
+    """The lines that read as prose: long ones (`main_content.LONG_LINE` characters) and those that end a
+    sentence, which in a script written without spaces are often shorter. Menus, buttons and footers are
+    short lines that end none."""
+    lines = map(str.strip, text.split("\n"))
+    return [line for line in lines if len(line) >= main_content.LONG_LINE or line[-1:] in TERMINALS]
+
+
 def content_languages(texts: list[str], page_langs: list[str], cfg: FilterConfig) -> list[str]:
-    """The language of each page's long lines, where it has any, else of the whole page. A page's language
+    """The language of each page's prose lines, where it has any, else of the whole page. A page's language
     can be its menus' (English navigation around a German article), and jusText weighs the stop words of
-    the language it is given; menus, buttons and footers are short lines."""
-    long_lines = ["\n".join(line for line in text.split("\n") if len(line) >= main_content.LONG_LINE) for text in texts]
-    langs, _ = identify(pa.array(long_lines, type=pa.string()), cfg.langid_max_chars, cfg.langid_model)
-    return [lang if lines else page for lang, lines, page in zip(langs, long_lines, page_langs)]
+    the language it is given."""
+    prose = ["\n".join(prose_lines(text)) for text in texts]
+    langs, _ = identify(pa.array(prose, type=pa.string()), cfg.langid_max_chars, cfg.langid_model)
+    return [lang if lines else page for lang, lines, page in zip(langs, prose, page_langs)]
+
+
+def kept_share(original: str, extracted: str) -> float:
+    """The share of the original's prose characters (all its characters if it has no prose line) that the
+    extracted text keeps: what a page loses with its menus and footers does not count."""
+    whole = sum(map(len, prose_lines(original)))
+    if not whole:
+        return len(extracted.strip()) / max(1, len(original.strip()))
+    return sum(map(len, prose_lines(extracted))) / whole
 
 
 def main_content_rescue(
     texts: pa.Array, langs: list[str], scores: np.ndarray, reasons: np.ndarray, cfg: FilterConfig
 ) -> tuple[pa.Array, np.ndarray]:
     """Check the main content of rule-dropped documents again; returns the texts with the rescued ones
-    replaced and the mask of rescued rows (langs, scores and reasons are updated in place)."""
+    replaced and the mask of rescued rows (langs, scores and reasons are updated in place). Main content
+    that keeps less than `cfg.main_content_min_share` of the document's prose, or reads as another language
+    than the document's prose lines, is a fragment of it: the document keeps its first decision."""
     todo = np.array([r is not None and r not in NOT_FIXED_BY_EXTRACTION for r in reasons], dtype=bool)
     rescued = np.zeros(len(texts), dtype=bool)
     idx = np.flatnonzero(todo)
     if not idx.size:
         return texts, rescued
     originals = texts.take(pa.array(idx)).to_pylist()
-    extracted = main_content.extract(originals, content_languages(originals, [langs[i] for i in idx], cfg))
-    changed = [k for k, (new, old) in enumerate(zip(extracted, originals)) if new.strip() and new != old]
+    content_langs = content_languages(originals, [langs[i] for i in idx], cfg)
+    extracted = main_content.extract(originals, content_langs)
+    changed = [
+        k for k, (new, old) in enumerate(zip(extracted, originals))
+        if new.strip() and new != old and kept_share(old, new) >= cfg.main_content_min_share
+    ]
     if not changed:
         return texts, rescued
     new_texts = pa.array([extracted[k] for k in changed], type=texts.type)
     new_langs, new_scores, new_reasons = identify_and_check(new_texts, cfg)
-    passed = new_reasons == None  # noqa: E711
+    same_lang = np.array([new_langs[j] == content_langs[k] for j, k in enumerate(changed)], dtype=bool)
+    passed = (new_reasons == None) & same_lang  # noqa: E711
     rows = idx[changed][passed]
     rescued[rows] = True
     for row, k in zip(rows, np.flatnonzero(passed)):

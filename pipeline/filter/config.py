@@ -253,6 +253,15 @@ class FilterConfig:
     # a document a quality rule drops gets a second chance with its jusText main content
     # (pipeline/filter/main_content.py), kept with that text if it then passes language ID and every rule.
     main_content: bool = True
+    # The extracted text stands for the document only if it is identified in the language of the
+    # original's prose lines and keeps at least this share of their characters (prose: lines of
+    # `main_content.LONG_LINE` characters or ending a sentence; menus, buttons and footers are short lines
+    # that end none), or of all its characters when it has none; otherwise the first decision stands. One
+    # paragraph kept of a book chapter is no longer that chapter (a 45,000-character Japanese chapter kept as
+    # its one English paragraph of 1,442). A share of all characters cannot tell such a cut from a page
+    # stripped of its menus: on the shared corpus 143 of 226 rescued web pages keep under half of their
+    # characters, but 223 keep more than half of their long lines'.
+    main_content_min_share: float = 0.5
     english: RuleSet = field(default_factory=default_rules)  # RuleSet() is FineWeb's English chain
     other_languages: RuleSet = field(default_factory=default_rules)
     # Merge FineWeb-2's per-language thresholds, stop words and minimum language score
@@ -265,6 +274,8 @@ class FilterConfig:
         # Languages are written as language ID writes them: a GlotLID name lid.176 also knows becomes its code.
         if self.lang_threshold not in ("adaptive", "fixed"):
             raise ValueError(f"filter.lang_threshold must be adaptive or fixed, not {self.lang_threshold!r}")
+        if not 0.0 <= self.main_content_min_share <= 1.0:
+            raise ValueError(f"filter.main_content_min_share must be within [0, 1], not {self.main_content_min_share!r}")
         self.languages = [language_code(lang) for lang in self.languages]
         self.per_language = {language_code(lang): rules for lang, rules in self.per_language.items()}
         for lang in self.per_language:  # fail at load time on a bad key, not in the middle of a job
