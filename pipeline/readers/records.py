@@ -43,10 +43,24 @@ def derived_id(file_label: str, line: int) -> str:
     return hashlib.blake2b(f"{file_label}:{line}".encode(), digest_size=8).hexdigest()
 
 
+def printable(s: str) -> str:
+    """`s` with code points UTF-8 cannot hold (lone surrogates) written as `\\udXXX`, so a rejection that
+    quotes bad input still converts to Arrow and names what was wrong."""
+    return s.encode("utf-8", errors="backslashreplace").decode("utf-8")
+
+
+def _encodable(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _excerpt(raw: bytes | str) -> str:
     if isinstance(raw, bytes):
-        raw = raw[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
-    return raw[:EXCERPT_CHARS]
+        return raw[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+    return printable(raw[:EXCERPT_CHARS])[:EXCERPT_CHARS]
 
 
 def rejected(file_label: str, line: int, reason: str, detail: str, raw: bytes | str, id: str | None = None) -> dict:
@@ -60,7 +74,7 @@ def rejected(file_label: str, line: int, reason: str, detail: str, raw: bytes | 
         "line": line,
         "_status": "rejected",
         "_reason": reason,
-        "_detail": detail,
+        "_detail": printable(detail),
         "excerpt": _excerpt(raw),
     }
 
@@ -92,6 +106,17 @@ def record_from_object(obj, file_label: str, line: int, cfg: ReaderConfig, raw: 
         return rejected(file_label, line, "not_an_object", f"expected a JSON object, got {type(obj).__name__}", raw)
     rid = obj.get(cfg.id_field)
     rid = derived_id(file_label, line) if rid is None or rid == "" else str(rid)
+    fields = {
+        "source": _opt_str(obj.get("source")) or cfg.default_source or None,
+        "url": _opt_str(obj.get("url")),
+        "created": _opt_str(obj.get("created")),
+    }
+    # Arrow (and every later stage) needs UTF-8: a lone surrogate from a \ud800-style escape in any field
+    # would otherwise fail the whole task far from this line.
+    bad = [name for name, v in {cfg.id_field: rid, **fields}.items() if v is not None and not _encodable(v)]
+    if bad:
+        detail = f"{', '.join(map(repr, bad))} hold lone surrogate code points"
+        return rejected(file_label, line, "invalid_unicode", detail, raw, None if cfg.id_field in bad else rid)
     if cfg.text_field not in obj:
         return rejected(file_label, line, "missing_text", f"no {cfg.text_field!r} key", raw, rid)
     text = obj[cfg.text_field]
@@ -102,16 +127,6 @@ def record_from_object(obj, file_label: str, line: int, cfg: ReaderConfig, raw: 
     n = len(text.encode("utf-8", errors="surrogatepass"))
     if n > cfg.max_text_bytes:
         return rejected(file_label, line, "document_too_large", f"{n} bytes > max_text_bytes={cfg.max_text_bytes}", raw, rid)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates from \ud800-style JSON escapes
+    if not _encodable(text):
         return rejected(file_label, line, "invalid_unicode", "text holds lone surrogate code points", raw, rid)
-    return kept(
-        text,
-        file_label,
-        line,
-        id=rid,
-        source=_opt_str(obj.get("source")) or cfg.default_source or None,
-        url=_opt_str(obj.get("url")),
-        created=_opt_str(obj.get("created")),
-    )
+    return kept(text, file_label, line, id=rid, **fields)
