@@ -39,3 +39,63 @@ def test_an_excerpt_or_detail_holding_a_lone_surrogate_is_made_printable():
     row = rejected("f", 1, "invalid_json", "bad \ud800", "raw \udfff text")
     pa.RecordBatch.from_pylist([row])  # converts
     assert "\ud800" not in row["_detail"] and "\udfff" not in row["excerpt"]
+
+
+class _OneLongLine(io.RawIOBase):
+    """`size` bytes of one line without a newline, then `rest`; counts what the reader took."""
+
+    def __init__(self, size: int, rest: bytes = b""):
+        self.left, self.rest, self.taken = size, rest, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if self.left <= 0:
+            out, self.rest = self.rest[:n], self.rest[n:]
+        else:
+            out = b"x" * min(n, self.left)
+            self.left -= len(out)
+        self.taken += len(out)
+        return out
+
+    read1 = read
+
+
+def test_a_line_past_max_line_bytes_is_rejected_as_soon_as_it_passes_and_the_next_line_is_read():
+    from pipeline.readers.jsonl import CHUNK, read_jsonl
+
+    limit = 2 * CHUNK
+    stream = _OneLongLine(40 * CHUNK, b'\n{"id": "n", "text": "next"}\n')
+    records = read_jsonl(stream, "long.jsonl", ReaderConfig(max_line_bytes=limit))
+    first = next(records)
+    assert (first["line"], first["_reason"]) == (1, "line_too_large")
+    assert stream.taken <= limit + CHUNK  # nothing read past the chunk that crossed the limit
+    assert statuses(records) == [(2, "kept", None)]
+
+
+def test_skipping_a_long_line_holds_memory_bounded_by_the_limit_not_the_line():
+    import tracemalloc
+
+    from pipeline.readers.jsonl import CHUNK, read_jsonl
+
+    tracemalloc.start()
+    try:
+        got = statuses(read_jsonl(_OneLongLine(64 * CHUNK), "long.jsonl", ReaderConfig(max_line_bytes=CHUNK)))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == [(1, "rejected", "line_too_large")]
+    assert peak < 8 * CHUNK
+
+
+def test_a_line_of_exactly_max_line_bytes_is_read_and_one_byte_more_is_rejected(monkeypatch):
+    from pipeline.readers import jsonl
+
+    monkeypatch.setattr(jsonl, "CHUNK", 7)  # lines span many reads
+    at = json.dumps({"id": "a", "text": "t" * 30}).encode()
+    over = json.dumps({"id": "b", "text": "t" * 31}).encode()
+    data = b"\n".join([at, over, at, over]) + b"\n" + over
+    got = statuses(jsonl.read_jsonl(io.BytesIO(data), "f.jsonl", ReaderConfig(max_line_bytes=len(at))))
+    kept, too_large = ("kept", None), ("rejected", "line_too_large")
+    assert got == [(1, *kept), (2, *too_large), (3, *kept), (4, *too_large), (5, *too_large)]

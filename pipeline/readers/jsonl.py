@@ -4,48 +4,65 @@ from __future__ import annotations
 import json
 from typing import BinaryIO, Iterator
 
-from pipeline.readers.records import ReaderConfig, rejected, record_from_object
+from pipeline.readers.records import EXCERPT_CHARS, ReaderConfig, rejected, record_from_object
 
 CHUNK = 1 << 20
+EXCERPT_BYTES = EXCERPT_CHARS * 4  # enough UTF-8 for an excerpt of a line too large to keep
 
 
-def iter_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None, str | None]]:
-    """Yield (line number, raw bytes, None), or (line number, None, error) once if the stream breaks.
+def iter_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, bytes, str | None, str | None]]:
+    """Yield (line number, raw bytes, None, None) per line, or (line number, excerpt bytes, reason, detail)
+    for a line that cannot be read: `line_too_large` as soon as a line passes `max_line_bytes` (the rest of
+    it is skipped unheld, so a huge line costs linear time and bounded memory), or `corrupt_stream` once,
+    last, if the stream breaks.
 
     Splits on b"\\n" ourselves so one bad byte sequence never desynchronises the rest of the file, and a
     corrupt compressed stream ends the file with a rejection instead of a crash.
     """
     lineno = 0
-    pending = b""
+    parts: list[bytes] = []  # the current line's pieces, while it is within the limit
+    size = 0  # bytes of the current line so far
     # read1 hands over what is already decompressed, so a stream that breaks loses no good lines before it.
     read = getattr(stream, "read1", stream.read)
     while True:
         try:
             chunk = read(CHUNK)
         except (OSError, EOFError, ValueError) as e:  # truncated gzip/zstd member, broken connection
-            yield lineno + 1, None, f"{type(e).__name__}: {e}"
+            skipping = size > max_line_bytes  # the line being skipped already has its row
+            yield lineno + 1 + skipping, b"", "corrupt_stream", f"{type(e).__name__}: {e}"
             return
         if not chunk:
             break
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
+        start = 0
+        while start <= len(chunk):
+            end = chunk.find(b"\n", start)
+            piece = chunk[start:] if end < 0 else chunk[start:end]
+            if size <= max_line_bytes:
+                parts.append(piece)
+                if size + len(piece) > max_line_bytes:
+                    head = b"".join(parts)[:EXCERPT_BYTES]
+                    yield lineno + 1, head, "line_too_large", f"more than max_line_bytes={max_line_bytes} bytes"
+                    parts = []
+            size += len(piece)
+            if end < 0:
+                break
             lineno += 1
-            yield lineno, line, None
-    if pending:
-        yield lineno + 1, pending, None
+            if size <= max_line_bytes:
+                yield lineno, b"".join(parts), None, None
+            parts, size, start = [], 0, end + 1
+    if size and size <= max_line_bytes:
+        yield lineno + 1, b"".join(parts), None, None
 
 
 def read_jsonl(stream: BinaryIO, file_label: str, cfg: ReaderConfig) -> Iterator[dict]:
-    for lineno, raw, error in iter_lines(stream):
-        if error is not None:
-            yield rejected(file_label, lineno, "corrupt_stream", error, b"")
+    for lineno, raw, reason, detail in iter_lines(stream, cfg.max_line_bytes):
+        if reason is not None:
+            yield rejected(file_label, lineno, reason, detail, raw)
+            if reason == "line_too_large":
+                continue
             return
         if not raw.strip():
             yield rejected(file_label, lineno, "empty_line", "blank line", raw)
-            continue
-        if len(raw) > cfg.max_line_bytes:
-            yield rejected(file_label, lineno, "line_too_large", f"{len(raw)} bytes > max_line_bytes={cfg.max_line_bytes}", raw)
             continue
         try:
             line = raw.decode("utf-8")
