@@ -178,7 +178,8 @@ def test_a_chapter_is_not_rescued_as_its_one_paragraph_in_another_language():
 def test_main_content_keeping_too_little_of_the_prose_leaves_the_first_decision():
     """jusText cuts long lines with few stop words (a product's specifications): prose the page had."""
     specs = [f"Lighthouse lamp model LX-20{i}, brass housing, 400 mm lens, 12 V halogen bulb, rotating base, "
-             "white paint, coastal grade steel bolts, marine varnish." for i in range(4)]
+             "white paint, coastal grade steel bolts, marine varnish, copper wiring, glass dome, spare fuses, "
+             "wall bracket." for i in range(4)]
     page = "\n".join(MENU[:12] + ARTICLE[:1] + specs + MENU[12:])
     assert main_content.extract([page], ["en"]) == [ARTICLE[0]]
     assert filter_batch_module.kept_share(PAGE, "\n".join(ARTICLE)) == 1.0  # menus are no prose

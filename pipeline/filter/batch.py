@@ -25,7 +25,7 @@ from pipeline.filter import main_content, quality, rules
 from pipeline.filter.config import FilterConfig, QualityConfig, RuleSet
 from pipeline.filter.langid import identify
 from pipeline.filter.pii import EMAIL_PLACEHOLDER, IP_PLACEHOLDER, replace_pii_batch
-from pipeline.filter.text import TERMINALS, batch_stats, words_of
+from pipeline.filter.text import NO_SPACE_TOKEN, batch_stats, words_of
 
 # Reasons extracting the main content cannot undo, as it only removes words; an unselected language is
 # not retried either, as most documents of a corpus are usually in one.
@@ -144,12 +144,17 @@ def identify_and_check(texts: pa.Array, cfg: FilterConfig) -> tuple[list[str], n
     return langs, scores, reasons
 
 
+# main_content.LONG_LINE (200 characters) in words, for the scripts written without spaces, where every
+# character is a word (text.NO_SPACE_TOKEN): English prose averages ~6 characters a word with its space.
+LONG_LINE_WORDS = 33
+
+
 def prose_lines(text: str) -> list[str]:
-    """The lines that read as prose: long ones (`main_content.LONG_LINE` characters) and those that end a
-    sentence, which in a script written without spaces are often shorter. Menus, buttons and footers are
-    short lines that end none."""
+    """The lines that read as prose: `main_content.LONG_LINE` characters or `LONG_LINE_WORDS` words long.
+    Menus, buttons and footers are short lines, though many end in '.' or '?' ("Forgot your password?")."""
     lines = map(str.strip, text.split("\n"))
-    return [line for line in lines if len(line) >= main_content.LONG_LINE or line[-1:] in TERMINALS]
+    return [line for line in lines
+            if len(line) >= main_content.LONG_LINE or len(NO_SPACE_TOKEN.findall(line)) >= LONG_LINE_WORDS]
 
 
 def content_languages(texts: list[str], page_langs: list[str], cfg: FilterConfig) -> list[str]:

