@@ -1,18 +1,24 @@
 """What a stage does with input a careless or hostile user gives it: ids reused across files, outputs that
-overlap the input or a directory the stage did not write."""
+overlap the input or a directory the stage did not write, two runs into one output."""
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline import config as config_lib
-from pipeline.stages import clean, dedupe
+from pipeline.stages import clean, dedupe, spark_io
 from pipeline.stages.config import PipelineConfig
 from pipeline.stages.spark_io import SUCCESS, StageError
 
+ROOT = Path(__file__).resolve().parents[1]
 PROSE = ("The harbor lights came on one by one as the fishing boats returned before the storm. "
          "Families waited on the stone pier with lanterns and warm bread for the crews.")
 OTHER = ("A quiet library stood at the end of the valley road, its windows full of morning light. "
@@ -110,3 +116,46 @@ def test_a_stage_directory_left_by_a_crash_before_any_part_can_be_rerun(spark, t
     spark_io.begin(str(out), str(tmp_path / "in"))  # a run that died right after starting
     assert not (out / SUCCESS).exists()
     assert clean.run(spark, str(tmp_path / "in"), str(out), PipelineConfig())["kept"] == 1
+
+
+def test_a_second_run_into_an_output_another_live_run_writes_is_refused(tmp_path):
+    out = str(tmp_path / "out")
+    spark_io.begin(out)
+    other = subprocess.run(
+        [sys.executable, "-c", f"from pipeline.stages import spark_io; spark_io.begin({out!r})"],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert other.returncode != 0 and "another run is writing this output" in other.stderr
+    spark_io.release(out)
+    assert not (tmp_path / "out" / spark_io.LOCK).exists()
+
+
+def test_a_run_takes_over_the_lock_of_a_dead_run_and_removes_only_its_leftovers(tmp_path):
+    out = tmp_path / "out"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (out / "_temporary" / "dead-attempt").mkdir(parents=True)
+    (out / "_temporary" / "dead-attempt" / "part-00000-a0.parquet").write_bytes(b"half")
+    (out / spark_io.LOCK).write_text(json.dumps({"run_id": "gone", "host": socket.gethostname(),
+                                                 "pid": int(dead.stdout), "heartbeat": time.time()}))
+    attempt = spark_io.begin(str(out))
+    assert os.listdir(out / "_temporary") == [attempt]
+    spark_io.commit(str(out), attempt, {}, {"stage": "test"})
+    assert sorted(os.listdir(out)) == ["_SUCCESS", "stats.json"]
+
+
+def test_a_commit_leaves_another_attempts_temporary_files(tmp_path):
+    out = str(tmp_path / "out")
+    attempt = spark_io.begin(out)
+    late = tmp_path / "out" / "_temporary" / "late-attempt" / "part-00000-a0.parquet"
+    late.parent.mkdir(parents=True)
+    late.write_bytes(b"another writer's")
+    spark_io.commit(out, attempt, {}, {"stage": "test"})
+    assert late.read_bytes() == b"another writer's"
+
+
+def test_a_failed_run_in_this_process_does_not_lock_out_its_rerun(tmp_path):
+    out = str(tmp_path / "out")
+    spark_io.begin(out)  # fails before commit, leaving this process's lock
+    attempt = spark_io.begin(out)
+    spark_io.commit(out, attempt, {}, {"stage": "test"})
+    assert not (tmp_path / "out" / spark_io.LOCK).exists()

@@ -202,6 +202,7 @@ def write_generation(additions: DataFrame, index: Index, partitions: int) -> Opt
     written = spark_io.write_parts(rows, gen_uri, {"kept": spark_io.Route("data", COLUMNS)}, attempt)
     documents = written.rows.get("kept", 0)
     if documents == 0:
+        spark_io.release(gen_uri)
         storage.delete(gen_uri)  # not listed in generations.json, so never part of the index
         return None
     return PendingGeneration(name, attempt, dict(written.files), documents)

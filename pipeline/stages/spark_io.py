@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 
-from pipeline import storage
+from pipeline import lock, storage
 from pipeline.readers import PATTERNS, read_file, to_batches
 from pipeline.readers.records import RAW_SCHEMA
 from pipeline.stages.layout import SUCCESS, TEMPORARY, is_committed, listed_files
@@ -317,8 +317,13 @@ def new_attempt() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
+# The lock file a stage holds on its output directory from `begin` to `commit`.
+LOCK = "_lock"
 # A stage's directory holds at least one of these from its first step (`begin`) to its last (`commit`).
-STAGE_MARKS = frozenset({SUCCESS, TEMPORARY, "stats.json"})
+STAGE_MARKS = frozenset({SUCCESS, TEMPORARY, "stats.json", LOCK})
+# Output URI -> the lock this process holds on it: a stage that failed in this process left its lock here,
+# and this process's next run into that output takes it back.
+_held: dict[str, lock.Lock] = {}
 
 
 def _overlaps(a: str, b: str) -> bool:
@@ -347,14 +352,30 @@ def check_output(stage_uri: str, input_uri: str | None = None) -> None:
 
 
 def begin(stage_uri: str, input_uri: str | None = None) -> str:
-    """Start a (re-)run into a checked output (`check_output`). The attempt's directory is marked first and
-    the old `_SUCCESS` goes next, so the directory always shows it is a stage's (either file is there) and a
+    """Start a (re-)run into a checked output (`check_output`), as its one writer: the stage holds the
+    directory's lock until `commit` (another live run's lock raises `lock.LockHeld`). Holding it, the run
+    removes what earlier, dead attempts left in `_temporary`. The attempt's directory is marked first and the
+    old `_SUCCESS` goes next, so the directory always shows it is a stage's (either file is there) and a
     crash from here on never leaves a stage that looks complete but mixes old and new files."""
     check_output(stage_uri, input_uri)
+    release(stage_uri)
+    try:
+        _held[stage_uri] = lock.Lock(storage.join(stage_uri, LOCK), name="stage").acquire()
+    except lock.LockHeld as e:
+        raise StageError(f"{e}: another run is writing this output; wait for it to end or choose another output") from None
+    storage.delete(storage.join(stage_uri, TEMPORARY))
     attempt = new_attempt()
     storage.write_bytes(storage.join(stage_uri, TEMPORARY, attempt, "_started"), b"")
     storage.delete(storage.join(stage_uri, SUCCESS))
     return attempt
+
+
+def release(stage_uri: str) -> None:
+    """Give up this process's lock on `stage_uri`, if it holds one (a commit does; so does a stage that
+    writes nothing after all)."""
+    held = _held.pop(stage_uri, None)
+    if held is not None:
+        held.release()
 
 
 def commit(
@@ -366,7 +387,8 @@ def commit(
     final_names: Callable[[str, str], str] | None = None,
 ) -> None:
     """Move the attempt's files into place (replacing any earlier run's), write stats.json, then the other
-    small files in the order given, then `_SUCCESS` listing everything; finally drop the temporary directory."""
+    small files in the order given, then `_SUCCESS` listing everything; finally drop the attempt's temporary
+    directory (never another's) and release the output's lock."""
     listing: dict[str, list[str]] = {}
     for route, paths in files.items():
         subdir = paths and _subdir_of(paths[0], stage_uri, attempt)
@@ -384,7 +406,10 @@ def commit(
         storage.join(stage_uri, SUCCESS),
         json.dumps({"stage": stats["stage"], "files": listing}, indent=1, sort_keys=True).encode(),
     )
-    storage.delete(storage.join(stage_uri, TEMPORARY))
+    storage.delete(storage.join(stage_uri, TEMPORARY, attempt))
+    if not storage.entries(storage.join(stage_uri, TEMPORARY)):
+        storage.delete(storage.join(stage_uri, TEMPORARY))
+    release(stage_uri)
 
 
 def _subdir_of(path: str, stage_uri: str, attempt: str) -> str:

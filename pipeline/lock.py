@@ -1,0 +1,136 @@
+"""One writer at a time per directory: a lock file with its owner and a heartbeat.
+
+Scheduled runs hold one on their state directory, and every stage holds one on its output directory from
+`begin` to `commit`, so two runs started on the same output cannot interleave their files.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from pipeline import storage
+
+
+class LockHeld(RuntimeError):
+    """Another run holds the lock and is alive."""
+
+
+@dataclass
+class LockConfig:
+    # A lock whose heartbeat is older than this is stale (its run died without releasing it) and is taken over.
+    lock_timeout_seconds: float = 600.0
+    # How often the running job refreshes its lock's heartbeat; must be well under lock_timeout_seconds.
+    heartbeat_seconds: float = 30.0
+
+    def __post_init__(self):
+        if not 0 < self.heartbeat_seconds < self.lock_timeout_seconds:
+            raise ValueError(
+                f"heartbeat_seconds ({self.heartbeat_seconds:g}) must be positive and under "
+                f"lock_timeout_seconds ({self.lock_timeout_seconds:g})"
+            )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Lock:
+    """One run at a time holds the lock file `uri`. The holder refreshes a heartbeat; a lock is stale when its heartbeat
+    is older than `lock_timeout_seconds`, or at once when it was taken on this host by a process that no
+    longer exists. A stale lock is reported and taken over; a live one makes `acquire` raise LockHeld.
+
+    On a local disk the lock file is created exclusively. Object stores have no create-if-absent here, so
+    there the lock is written and read back: two runs started within the same instant could both pass.
+    """
+
+    def __init__(self, uri: str, cfg: LockConfig | None = None, log=print, name: str = "lock"):
+        self.uri = uri
+        self.cfg = cfg or LockConfig()
+        self.name = name
+        self.log = lambda message: log(f"[{name}] {message}")
+        self.record = {"run_id": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid(),
+                       "started": time.time()}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def stale_reason(self, held: dict[str, Any]) -> str | None:
+        age = time.time() - float(held.get("heartbeat", 0))
+        if age > self.cfg.lock_timeout_seconds:
+            return f"its last heartbeat was {age:.0f} s ago (lock_timeout_seconds={self.cfg.lock_timeout_seconds:g})"
+        if held.get("host") == self.record["host"] and not _pid_alive(int(held.get("pid", -1))):
+            return f"process {held.get('pid')} no longer runs on this host"
+        return None
+
+    def _write(self, exclusive: bool) -> bool:
+        data = json.dumps({**self.record, "heartbeat": time.time()}).encode()
+        fs, path = storage.resolve(self.uri)
+        if exclusive and isinstance(fs, pafs.LocalFileSystem):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            return True
+        storage.write_bytes(self.uri, data)
+        return True
+
+    def _held(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(storage.read_bytes(self.uri))
+        except storage.StorageError:
+            return None
+        except ValueError:  # a lock written half-way by a run killed at that instant
+            return {"run_id": "?", "heartbeat": 0}
+
+    def acquire(self) -> "Lock":
+        held = self._held()
+        if held is not None:
+            why = self.stale_reason(held)
+            who = f"run {held.get('run_id')} (host {held.get('host')}, pid {held.get('pid')})"
+            if why is None:
+                raise LockHeld(f"{storage.display(self.uri)} is held by {who}, alive: not starting")
+            self.log(f"stale lock of {who}: {why}; taking it over")
+            storage.delete(self.uri)
+        if not self._write(exclusive=True) or self._held().get("run_id") != self.record["run_id"]:
+            raise LockHeld(f"{storage.display(self.uri)} was taken by another run starting at the same time")
+        self._thread = threading.Thread(target=self._beat, name=f"{self.name}-lock-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.cfg.heartbeat_seconds):
+            if (self._held() or {}).get("run_id") != self.record["run_id"]:
+                self.log("lost the lock to another run (were we paused longer than lock_timeout_seconds?)")
+                return
+            self._write(exclusive=False)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        if (self._held() or {}).get("run_id") == self.record["run_id"]:
+            storage.delete(self.uri)
+
+    def __enter__(self) -> "Lock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
