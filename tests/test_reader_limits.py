@@ -3,10 +3,13 @@ broken Parquet rows and WARC records, deeply nested HTML. Each is one rejection 
 crash, a silent cut or a lost neighbour."""
 from __future__ import annotations
 
+import gzip
 import io
 import json
 
 import pyarrow as pa
+import pytest
+import zstandard
 
 from pipeline.readers import read_file, to_batches
 from pipeline.readers.records import ReaderConfig
@@ -99,3 +102,48 @@ def test_a_line_of_exactly_max_line_bytes_is_read_and_one_byte_more_is_rejected(
     got = statuses(jsonl.read_jsonl(io.BytesIO(data), "f.jsonl", ReaderConfig(max_line_bytes=len(at))))
     kept, too_large = ("kept", None), ("rejected", "line_too_large")
     assert got == [(1, *kept), (2, *too_large), (3, *kept), (4, *too_large), (5, *too_large)]
+
+
+@pytest.mark.parametrize("compression", [".gz", ".zst"])
+def test_a_file_decompressing_past_max_decompressed_bytes_keeps_the_lines_before_and_rejects_the_rest(tmp_path, compression):
+    good = b"".join(json.dumps({"id": str(i), "text": "t" * 80}).encode() + b"\n" for i in range(100))
+    data = good + b"x" * (96 << 20)  # a bomb: 96 MiB from a few hundred KiB
+    packed = gzip.compress(data, 1) if compression == ".gz" else zstandard.ZstdCompressor().compress(data)
+    path = tmp_path / f"bomb.jsonl{compression}"
+    path.write_bytes(packed)
+    records = list(read_file(str(path), path.name, ReaderConfig(max_decompressed_bytes=len(good) + 10)))
+    assert statuses(records) == [(i, "kept", None) for i in range(1, 101)] + [(101, "rejected", "decompressed_too_large")]
+    assert "max_decompressed_bytes" in records[-1]["_detail"]
+
+
+@pytest.mark.parametrize("compression", [".gz", ".zst"])
+def test_a_compressed_html_page_is_read_whole_and_one_past_max_decompressed_bytes_is_rejected(tmp_path, compression):
+    from pipeline.readers.html import HtmlConfig
+
+    html = ("<html><body>" + "<p>A paragraph of prose that goes on. </p>" * 20000 + "<p>The end.</p></body></html>").encode()
+    packed = gzip.compress(html) if compression == ".gz" else zstandard.ZstdCompressor().compress(html)
+    path = tmp_path / f"page.html{compression}"
+    path.write_bytes(packed)
+    whole = list(read_file(str(path), path.name, ReaderConfig(), HtmlConfig(favour="recall")))
+    assert whole[0]["_status"] == "kept" and whole[0]["text"].endswith("The end.")
+    capped = list(read_file(str(path), path.name, ReaderConfig(max_decompressed_bytes=len(html) // 2)))
+    assert statuses(capped) == [(1, "rejected", "decompressed_too_large")]
+
+
+def warc_file(payloads: list[bytes], rtype: str = "conversion") -> bytes:
+    from warcio.warcwriter import WARCWriter
+
+    buf = io.BytesIO()
+    writer = WARCWriter(buf, gzip=True)
+    for i, payload in enumerate(payloads):
+        record = writer.create_warc_record(f"https://x.org/{i}", rtype, payload=io.BytesIO(payload), length=len(payload),
+                                           warc_content_type="text/plain")
+        writer.write_record(record)
+    return buf.getvalue()
+
+
+def test_a_warc_file_past_max_decompressed_bytes_keeps_the_records_before_and_rejects_the_rest(tmp_path):
+    path = tmp_path / "bomb.warc.gz"
+    path.write_bytes(warc_file([b"first document", b"second document", b"\0" * (64 << 20), b"last"]))
+    records = list(read_file(str(path), path.name, ReaderConfig(max_decompressed_bytes=1 << 20)))
+    assert statuses(records) == [(1, "kept", None), (2, "kept", None), (3, "rejected", "decompressed_too_large")]

@@ -8,7 +8,7 @@ from typing import Iterator
 import pyarrow as pa
 
 from pipeline import storage
-from pipeline.readers.records import RAW_SCHEMA, ReaderConfig, derived_id, rejected
+from pipeline.readers.records import RAW_SCHEMA, DecompressedTooLarge, ReaderConfig, derived_id, rejected
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 WARC_SUFFIXES = (".warc", ".wet")
@@ -64,11 +64,36 @@ class _ZstdFrames(io.RawIOBase):
     read1 = read
 
 
-def _decompressed(stream, compression: str):
+class _Capped(io.RawIOBase):
+    """A decompressed stream that hands over its first `limit` bytes, then raises DecompressedTooLarge."""
+
+    def __init__(self, inner, limit: int):
+        self._left, self._limit = limit, limit
+        self._read = getattr(inner, "read1", inner.read)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._read(n if 0 <= n <= self._left else self._left + 1)
+        if len(data) > self._left:  # _ZstdFrames hands over whole decompressed blocks whatever n is
+            data, self._read = data[: self._left], self._refuse
+            if not data:
+                self._refuse()
+        self._left -= len(data)
+        return data
+
+    def _refuse(self, n: int = -1) -> bytes:
+        raise DecompressedTooLarge(f"more than max_decompressed_bytes={self._limit} bytes after decompression")
+
+    read1 = read
+
+
+def _decompressed(stream, compression: str, max_bytes: int):
     if compression == ".gz":
-        return gzip.GzipFile(fileobj=stream, mode="rb")
+        return _Capped(gzip.GzipFile(fileobj=stream, mode="rb"), max_bytes)
     if compression == ".zst":
-        return _ZstdFrames(stream)
+        return _Capped(_ZstdFrames(stream), max_bytes)
     return stream
 
 
@@ -87,7 +112,7 @@ def read_file(uri: str, file_label: str, cfg: ReaderConfig, html_cfg=None) -> It
             yield from read_parquet(f, file_label, cfg)
         return
     with storage.open_input(uri) as raw:
-        stream = _decompressed(raw, "" if fmt in WARC_SUFFIXES else compression)
+        stream = _decompressed(raw, "" if fmt in WARC_SUFFIXES else compression, cfg.max_decompressed_bytes)
         if fmt in JSONL_SUFFIXES:
             from pipeline.readers.jsonl import read_jsonl
 
@@ -95,7 +120,7 @@ def read_file(uri: str, file_label: str, cfg: ReaderConfig, html_cfg=None) -> It
         elif fmt in WARC_SUFFIXES:
             from pipeline.readers.warc import read_warc
 
-            yield from _complete(read_warc(stream, file_label, html_cfg), file_label)
+            yield from _complete(read_warc(stream, file_label, html_cfg, cfg.max_decompressed_bytes), file_label)
         elif fmt in HTML_SUFFIXES:
             from pipeline.readers.html import read_html
 

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
-from pipeline.readers.records import kept, rejected
+from pipeline.readers.records import DecompressedTooLarge, kept, rejected
 
 EXTRACTORS = ("resiliparse", "trafilatura")
 FAVOUR = ("precision", "balanced", "recall")
@@ -176,9 +176,17 @@ def with_fields(record: dict, fields: dict) -> dict:
 
 def read_html(stream: BinaryIO, file_label: str, cfg: HtmlConfig) -> Iterator[dict]:
     """One .html/.htm file is one page: line 1, no id (the caller derives one), charset from the page itself."""
+    parts, size = [], 0
     try:
-        payload = stream.read(cfg.max_html_bytes + 1)
+        # Decompressed streams hand over a block per read, not all that was asked for.
+        while size <= cfg.max_html_bytes and (part := stream.read(cfg.max_html_bytes + 1 - size)):
+            parts.append(part)
+            size += len(part)
+    except DecompressedTooLarge as e:
+        yield rejected(file_label, 1, "decompressed_too_large", str(e), b"")
+        return
     except (OSError, EOFError, ValueError) as e:  # corrupt .html.gz, broken connection
         yield rejected(file_label, 1, "corrupt_stream", f"{type(e).__name__}: {e}", b"")
         return
+    payload = b"".join(parts)
     yield page_record(payload, None, cfg, file_label, 1)

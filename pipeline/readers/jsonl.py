@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import BinaryIO, Iterator
 
-from pipeline.readers.records import EXCERPT_CHARS, ReaderConfig, rejected, record_from_object
+from pipeline.readers.records import EXCERPT_CHARS, DecompressedTooLarge, ReaderConfig, rejected, record_from_object
 
 CHUNK = 1 << 20
 EXCERPT_BYTES = EXCERPT_CHARS * 4  # enough UTF-8 for an excerpt of a line too large to keep
@@ -13,8 +13,8 @@ EXCERPT_BYTES = EXCERPT_CHARS * 4  # enough UTF-8 for an excerpt of a line too l
 def iter_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, bytes, str | None, str | None]]:
     """Yield (line number, raw bytes, None, None) per line, or (line number, excerpt bytes, reason, detail)
     for a line that cannot be read: `line_too_large` as soon as a line passes `max_line_bytes` (the rest of
-    it is skipped unheld, so a huge line costs linear time and bounded memory), or `corrupt_stream` once,
-    last, if the stream breaks.
+    it is skipped unheld, so a huge line costs linear time and bounded memory), or once, last, for the rest
+    of the file: `corrupt_stream` if the stream breaks, `decompressed_too_large` past that cap.
 
     Splits on b"\\n" ourselves so one bad byte sequence never desynchronises the rest of the file, and a
     corrupt compressed stream ends the file with a rejection instead of a crash.
@@ -25,10 +25,13 @@ def iter_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, byt
     # read1 hands over what is already decompressed, so a stream that breaks loses no good lines before it.
     read = getattr(stream, "read1", stream.read)
     while True:
+        skipping = size > max_line_bytes  # the line being skipped already has its row
         try:
             chunk = read(CHUNK)
+        except DecompressedTooLarge as e:
+            yield lineno + 1 + skipping, b"", "decompressed_too_large", str(e)
+            return
         except (OSError, EOFError, ValueError) as e:  # truncated gzip/zstd member, broken connection
-            skipping = size > max_line_bytes  # the line being skipped already has its row
             yield lineno + 1 + skipping, b"", "corrupt_stream", f"{type(e).__name__}: {e}"
             return
         if not chunk:

@@ -35,7 +35,16 @@ class ReaderConfig:
     max_text_bytes: int = 1_048_576
     # Lines longer than this are not even parsed.
     max_line_bytes: int = 64 * 1_048_576
+    # A compressed file (.gz/.zst, and WARC records together) that decompresses to more than this ends
+    # with one `decompressed_too_large` rejection for the rest of it: a gzip bomb (up to ~1000:1) would
+    # otherwise hold a task for hours and fill its disk. 16 GiB is about three times a Common Crawl WARC
+    # file uncompressed, the largest input we expect, and about a minute of gzip decompression on one core.
+    max_decompressed_bytes: int = 16 << 30
     default_source: str = ""
+
+
+class DecompressedTooLarge(Exception):
+    """A stream passed ReaderConfig.max_decompressed_bytes; the reader rejects the rest of the file."""
 
 
 def derived_id(file_label: str, line: int) -> str:

@@ -21,7 +21,7 @@ from warcio.limitreader import LimitReader
 from warcio.statusandheaders import StatusAndHeadersParser
 
 from pipeline.readers.html import HtmlConfig, charset_from_content_type, kept_record, page_record, with_fields
-from pipeline.readers.records import rejected
+from pipeline.readers.records import ReaderConfig, rejected
 
 SKIPPED_TYPES = frozenset({"warcinfo", "request", "metadata", "revisit", "continuation"})
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -129,11 +129,12 @@ class _Records(ArchiveIterator):
         super().close()
 
 
-def read_warc(stream: BinaryIO, file_label: str, cfg: HtmlConfig) -> Iterator[dict]:
+def read_warc(stream: BinaryIO, file_label: str, cfg: HtmlConfig,
+              max_decompressed_bytes: int = ReaderConfig.max_decompressed_bytes) -> Iterator[dict]:
     """Documents of one WARC/WET file (gzip per record or plain); never raises on bad content."""
     archive = _Records(stream, no_record_parse=False, check_digests=False)
     records = iter(archive)
-    line, row = 0, None
+    line, row, declared = 0, None, 0
     while True:
         line += 1
         try:
@@ -149,6 +150,11 @@ def read_warc(stream: BinaryIO, file_label: str, cfg: HtmlConfig) -> Iterator[di
         if record.format != "warc":  # warcio falls back to ARC parsing on anything that is not WARC
             detail = f"record {line} is not a WARC record ({record.format})"
             yield rejected(file_label, line, "warc_corrupt", detail, b"")
+            return
+        declared += record.length or 0
+        if declared > max_decompressed_bytes:  # checked before the block is decompressed, even to skip it
+            detail = f"records 1-{line} declare more than max_decompressed_bytes={max_decompressed_bytes} bytes"
+            yield rejected(file_label, line, "decompressed_too_large", detail, b"")
             return
         row = _document(record, line, cfg, file_label)
         if row is not None:
