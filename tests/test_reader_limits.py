@@ -147,3 +147,11 @@ def test_a_warc_file_past_max_decompressed_bytes_keeps_the_records_before_and_re
     path.write_bytes(warc_file([b"first document", b"second document", b"\0" * (64 << 20), b"last"]))
     records = list(read_file(str(path), path.name, ReaderConfig(max_decompressed_bytes=1 << 20)))
     assert statuses(records) == [(1, "kept", None), (2, "kept", None), (3, "rejected", "decompressed_too_large")]
+
+
+def test_a_wet_record_over_max_text_bytes_is_rejected_not_cut_and_the_next_is_kept(tmp_path):
+    path = tmp_path / "big.wet.gz"
+    path.write_bytes(warc_file([b"w" * 101, b"small document", b"w" * 100]))
+    records = list(read_file(str(path), path.name, ReaderConfig(max_text_bytes=100)))
+    assert statuses(records) == [(1, "rejected", "document_too_large"), (2, "kept", None), (3, "kept", None)]
+    assert "max_text_bytes=100" in records[0]["_detail"] and records[0]["url"] == "https://x.org/0"

@@ -120,7 +120,7 @@ def read_file(uri: str, file_label: str, cfg: ReaderConfig, html_cfg=None) -> It
         elif fmt in WARC_SUFFIXES:
             from pipeline.readers.warc import read_warc
 
-            yield from _complete(read_warc(stream, file_label, html_cfg, cfg.max_decompressed_bytes), file_label)
+            yield from _complete(read_warc(stream, file_label, html_cfg, cfg), file_label)
         elif fmt in HTML_SUFFIXES:
             from pipeline.readers.html import read_html
 

@@ -76,7 +76,7 @@ def http_headers(record):
     return record.http_headers
 
 
-def _document(record, line: int, cfg: HtmlConfig, file_label: str) -> dict | None:
+def _document(record, line: int, cfg: HtmlConfig, reader_cfg: ReaderConfig, file_label: str) -> dict | None:
     """The row for one record, or None for record types that are not documents."""
     rtype = record.rec_type
     if rtype in SKIPPED_TYPES:
@@ -99,14 +99,18 @@ def _document(record, line: int, cfg: HtmlConfig, file_label: str) -> dict | Non
     if http is not None and http.get_statuscode() != "200":
         return reject("http_status_not_200", f"HTTP status {http.get_statuscode()}")
 
+    # WET text is a document like a JSON one and has its limit; HTML is limited before extraction.
+    limit = reader_cfg.max_text_bytes if rtype == "conversion" else cfg.max_html_bytes
     try:
-        payload = record.content_stream().read(cfg.max_html_bytes + 1)
+        payload = record.content_stream().read(limit + 1)
         broken = _truncation(record)
     except Exception as e:  # zlib/brotli/chunking errors from a damaged payload; the parser resyncs or stops next
         return reject("warc_corrupt", f"payload: {_error(e)}")
     if broken:
         return reject("warc_truncated", broken, payload)
     if rtype == "conversion":
+        if len(payload) > limit:
+            return reject("document_too_large", f"more than max_text_bytes={limit} bytes", payload)
         text = payload.decode("utf-8", errors="replace").strip()
         if not text:
             return reject("no_text_extracted", "empty conversion record")
@@ -129,9 +133,9 @@ class _Records(ArchiveIterator):
         super().close()
 
 
-def read_warc(stream: BinaryIO, file_label: str, cfg: HtmlConfig,
-              max_decompressed_bytes: int = ReaderConfig.max_decompressed_bytes) -> Iterator[dict]:
+def read_warc(stream: BinaryIO, file_label: str, cfg: HtmlConfig, reader_cfg: ReaderConfig | None = None) -> Iterator[dict]:
     """Documents of one WARC/WET file (gzip per record or plain); never raises on bad content."""
+    reader_cfg = reader_cfg or ReaderConfig()
     archive = _Records(stream, no_record_parse=False, check_digests=False)
     records = iter(archive)
     line, row, declared = 0, None, 0
@@ -152,10 +156,10 @@ def read_warc(stream: BinaryIO, file_label: str, cfg: HtmlConfig,
             yield rejected(file_label, line, "warc_corrupt", detail, b"")
             return
         declared += record.length or 0
-        if declared > max_decompressed_bytes:  # checked before the block is decompressed, even to skip it
-            detail = f"records 1-{line} declare more than max_decompressed_bytes={max_decompressed_bytes} bytes"
+        if declared > reader_cfg.max_decompressed_bytes:  # checked before the block is decompressed, even to skip it
+            detail = f"records 1-{line} declare more than max_decompressed_bytes={reader_cfg.max_decompressed_bytes} bytes"
             yield rejected(file_label, line, "decompressed_too_large", detail, b"")
             return
-        row = _document(record, line, cfg, file_label)
+        row = _document(record, line, cfg, reader_cfg, file_label)
         if row is not None:
             yield row
