@@ -155,3 +155,33 @@ def test_a_wet_record_over_max_text_bytes_is_rejected_not_cut_and_the_next_is_ke
     records = list(read_file(str(path), path.name, ReaderConfig(max_text_bytes=100)))
     assert statuses(records) == [(1, "rejected", "document_too_large"), (2, "kept", None), (3, "kept", None)]
     assert "max_text_bytes=100" in records[0]["_detail"] and records[0]["url"] == "https://x.org/0"
+
+
+def test_a_parquet_row_with_invalid_utf8_is_rejected_alone_and_the_other_rows_are_kept(tmp_path):
+    import pyarrow.parquet as pq
+
+    texts = pa.array([b"good 1", b"good 2", b"bad \xff", b"good 3"], pa.binary()).view(pa.string())  # unvalidated
+    path = tmp_path / "one-bad-row.parquet"
+    pq.write_table(pa.table({"id": list("abcd"), "text": texts}), path)
+    records = list(read_file(str(path), path.name, ReaderConfig()))
+    assert statuses(records) == [(1, "kept", None), (2, "kept", None), (3, "rejected", "invalid_utf8"), (4, "kept", None)]
+    assert records[2]["id"] is None and records[3]["text"] == "good 3"
+
+
+def test_a_corrupt_parquet_row_group_rejects_each_of_its_rows_and_the_next_group_is_read(tmp_path):
+    import pyarrow.parquet as pq
+
+    table = pa.table({"id": [str(i) for i in range(6)], "text": [f"doc {i}" for i in range(6)]})
+    sink = io.BytesIO()
+    pq.write_table(table, sink, row_group_size=2, compression="none")
+    data = bytearray(sink.getvalue())
+    for c in range(2):  # overwrite the middle row group's pages with garbage
+        col = pq.ParquetFile(io.BytesIO(sink.getvalue())).metadata.row_group(1).column(c)
+        start = col.dictionary_page_offset or col.data_page_offset
+        data[start : start + col.total_compressed_size] = b"\xff" * col.total_compressed_size
+    path = tmp_path / "bad-group.parquet"
+    path.write_bytes(bytes(data))
+    records = list(read_file(str(path), path.name, ReaderConfig()))
+    assert statuses(records) == ([(1, "kept", None), (2, "kept", None), (3, "rejected", "invalid_parquet"),
+                                  (4, "rejected", "invalid_parquet"), (5, "kept", None), (6, "kept", None)])
+    assert "row group 1" in records[2]["_detail"]
