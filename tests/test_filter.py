@@ -292,6 +292,13 @@ def test_c4_lorem_ipsum_is_dropped():
     assert "c4_lorem_ipsum" in failing(EN + "\n\nLorem ipsum dolor sit amet, consectetur adipiscing elit.", "en", FINEWEB_ENGLISH)
 
 
+def test_placeholder_text_is_dropped_in_every_language_by_default_without_c4s_other_rules():
+    placeholder = "\n\nLorem ipsum dolor sit amet, consectetur adipiscing elit."
+    assert failing(DE + placeholder, "de") == ["c4_lorem_ipsum"]
+    assert failing(EN + placeholder, "la") == ["c4_lorem_ipsum"]
+    assert not [r for r in failing(EN + " {curly}", "en") if r.startswith("c4_")]
+
+
 def test_c4_curly_bracket_drops_code_only_under_finewebs_english_chain():
     code = EN + "\n\nThe handler is function update(state) { return state + 1; } in the script."
     assert "c4_curly_bracket" in failing(code, "en", FINEWEB_ENGLISH)

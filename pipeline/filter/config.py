@@ -212,11 +212,14 @@ def fineweb2_rules() -> RuleSet:
 
 
 def default_rules() -> RuleSet:
-    """FineWeb-2's rules with short prose exempt from Gopher's word minimum, and a list that needs two lines
-    (one line opening with a dash, or trailing off, is no list): every language's default."""
+    """FineWeb-2's rules with short prose exempt from Gopher's word minimum, a list that needs two lines
+    (one line opening with a dash, or trailing off, is no list), and C4's lorem-ipsum check alone: every
+    language's default. Placeholder text is in no language; FineWeb-2 leaves it to language ID, where it
+    scores ~0.3 as Latin, which an adaptive threshold derived from a run's placeholder pages lets through."""
     rules = fineweb2_rules()
     rules.gopher_quality.short_prose = True
     rules.gopher_quality.min_list_lines = 2
+    rules.c4 = C4Config(min_num_sentences=None, filter_javascript=False, filter_curly_bracket=False, filter_policy=False)
     return rules
 
 

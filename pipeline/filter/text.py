@@ -289,7 +289,7 @@ def _line_stats(text: str, lang: str, c4: C4Config, short_line_length: int) -> t
     n_bullet = n_ellipsis = n_punct = n_terminal = n_short = 0
     sentences = 0
     curly = False
-    c4_lines = c4.enabled
+    c4_lines = c4.enabled and (c4.min_num_sentences is not None or c4.filter_curly_bracket)  # what it counts for
     has_curly = "{" in text
     enough_sentences = c4.min_num_sentences if c4.min_num_sentences is not None else float("inf")
     first_line_open = False
