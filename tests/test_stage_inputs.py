@@ -159,3 +159,15 @@ def test_a_failed_run_in_this_process_does_not_lock_out_its_rerun(tmp_path):
     attempt = spark_io.begin(out)
     spark_io.commit(out, attempt, {}, {"stage": "test"})
     assert not (tmp_path / "out" / spark_io.LOCK).exists()
+
+
+def test_a_rerun_leaves_nothing_of_an_earlier_run_it_does_not_list(spark, tmp_path):
+    write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": "a", "text": PROSE}])
+    (tmp_path / "in" / "a.jsonl").write_text((tmp_path / "in" / "a.jsonl").read_text() + "{not json\n")
+    out = tmp_path / "clean"
+    clean.run(spark, str(tmp_path / "in"), str(out), PipelineConfig())
+    assert (out / "rejected").is_dir()
+    write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": "a", "text": PROSE}])  # the bad line fixed
+    clean.run(spark, str(tmp_path / "in"), str(out), PipelineConfig())
+    listed = json.loads((out / SUCCESS).read_text())["files"]
+    assert sorted(os.listdir(out)) == sorted([*listed, "stats.json", SUCCESS])

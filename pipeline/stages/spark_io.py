@@ -386,8 +386,9 @@ def commit(
     extra_files: dict[str, bytes] | None = None,
     final_names: Callable[[str, str], str] | None = None,
 ) -> None:
-    """Move the attempt's files into place (replacing any earlier run's), write stats.json, then the other
-    small files in the order given, then `_SUCCESS` listing everything; finally drop the attempt's temporary
+    """Move the attempt's files into place (replacing any earlier run's, and removing what an earlier run
+    wrote that this one does not: a stage owns its directory), write stats.json, then the other small files
+    in the order given, then `_SUCCESS` listing everything; finally drop the attempt's temporary
     directory (never another's) and release the output's lock."""
     listing: dict[str, list[str]] = {}
     for route, paths in files.items():
@@ -399,6 +400,10 @@ def commit(
             rel = f"{subdir}/{name}"
             storage.move(p, storage.join(stage_uri, rel))
             listing.setdefault(subdir, []).append(rel)
+    keep = {*(subdir.split("/")[0] for subdir in listing), "stats.json", *(extra_files or {}), SUCCESS, TEMPORARY, LOCK}
+    for name in storage.entries(stage_uri):  # an earlier run's files this run did not replace
+        if name not in keep:
+            storage.delete(storage.join(stage_uri, name))
     storage.write_bytes(storage.join(stage_uri, "stats.json"), json.dumps(stats, indent=2, sort_keys=False).encode())
     for name, data in (extra_files or {}).items():  # in order: a manifest given last is the commit point
         storage.write_bytes(storage.join(stage_uri, name), data)
