@@ -1,11 +1,13 @@
 """Typed dataclass configs: defaults in code, a YAML file on top, then `--set key=value` on top of that.
 
-One loader serves the pipeline and the trainer. Unknown keys and badly typed values fail with a message
-that names the key, so a typo never silently falls back to a default.
+One loader serves the pipeline and the trainer. Unknown keys, badly typed values and values out of their
+range fail with a message that names the key, so a typo never silently falls back to a default.
 """
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
+import re
 import types
 import typing
 from pathlib import Path
@@ -126,6 +128,45 @@ def merge(obj: T, data: dict[str, Any], prefix: str = "") -> T:
     return dataclasses.replace(obj, **kwargs)
 
 
+_INTERVAL = re.compile(r"([\[(])(\S+), (\S+)([\])])")
+
+
+def _leaves(obj: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _leaves(value, f"{prefix}{f.name}.")
+        else:
+            yield prefix + f.name, value
+
+
+def _show(value: float) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def check_ranges(obj: Any, ranges: dict[str, str]) -> None:
+    """Raise ConfigError naming the first setting of dataclass `obj` outside its interval.
+
+    `ranges` maps dotted keys, as a config file writes them, to intervals such as "(0, 1]" or "[1, inf)"; a
+    `*` in a key matches any name, so one entry covers a setting of every rule set. The first matching entry
+    applies. None passes: an optional setting left unset switches its check off.
+    """
+    for key, value in _leaves(obj):
+        interval = next((r for pattern, r in ranges.items() if fnmatch.fnmatchcase(key, pattern)), None)
+        if interval is None or value is None:
+            continue
+        low_bracket, low, high, high_bracket = _INTERVAL.fullmatch(interval).groups()
+        lo, hi = float(low), float(high)
+        inside = (lo <= value if low_bracket == "[" else lo < value) and (value <= hi if high_bracket == "]" else value < hi)
+        if inside:
+            continue
+        if hi == float("inf"):
+            bound = f"at least {low}" if low_bracket == "[" else f"above {low}"
+        else:
+            bound = f"within {interval}"
+        raise ConfigError(f"{key} must be {bound}, not {_show(value)}")
+
+
 def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
     """Turn ["a.b=1", "c=x,y"] into the nested mapping {"a": {"b": 1}, "c": "x,y"} (values parsed as YAML)."""
     out: dict[str, Any] = {}
@@ -148,9 +189,24 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
     return out
 
 
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """PyYAML's error in one line: where, what, and where the construct it was in began."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    said = f"{where}{getattr(e, 'problem', None) or e}"
+    context, start = getattr(e, "context", None), getattr(e, "context_mark", None)
+    if context and start:
+        said += f" ({context} that starts at line {start.line + 1}, column {start.column + 1})"
+    return " ".join(said.split())
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The YAML file at `path`; a file that is not valid YAML fails in one line naming the file and line."""
     with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
+        try:
+            data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}, {_yaml_problem(e)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
     return data
@@ -160,8 +216,9 @@ def load(cls: type[T], path: str | Path | None = None, overrides: Iterable[str] 
     """Defaults (or `base`), then the YAML file at `path`, then `--set` overrides."""
     obj = base if base is not None else cls()
     if path:
+        data = read_yaml(path)  # its errors name the file
         try:
-            obj = merge(obj, read_yaml(path))
+            obj = merge(obj, data)
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
     return merge(obj, parse_overrides(overrides))

@@ -99,6 +99,10 @@ class AblationConfig(PipelineConfig):
     preset: str = "tiny"
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self):
+        super().__post_init__()
+        cfglib.check_ranges(self, {"holdout.fraction": "(0, 1)"})  # no held-out set, or nothing left to train on
+
     def pipeline(self) -> PipelineConfig:
         return PipelineConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(PipelineConfig)})
 

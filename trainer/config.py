@@ -45,8 +45,6 @@ class OptimConfig:
     def __post_init__(self):
         if self.decay not in DECAYS:
             raise cfglib.ConfigError(f"optim.decay: expected one of {', '.join(DECAYS)}, got {self.decay!r}")
-        if not 0.0 < self.decay_fraction <= 1.0:
-            raise cfglib.ConfigError(f"optim.decay_fraction: expected a fraction in (0, 1], got {self.decay_fraction}")
 
 
 BAD_SHARD_POLICIES = ("fail", "skip")
@@ -76,6 +74,36 @@ class EvalConfig:
     generate_tokens: int = 64  # tokens sampled at the end when the manifest lists a tokenizer; 0 = none
 
 
+# The values each numeric setting can take (pipeline.config.check_ranges), checked whenever a config is
+# loaded, so a mistyped number fails before a single process starts training.
+RANGES = {
+    "model.block_size": "[1, inf)",
+    "model.n_layer": "[1, inf)",
+    "model.n_head": "[1, inf)",
+    "model.n_embd": "[1, inf)",
+    "model.dropout": "[0, 1)",
+    "model.vocab_size": "[0, inf)",
+    "optim.lr": "(0, inf)",
+    "optim.min_lr": "[0, inf)",
+    "optim.warmup_steps": "[0, inf)",
+    "optim.decay_fraction": "(0, 1]",
+    "optim.weight_decay": "[0, inf)",
+    "optim.beta1": "[0, 1)",
+    "optim.beta2": "[0, 1)",
+    "optim.grad_clip": "[0, inf)",
+    "data.batch_size": "[1, inf)",
+    "data.micro_batch_size": "[1, inf)",
+    "data.seed": "[0, inf)",  # NumPy's generators take no negative seed
+    "eval.every": "[0, inf)",
+    "eval.shards": "[0, inf)",
+    "eval.generate_tokens": "[0, inf)",
+    "steps": "[1, inf)",
+    "log_every": "[1, inf)",
+    "ckpt_every": "[1, inf)",
+    "keep_checkpoints": "[0, inf)",
+}
+
+
 @dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -88,6 +116,9 @@ class TrainConfig:
     keep_checkpoints: int = 3
     compile: bool = False  # torch.compile the model
     seed: int = 1337  # model init and dropout
+
+    def __post_init__(self):
+        cfglib.check_ranges(self, RANGES)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
