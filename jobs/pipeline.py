@@ -9,6 +9,17 @@ import sys
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
 from pipeline.cli import pipeline_main  # noqa: E402
+from pipeline.stages.filter import describe_at_risk  # noqa: E402
+
+
+def main(argv=None) -> list[dict]:
+    """Run the pipeline; the filter stage's languages at risk come last, not lost among later stages' lines."""
+    summary = pipeline_main(argv)
+    alarm = next((describe_at_risk(s) for s in summary if s["stage"] == "filter"), "")
+    if alarm:
+        print(alarm, flush=True)
+    return summary
+
 
 if __name__ == "__main__":
-    pipeline_main(sys.argv[1:])
+    main(sys.argv[1:])

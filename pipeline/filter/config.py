@@ -272,6 +272,12 @@ class FilterConfig:
     fineweb2_thresholds: bool = False
     # language code -> partial RuleSet mapping merged over all of the above
     per_language: dict[str, dict] = field(default_factory=dict)
+    # A language is at risk (stats.json `languages_at_risk`, the job's last lines, the top of report.html)
+    # when it keeps under at_risk_keep_ratio times the run's share of kept documents: rules or a
+    # language-ID model that serve it badly lose it quietly inside a run-wide keep rate that looks fine.
+    # Under at_risk_min_docs documents a keep rate is too noisy to raise an alarm on.
+    at_risk_keep_ratio: float = 0.5
+    at_risk_min_docs: int = 20
 
     def __post_init__(self):
         # Languages are written as language ID writes them: a GlotLID name lid.176 also knows becomes its code.
@@ -279,6 +285,10 @@ class FilterConfig:
             raise ValueError(f"filter.lang_threshold must be adaptive or fixed, not {self.lang_threshold!r}")
         if not 0.0 <= self.main_content_min_share <= 1.0:
             raise ValueError(f"filter.main_content_min_share must be within [0, 1], not {self.main_content_min_share!r}")
+        if not 0.0 <= self.at_risk_keep_ratio <= 1.0:
+            raise ValueError(f"filter.at_risk_keep_ratio must be within [0, 1], not {self.at_risk_keep_ratio!r}")
+        if self.at_risk_min_docs < 1:
+            raise ValueError(f"filter.at_risk_min_docs must be at least 1, not {self.at_risk_min_docs!r}")
         self.languages = [language_code(lang) for lang in self.languages]
         self.per_language = {language_code(lang): rules for lang, rules in self.per_language.items()}
         for lang in self.per_language:  # fail at load time on a bad key, not in the middle of a job

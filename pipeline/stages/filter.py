@@ -1,13 +1,15 @@
-"""filter: language ID, quality rules and PII placeholders over the clean stage's documents."""
+"""filter: language ID, quality rules and PII placeholders over the clean stage's documents, and an alarm for
+the languages it keeps far less often than the rest."""
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyspark.accumulators import AccumulatorParam
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -21,12 +23,14 @@ from pipeline.stages.config import PipelineConfig
 
 
 _SCORE_BINS_SCHEMA = pa.schema([("lang", pa.string()), ("bin", pa.int64()), ("n", pa.int64())])
+SCORE_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)  # of an at-risk language's scores: is its threshold the cause?
+AT_RISK_REASONS = 3  # drop reasons listed per language at risk
 
 
-def language_scores(spark: SparkSession, input_uri: str, cfg: FilterConfig) -> dict[str, dict]:
-    """Per-language n, median, std and threshold of this run's language scores, from a first pass that
-    identifies each part's documents as filter_batch does (after PII replacement) and counts their scores
-    in fixed bins; only per-language bin counts, summed by Spark, reach the driver."""
+def score_histograms(spark: SparkSession, input_uri: str, cfg: FilterConfig) -> dict[str, np.ndarray]:
+    """Per-language counts of this run's language scores in SCORE_BINS fixed bins, from a first pass that
+    identifies each part's documents as filter_batch does (after PII replacement); only per-language bin
+    counts, summed by Spark, reach the driver."""
 
     def bins(batches):
         for batch in batches:
@@ -45,7 +49,68 @@ def language_scores(spark: SparkSession, input_uri: str, cfg: FilterConfig) -> d
     hists: dict[str, np.ndarray] = {}
     for row in df.groupBy("lang", "bin").agg(F.sum("n").alias("n")).collect():
         hists.setdefault(row.lang, np.zeros(langid.SCORE_BINS, dtype=np.int64))[row.bin] += row.n
-    return langid.language_score_stats(hists, cfg.adaptive_min_docs, cfg.min_lang_score)
+    return hists
+
+
+class _Histograms(AccumulatorParam):
+    """Per-language score histograms summed across tasks, for a run without the adaptive first pass."""
+
+    def zero(self, value):
+        return {}
+
+    def addInPlace(self, a, b):
+        for lang, hist in b.items():
+            a[lang] = a[lang] + hist if lang in a else hist
+        return a
+
+
+def histogram_quantiles(hist: np.ndarray, quantiles=SCORE_QUANTILES) -> dict[str, float]:
+    """{"p10": score, ...} of the scores counted in `hist`, each taken at its bin's centre."""
+    n = int(hist.sum())
+    cumulative = np.cumsum(hist)
+    return {f"p{round(100 * q)}": round(float((np.searchsorted(cumulative, max(1, int(np.ceil(q * n)))) + 0.5)
+                                              / langid.SCORE_BINS), 6)
+            for q in quantiles}
+
+
+def languages_at_risk(languages: dict[str, dict], hists: dict[str, np.ndarray], cfg: FilterConfig) -> dict[str, dict]:
+    """The languages of at least `cfg.at_risk_min_docs` documents that keep under `cfg.at_risk_keep_ratio`
+    times the run's keep rate, with their largest drop reasons and score quantiles. With `cfg.languages`
+    set, only the selected languages count, for the rate too: dropping the others is what was asked."""
+    considered = {lang: c for lang, c in languages.items() if not cfg.languages or lang in cfg.languages}
+    totals = {lang: c["kept"] + sum(c["dropped"].values()) + sum(c["rejected"].values()) for lang, c in considered.items()}
+    documents = sum(totals.values())
+    if documents == 0:
+        return {}
+    run_rate = sum(c["kept"] for c in considered.values()) / documents
+    out = {}
+    for lang, c in considered.items():
+        n = totals[lang]
+        if n < cfg.at_risk_min_docs or c["kept"] / n >= cfg.at_risk_keep_ratio * run_rate:
+            continue
+        reasons = Counter(c["dropped"]) + Counter(c["rejected"])
+        hist = hists.get("" if lang == spark_io.UNKNOWN_LANGUAGE else lang)
+        out[lang] = {
+            "documents": n, "kept": c["kept"], "keep_rate": round(c["kept"] / n, 4),
+            "drop_reasons": dict(reasons.most_common(AT_RISK_REASONS)),
+            "score_quantiles": histogram_quantiles(hist) if hist is not None and hist.sum() else {},
+        }
+    return out
+
+
+def describe_at_risk(stats: dict) -> str:
+    """The console lines of the filter stage's languages at risk; empty when there are none."""
+    at_risk = stats.get("languages_at_risk")
+    if not at_risk:
+        return ""
+    lines = [f"[filter] {len(at_risk)} language(s) at risk: kept far less often than the run's "
+             f"{100 * stats['kept'] / stats['input']:.1f} % (filter/stats.json languages_at_risk)"]
+    for lang, r in at_risk.items():
+        reasons = ", ".join(f"{reason} {n:,}" for reason, n in r["drop_reasons"].items())
+        scores = " ".join(f"{q} {v:.3f}" for q, v in r["score_quantiles"].items())
+        lines.append(f"  {lang}: kept {r['kept']:,} of {r['documents']:,} ({100 * r['keep_rate']:.1f} %); "
+                     f"dropped {reasons}" + (f"; lang_score {scores}" if scores else ""))
+    return "\n".join(lines)
 
 
 def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfig) -> dict:
@@ -62,9 +127,10 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
         raise spark_io.StageError(str(e)) from None
     if filter_cfg.quality.enabled:
         added.append(("quality_score", pa.float32()))
-    lang_scores = None
+    lang_scores = hists = None
     if filter_cfg.lang_threshold == "adaptive":
-        lang_scores = language_scores(spark, input_uri, filter_cfg)
+        hists = score_histograms(spark, input_uri, filter_cfg)
+        lang_scores = langid.language_score_stats(hists, filter_cfg.adaptive_min_docs, filter_cfg.min_lang_score)
         filter_cfg = dataclasses.replace(filter_cfg, lang_thresholds={
             lang: s["threshold"] for lang, s in lang_scores.items() if s["adaptive"]})
         for lang, s in lang_scores.items():  # the threshold used: an explicit per-language minimum wins
@@ -79,6 +145,9 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
     pii_email = spark.sparkContext.accumulator(0)
     pii_ip = spark.sparkContext.accumulator(0)
     main_content = spark.sparkContext.accumulator(0)
+    # Without a first pass the scores are counted here; a retried task may add its part twice, which moves
+    # the quantiles of an alarm little.
+    main_hists = spark.sparkContext.accumulator({}, _Histograms()) if hists is None else None
 
     def annotate(batches):
         for batch in batches:
@@ -87,6 +156,10 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
             pii_email.add(counters.get("pii_email", 0))
             pii_ip.add(counters.get("pii_ip", 0))
             main_content.add(counters["main_content_extracted"])
+            if main_hists is not None:
+                langs = out.column("lang").to_numpy(zero_copy_only=False)
+                scores = out.column("lang_score").to_numpy(zero_copy_only=False)
+                main_hists.add({lang: langid.score_histogram(scores[langs == lang]) for lang in set(langs.tolist())})
             yield out.cast(schema)
 
     doc_columns = read_schema.names + [name for name, _ in added]
@@ -98,10 +171,12 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
     # Each part is read, filtered and written by one Python task: the text never crosses into the JVM.
     result = spark_io.collect_written(spark_io.read_stage(
         spark, input_uri, transform=lambda batches: write(annotate(batches)), schema=spark_io.WRITTEN))
+    at_risk = languages_at_risk(result.by_language(), hists if hists is not None else main_hists.value, cfg.filter)
     stats = spark_io.stage_stats(
         "filter", expected, result, time.time() - start, pii={"email": pii_email.value, "ip": pii_ip.value},
         main_content_extracted=main_content.value,
         **({"lang_scores": lang_scores} if lang_scores is not None else {}),
+        languages_at_risk=at_risk,
     )
     spark_io.commit(output_uri, attempt, dict(result.files), stats)
     return stats
