@@ -185,3 +185,28 @@ def test_a_corrupt_parquet_row_group_rejects_each_of_its_rows_and_the_next_group
     assert statuses(records) == ([(1, "kept", None), (2, "kept", None), (3, "rejected", "invalid_parquet"),
                                   (4, "rejected", "invalid_parquet"), (5, "kept", None), (6, "kept", None)])
     assert "row group 1" in records[2]["_detail"]
+
+
+def test_html_nested_deeper_than_max_html_depth_is_rejected_before_parsing():
+    import time
+
+    from pipeline.readers.html import HtmlConfig, page_record
+
+    cfg = HtmlConfig()
+    deep = ("<html><body>" + "<div>" * 100_000 + "<p>text</p>" + "</div>" * 100_000 + "</body></html>").encode()
+    start = time.perf_counter()
+    row = page_record(deep, "utf-8", cfg, "deep.html", 1)
+    assert (row["_status"], row["_reason"]) == ("rejected", "html_too_deep")
+    assert time.perf_counter() - start < 2 and "max_html_depth" in row["_detail"]
+
+
+def test_html_at_max_html_depth_and_unclosed_optional_end_tags_are_extracted():
+    from pipeline.readers.html import HtmlConfig, page_record
+
+    cfg = HtmlConfig(max_html_depth=38, favour="recall")
+    nested = "<html><body>" + "<div>" * 38 + "<p>deep text" + "</div>" * 38 + "</body></html>"
+    paragraphs = "<html><body>" + "<p>one <br>line<li>item" * 500 + "</body></html>"
+    for html in (nested, paragraphs):
+        assert page_record(html.encode(), "utf-8", cfg, "ok.html", 1)["_status"] == "kept"
+    too_deep = "<html><body>" + "<div>" * 39 + "<p>deep text" + "</div>" * 39 + "</body></html>"
+    assert page_record(too_deep.encode(), "utf-8", cfg, "ok.html", 1)["_reason"] == "html_too_deep"
