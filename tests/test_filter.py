@@ -241,6 +241,15 @@ def test_no_space_scripts_count_characters_as_words():
     assert "gopher_min_words" not in failing(ZH, "zh")
 
 
+def test_a_character_keeps_its_combining_marks_so_every_word_has_a_letter():
+    """Thai, Lao, Khmer, Myanmar and Tibetan write vowels and tones as combining marks: alone, a mark is
+    no letter, and Gopher's alphabetic-words rule dropped every such page."""
+    assert words_of("ที่นี่", "th") == ["ที่", "นี่"]
+    assert words_of("ကျွန်တော်", "my") == ["ကျွ", "န်", "တော်"]
+    thai = "ประภาคารเก่าตั้งอยู่ริมหน้าผามานานกว่าร้อยปี ชาวเรือที่แล่นผ่านแหลมในตอนกลางคืนมองหาแสงของมันเพื่อหาทางกลับบ้าน"
+    assert doc_stats(thai, "th", FilterConfig().english.c4, 30).n_alpha_words == len(words_of(thai, "th"))
+
+
 def test_mean_word_length_does_not_apply_to_korean_or_chinese():
     ko = "나는 어제 친구와 함께 공원에 갔다. 날씨가 좋아서 오래 걸었다."
     assert math.isnan(doc_stats(ko, "ko", FilterConfig().english.c4, 30).mean_word_len)
@@ -670,9 +679,11 @@ def test_user_per_language_overrides_win_over_fineweb2_thresholds():
 
 
 def test_stop_words_count_only_as_the_documents_own_words():
-    """FineWeb-2's Thai stop words are segmenter words, never one of our per-character Thai words; Korean
-    particles never equal a whitespace word: both keep our list (none), so the check does not apply."""
-    assert stop_word_set(FINEWEB2.rules_for("th").gopher_quality.stop_words, "th") == frozenset()
+    """FineWeb-2's Thai stop words are segmenter words, most of them several of our per-character Thai
+    words, which only the one-character ones can match; Korean particles never equal a whitespace word, so
+    Korean keeps our list (none) and the check does not apply."""
+    thai_stop = FINEWEB2.rules_for("th").gopher_quality.stop_words
+    assert stop_word_set(thai_stop, "th") == {w for w in thai_stop if len(words_of(w, "th")) == 1}
     assert FINEWEB2.rules_for("ko").gopher_quality.stop_words is None
     assert stop_word_set(["г.", "На", "،"], "bg") == {"г", "на"}  # normalised like words; punctuation is none
     thai = "ประภาคารเก่าตั้งอยู่ริมหน้าผามานานกว่าร้อยปี ชาวเรือที่แล่นผ่านแหลมในตอนกลางคืนมองหาแสงของมันเพื่อหาทางกลับบ้าน " * 3

@@ -112,3 +112,10 @@ def test_a_greek_question_ends_a_sentence_in_greek_only():
     assert doc_stats(question, "el", C4Config(), 30).n_punct_end_lines == 1
     assert doc_stats(question.replace(";", "\u037e"), "el", C4Config(), 30).n_punct_end_lines == 1
     assert doc_stats(question, "en", C4Config(), 30).n_punct_end_lines == 0
+
+
+def test_invisible_format_characters_after_the_full_stop_do_not_unfinish_a_line():
+    """Right-to-left text often carries a bidirectional mark after its full stop."""
+    for mark in ("\u200f", "\u200e", "\u061c", "\u200b", "\ufeff"):
+        line = "This line ends a sentence." + mark
+        assert batch_stats([line], ["en"], C4Config(), 30).n_terminal_end_lines[0] == 1, repr(mark)

@@ -82,7 +82,7 @@ def rule_checks(s: rules.Stats, rs: RuleSet, counts: dict[str, np.ndarray], lang
 
 def stop_word_set(stop_words: list[str] | None, lang: str) -> frozenset[str] | None:
     """A configured stop-word list as the document's words see it: normalised like words, keeping only the
-    entries that are one word (FineWeb-2's multi-character Thai stop words can never be one of our
+    entries that are one word (FineWeb-2's Thai stop words of several characters can never be one of our
     per-character Thai words). None keeps pipeline.filter.text's list for the language."""
     if stop_words is None:
         return None

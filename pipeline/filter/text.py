@@ -58,10 +58,13 @@ FINAL_MARKS = "".join(sorted(set(LISTED_TERMINALS + SENTENCE_TERMINAL + SCRIPT_T
 CLOSERS = "\"'”’»」』)"
 TERMINALS = frozenset(FINAL_MARKS + CLOSERS)
 # Emoji (with their modifiers, joiners and keycaps) and dingbats after a line's last mark do not end it:
-# "... Zink und Magnesium. 🌰" ends a sentence.
+# "... Zink und Magnesium. 🌰" ends a sentence. Nor do invisible format characters (general category Cf:
+# bidirectional marks, which right-to-left text often carries after its full stop, zero-width spaces and
+# joiners, the BOM).
 PICTOGRAPH = "\u200d\ufe0f\u20e3\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff"
-ENDS_IN_PICTOGRAPH = re.compile(f"[{PICTOGRAPH}]$")
-PICTOGRAPH_RUN = re.compile(f"[\\s{PICTOGRAPH}]+")
+INVISIBLE = "\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
+ENDS_IN_PICTOGRAPH = re.compile(f"[{PICTOGRAPH}{INVISIBLE}]$")
+PICTOGRAPH_RUN = re.compile(f"[\\s{PICTOGRAPH}{INVISIBLE}]+")
 BULLETS = ("•", "-", "*", "·", "◦", "‣", "▪")
 ELLIPSES = ("...", "…")
 
@@ -86,7 +89,10 @@ _NO_SPACE_CHAR = (
     "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"  # kana, Han
     "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u0f00-\u0fff"  # Thai, Lao, Myanmar, Khmer, Tibetan
 )
-NO_SPACE_TOKEN = re.compile(f"[{_NO_SPACE_CHAR}]|[^\\s{_NO_SPACE_CHAR}]+")
+# A character of those scripts with the combining marks that follow it (Thai, Lao, Khmer, Myanmar and
+# Tibetan write vowels and tones as marks, which alone are no letter, so no word), or a run of other
+# non-space characters.
+NO_SPACE_TOKEN = regex.compile(f"(?V1)[[{_NO_SPACE_CHAR}]--\\p{{M}}]\\p{{M}}*|[^\\s{_NO_SPACE_CHAR}]+")
 
 
 def without_spaces(lang: str) -> bool:
