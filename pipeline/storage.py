@@ -4,15 +4,18 @@ Executors read and write through this module inside `mapInArrow`, so the pipelin
 clusters without Spark's S3A connector. S3 settings come from the environment (AWS_ENDPOINT_URL,
 AWS_REGION / AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_MAX_ATTEMPTS); credentials
 are never logged.
+
+A URI is split at `://` only, never parsed as a URL: `#`, `?` and `%` are ordinary characters in file and
+object names, and a URL parser would cut them off as a fragment or a query, or decode them.
 """
 from __future__ import annotations
 
 import fnmatch
 import os
 import posixpath
+import re
 from functools import lru_cache
 from typing import BinaryIO, Iterable
-from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
@@ -25,6 +28,19 @@ S3_MAX_ATTEMPTS = 8
 
 class StorageError(RuntimeError):
     pass
+
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)", re.S)
+# The user-info of a URI (`key:secret@`, `token@`) right after `://`. The key part stops at a '/', the secret
+# may hold one (AWS secrets do), and a bucket or a host never holds ':' and '@' before its first '/', so a
+# name like s3://bucket/id@file is never taken for credentials.
+_USERINFO = re.compile(r"(?<=://)(?:[^\s/@:]*:[^\s@]*|[^\s/@:]+)@")
+
+
+def _split(uri: str) -> tuple[str, str]:
+    """(scheme, the rest, literally) of a URI; ("", uri) for a plain path."""
+    m = _SCHEME.fullmatch(uri)
+    return (m.group(1).lower(), m.group(2)) if m else ("", uri)
 
 
 def _max_attempts(value: str | None) -> int:
@@ -42,9 +58,9 @@ def _s3(endpoint: str | None, region: str | None, key: str | None, secret: str |
     kwargs: dict = {"region": region or "us-east-1",
                     "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=max_attempts)}
     if endpoint:
-        parsed = urlparse(endpoint)
-        kwargs["endpoint_override"] = parsed.netloc or parsed.path
-        kwargs["scheme"] = parsed.scheme or "https"
+        scheme, rest = _split(endpoint)
+        kwargs["endpoint_override"] = rest.split("/", 1)[0]
+        kwargs["scheme"] = scheme or "https"
         kwargs["force_virtual_addressing"] = False
     if key and secret:
         kwargs["access_key"], kwargs["secret_key"] = key, secret
@@ -55,8 +71,8 @@ def _s3(endpoint: str | None, region: str | None, key: str | None, secret: str |
 
 def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     """Return (filesystem, path inside it) for a URI or a local path."""
-    parsed = urlparse(uri)
-    if parsed.scheme in ("s3", "s3a"):  # s3a:// is Hadoop's name for the same bucket and key
+    scheme, rest = _split(uri)
+    if scheme in ("s3", "s3a"):  # s3a:// is Hadoop's name for the same bucket and key
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         env = os.environ
         client = _s3(
@@ -67,17 +83,22 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
             env.get("AWS_SESSION_TOKEN"),
             _max_attempts(env.get("AWS_MAX_ATTEMPTS")),
         )
-        return client, (
-            parsed.netloc + parsed.path
-        ).rstrip("/")
-    if parsed.scheme == "hdfs":
-        fs, path = pafs.FileSystem.from_uri(uri)
-        return fs, path
-    if parsed.scheme == "file":
-        return pafs.LocalFileSystem(), os.path.abspath(parsed.path)
-    if parsed.scheme in ("", None) or len(parsed.scheme) == 1:  # plain or Windows-like path
+        return client, rest.rstrip("/")  # bucket/key: the key is everything after the first '/'
+    if scheme == "hdfs":
+        authority, _, path = rest.partition("/")
+        user, _, host_port = authority.rpartition("@")
+        host, _, port = host_port.partition(":")
+        if port and not port.isdigit():
+            raise StorageError(f"bad port in {display(uri)}")
+        return pafs.HadoopFileSystem(host or "default", int(port or 8020), user=user or None), "/" + path
+    if scheme == "file":
+        host, slash, path = rest.partition("/")
+        if host not in ("", "localhost"):
+            raise StorageError(f"{display(uri)} names host {host!r}: a file:// URI is a local path, file:///ABSOLUTE/PATH")
+        return pafs.LocalFileSystem(), os.path.abspath(slash + path)
+    if scheme == "":
         return pafs.LocalFileSystem(), os.path.abspath(uri)
-    raise StorageError(f"unsupported URI scheme {parsed.scheme!r} in {uri!r} (use a path, file://, s3://, s3a:// or hdfs://)")
+    raise StorageError(f"unsupported URI scheme {scheme!r} in {display(uri)} (use a path, file://, s3://, s3a:// or hdfs://)")
 
 
 def join(uri: str, *parts: str) -> str:
@@ -197,10 +218,4 @@ def move(src: str, dst: str) -> None:
 
 def display(uri: str) -> str:
     """A URI safe to print (no credentials in it even if a user put them there)."""
-    parsed = urlparse(uri)
-    if parsed.password or parsed.username:
-        netloc = parsed.hostname or ""
-        if parsed.port:
-            netloc += f":{parsed.port}"
-        return parsed._replace(netloc=netloc).geturl()
-    return uri
+    return _USERINFO.sub("***@", uri)

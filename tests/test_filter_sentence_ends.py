@@ -119,3 +119,14 @@ def test_invisible_format_characters_after_the_full_stop_do_not_unfinish_a_line(
     for mark in ("\u200f", "\u200e", "\u061c", "\u200b", "\ufeff"):
         line = "This line ends a sentence." + mark
         assert batch_stats([line], ["en"], C4Config(), 30).n_terminal_end_lines[0] == 1, repr(mark)
+
+
+@pytest.mark.parametrize("line", ["Բարեւ ձեզ, սա նախադասություն է:", "ਇਹ ਪੰਜਾਬੀ ਦਾ ਇੱਕ ਵਾਕ ਹੈ |", "यह हिंदी का वाक्य है||",
+                                  "ይህ የአማርኛ ዓረፍተ ነገር ነው፡፡"])
+def test_a_scripts_typed_stand_in_for_its_full_stop_ends_a_line_of_that_script(line):
+    assert batch_stats([line], ["xx"], C4Config(), 30).n_terminal_end_lines[0] == 1
+
+
+@pytest.mark.parametrize("line", ["The list follows:", "a | b |", "Ends with wordspaces፡፡"])
+def test_the_stand_ins_end_no_line_of_another_script(line):
+    assert batch_stats([line], ["en"], C4Config(), 30).n_terminal_end_lines[0] == 0

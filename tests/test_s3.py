@@ -109,6 +109,23 @@ def test_storage_reads_hadoops_s3a_name_as_the_same_object(s3, monkeypatch):
     assert storage.read_bytes(f"s3a://{s3.bucket}/s3a-check/part=0/x.parquet") == b"same bytes"
 
 
+def test_clean_keeps_every_record_of_objects_named_with_hash_and_question_mark(s3, tmp_path):
+    """`#` and `?` are ordinary characters in an S3 key: the objects are listed, read and counted."""
+    names = {"a#b.jsonl": 3, "c?d=e.jsonl": 2, "f%23g.jsonl": 1}
+    for name, n in names.items():
+        body = "".join(json.dumps({"id": f"{name}-{i}", "text": f"Document {i} of {name} speaks of rivers."}) + "\n"
+                       for i in range(n))
+        s3.client().put_object(Bucket=s3.bucket, Key=f"odd-names/raw/{name}", Body=body.encode())
+    cmd = [str(SPARK_SUBMIT), "--master", "local[1]", "--conf", "spark.ui.enabled=false",
+           "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1",
+           str(REPO / "jobs" / "clean.py"), "--input", f"s3://{s3.bucket}/odd-names/raw",
+           "--output", f"s3://{s3.bucket}/odd-names/clean"]
+    job = subprocess.run(cmd, cwd=tmp_path, env=_env(s3), capture_output=True, text=True, timeout=TIMEOUT)
+    assert job.returncode == 0, f"clean failed ({job.returncode}):\n{job.stdout[-3000:]}\n{job.stderr[-5000:]}"
+    stats = json.loads(get(s3, "odd-names/clean/stats.json"))
+    assert stats["input"] == stats["kept"] == sum(names.values())
+
+
 def test_every_stage_commits_to_s3_and_stats_reconcile(s3, run):
     keys = objects(s3, "run/")
     stats = {}

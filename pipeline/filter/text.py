@@ -57,6 +57,17 @@ LISTED_TERMINALS = ".!?。！？｡؟۔।॥։።။"
 FINAL_MARKS = "".join(sorted(set(LISTED_TERMINALS + SENTENCE_TERMINAL + SCRIPT_TERMINALS)))
 CLOSERS = "\"'”’»」』)"
 TERMINALS = frozenset(FINAL_MARKS + CLOSERS)
+# The look-alikes writers type for a script's full stop, counted only right after a letter of that script
+# (so no other script's rules loosen): ':' for Armenian '։' (U+0589; Unicode's confusables, UTS #39, give
+# ':' as its look-alike), '|' and '||' for the danda '।' and double danda '॥' (vertical strokes) of the
+# Indic scripts that end sentences with them, and two Ethiopic wordspaces '፡፡' for the Ethiopic full stop
+# '።' (U+1362, drawn as two wordspaces).
+STAND_IN_MARKS = frozenset(":|፡")
+STAND_IN = regex.compile(
+    r"(?:\p{Armenian}\p{M}*:"
+    r"|[\p{Devanagari}\p{Bengali}\p{Gurmukhi}\p{Gujarati}\p{Oriya}]\p{M}*\s?\|\|?"
+    r"|\p{Ethiopic}\s?፡፡)$"
+)
 # Emoji (with their modifiers, joiners and keycaps) and dingbats after a line's last mark do not end it:
 # "... Zink und Magnesium. 🌰" ends a sentence. Nor do invisible format characters (general category Cf:
 # bidirectional marks, which right-to-left text often carries after its full stop, zero-width spaces and
@@ -305,7 +316,7 @@ def _line_stats(text: str, lang: str, c4: C4Config, short_line_length: int) -> t
         end = line
         if ENDS_IN_PICTOGRAPH.match(line, len(line) - 1):  # matched on the reversed line: linear in its length
             end = line[: len(line) - PICTOGRAPH_RUN.match(line[::-1]).end()]
-        ends_sentence = end[-1:] in terminals
+        ends_sentence = end[-1:] in terminals or (end[-1:] in STAND_IN_MARKS and STAND_IN.search(end[-8:]) is not None)
         n_terminal += ends_sentence
         trails_off = end.endswith(ELLIPSES)
         if trails_off:
