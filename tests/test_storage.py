@@ -1,0 +1,66 @@
+"""pipeline.storage: names are taken literally, never as URL fragments or queries."""
+from __future__ import annotations
+
+import json
+
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import storage
+from pipeline.stages import clean
+from pipeline.stages.config import PipelineConfig
+
+ODD_NAMES = ("a#b.jsonl", "c?d.jsonl", "e%23f.jsonl")
+
+
+def write_docs(directory, name: str, n: int) -> list[str]:
+    directory.mkdir(parents=True, exist_ok=True)
+    texts = [f"Document {i} of {name} has a sentence about rivers and stones." for i in range(n)]
+    (directory / name).write_text("".join(json.dumps({"id": f"{name}-{i}", "text": t}) + "\n"
+                                          for i, t in enumerate(texts)), encoding="utf-8")
+    return texts
+
+
+# ---------------------------------------------------------------------------------------------- names
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+@pytest.mark.parametrize("form", ["path", "file"])
+def test_hash_question_mark_and_percent_are_part_of_a_local_name(tmp_path, name, form):
+    (tmp_path / name).write_bytes(b"bytes")
+    uri = str(tmp_path / name) if form == "path" else f"file://{tmp_path}/{name}"
+    fs, path = storage.resolve(uri)
+    assert isinstance(fs, pafs.LocalFileSystem) and path == str(tmp_path / name)
+    assert storage.read_bytes(uri) == b"bytes"
+    assert storage.list_files(uri.rsplit("/", 1)[0]) == [uri]
+    assert storage.display(uri) == uri
+
+
+@pytest.mark.parametrize("scheme", ["s3", "s3a"])
+def test_hash_and_question_mark_are_part_of_an_s3_key(scheme):
+    fs, path = storage.resolve(f"{scheme}://bucket/raw/a#b?c=d.jsonl")
+    assert isinstance(fs, pafs.S3FileSystem) and path == "bucket/raw/a#b?c=d.jsonl"
+    assert storage.display(f"{scheme}://bucket/raw/a#b?c=d.jsonl") == f"{scheme}://bucket/raw/a#b?c=d.jsonl"
+
+
+def test_hash_is_part_of_an_hdfs_path(monkeypatch):
+    made = []
+    monkeypatch.setattr(pafs, "HadoopFileSystem", lambda *args, **kwargs: made.append((args, kwargs)) or "hdfs")
+    assert storage.resolve("hdfs://alice@namenode:9000/raw/a#b?x.jsonl") == ("hdfs", "/raw/a#b?x.jsonl")
+    assert made == [(("namenode", 9000), {"user": "alice"})]
+
+
+def test_a_file_uri_with_a_remote_host_is_refused():
+    with pytest.raises(storage.StorageError, match="file:///"):
+        storage.resolve("file://otherhost/data/x.jsonl")
+
+
+@pytest.mark.parametrize("form", ["path", "file"])
+def test_clean_keeps_every_record_of_files_named_with_hash_and_question_mark(spark, tmp_path, form):
+    texts = [t for name in ODD_NAMES for t in write_docs(tmp_path / "in", name, 3)]
+    inp = str(tmp_path / "in") if form == "path" else f"file://{tmp_path}/in"
+    stats = clean.run(spark, inp, str(tmp_path / "clean"), PipelineConfig())
+    assert stats["input"] == stats["kept"] == len(texts) == 9
+    kept = [t for p in (tmp_path / "clean" / "data").glob("*.parquet") for t in pq.read_table(p)["text"].to_pylist()]
+    assert sorted(kept) == sorted(texts)
