@@ -14,6 +14,7 @@ import fnmatch
 import os
 import posixpath
 import re
+import stat
 from functools import lru_cache
 from typing import BinaryIO, Iterable
 
@@ -132,20 +133,69 @@ def list_files(uri: str, patterns: Iterable[str] = ("*",)) -> list[str]:
     fs, path = resolve(uri)
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
-        raise StorageError(f"input not found: {uri}")
+        raise StorageError(f"input not found: {display(uri)}")
     if info.type == pafs.FileType.File:
         return [uri]
+    patterns = tuple(patterns)
     prefix = uri.rstrip("/")
-    out = []
-    for f in fs.get_file_info(pafs.FileSelector(path, recursive=True)):
-        if f.type != pafs.FileType.File:
-            continue
-        rel = os.path.relpath(f.path, path) if "://" not in uri else f.path[len(path):].lstrip("/")
-        if any(part.startswith(("_", ".")) for part in rel.split("/")):
-            continue
-        if any(fnmatch.fnmatch(f.base_name, p) for p in patterns):
-            out.append(prefix + "/" + rel)
-    return sorted(out)
+    if isinstance(fs, pafs.LocalFileSystem):
+        rels = _local_files(path, patterns)
+    else:
+        rels = []
+        for f in fs.get_file_info(pafs.FileSelector(path, recursive=True)):
+            rel = f.path[len(path):].lstrip("/")
+            if f.type == pafs.FileType.File and not _hidden(rel) and _matches(f.base_name, patterns):
+                rels.append(rel)
+    return sorted(prefix + "/" + rel for rel in rels)
+
+
+def _hidden(rel: str) -> bool:
+    return any(part.startswith(("_", ".")) for part in rel.split("/"))
+
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatch(name, p) for p in patterns)
+
+
+def _local_files(root: str, patterns: tuple[str, ...]) -> list[str]:
+    """Paths relative to `root` of the files under it, following symlinks, each directory once.
+
+    A link back to a directory being listed would repeat the tree without end, and a directory reached twice
+    would have its files read twice; both fail naming the link. So does a dangling link with an input name:
+    whatever it pointed at is input the run cannot account for, so it is not skipped in silence.
+    """
+    seen: dict[tuple[int, int], str] = {}
+    out: list[str] = []
+
+    def walk(directory: str, rel: str, ancestors: frozenset) -> None:
+        st = os.stat(directory)
+        key = (st.st_dev, st.st_ino)
+        if key in ancestors:
+            raise StorageError(f"symlink loop in the input: {directory} leads back to {seen[key]}")
+        if key in seen:
+            raise StorageError(f"{directory} is the directory {seen[key]} again: its files would be read twice "
+                               "(remove one of the links)")
+        seen[key] = directory
+        with os.scandir(directory) as it:
+            children = sorted(it, key=lambda e: e.name)
+        for entry in children:
+            if entry.name.startswith(("_", ".")):
+                continue
+            child_rel = f"{rel}/{entry.name}" if rel else entry.name
+            try:
+                mode = entry.stat().st_mode
+            except FileNotFoundError:
+                if entry.is_symlink() and _matches(entry.name, patterns):
+                    raise StorageError(f"dangling symlink {entry.path} -> {os.readlink(entry.path)} in the input: "
+                                       "restore its target or remove the link") from None
+                continue
+            if stat.S_ISDIR(mode):
+                walk(entry.path, child_rel, ancestors | {key})
+            elif stat.S_ISREG(mode) and _matches(entry.name, patterns):
+                out.append(child_rel)
+
+    walk(root, "", frozenset())
+    return out
 
 
 def entries(uri: str) -> list[str]:

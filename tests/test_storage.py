@@ -1,7 +1,9 @@
-"""pipeline.storage: names are taken literally, never as URL fragments or queries."""
+"""pipeline.storage on local disk: names are taken literally (never as URL fragments or queries), and
+listing survives symlink loops and reports dangling links."""
 from __future__ import annotations
 
 import json
+import os
 
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -64,3 +66,48 @@ def test_clean_keeps_every_record_of_files_named_with_hash_and_question_mark(spa
     assert stats["input"] == stats["kept"] == len(texts) == 9
     kept = [t for p in (tmp_path / "clean" / "data").glob("*.parquet") for t in pq.read_table(p)["text"].to_pylist()]
     assert sorted(kept) == sorted(texts)
+
+
+# ---------------------------------------------------------------------------------------------- symlinks
+
+
+def test_a_symlink_back_to_an_enclosing_directory_fails_naming_the_link(tmp_path):
+    write_docs(tmp_path / "in" / "sub", "a.jsonl", 1)
+    os.symlink("..", tmp_path / "in" / "sub" / "loop")
+    with pytest.raises(storage.StorageError, match=f"symlink loop.*{tmp_path}/in/sub/loop"):
+        storage.list_files(str(tmp_path / "in"))
+
+
+def test_two_directories_linking_to_each_other_fail_naming_the_link(tmp_path):
+    write_docs(tmp_path / "in" / "a", "a.jsonl", 1)
+    (tmp_path / "in" / "b").mkdir()
+    os.symlink("../b", tmp_path / "in" / "a" / "to_b")
+    os.symlink("../a", tmp_path / "in" / "b" / "to_a")
+    with pytest.raises(storage.StorageError, match="symlink loop.*to_a"):
+        storage.list_files(f"file://{tmp_path}/in")
+
+
+def test_one_directory_reached_by_two_paths_fails_as_its_files_would_be_read_twice(tmp_path):
+    write_docs(tmp_path / "in" / "2024", "a.jsonl", 1)
+    os.symlink("2024", tmp_path / "in" / "latest")
+    with pytest.raises(storage.StorageError, match="read twice"):
+        storage.list_files(str(tmp_path / "in"))
+
+
+def test_a_dangling_symlink_with_an_input_name_fails_naming_it_and_its_target(tmp_path):
+    write_docs(tmp_path / "in", "a.jsonl", 1)
+    os.symlink(str(tmp_path / "gone.jsonl"), tmp_path / "in" / "b.jsonl")
+    with pytest.raises(storage.StorageError, match=f"dangling symlink {tmp_path}/in/b.jsonl -> {tmp_path}/gone.jsonl"):
+        storage.list_files(str(tmp_path / "in"), ("*.jsonl",))
+
+
+def test_symlinks_to_files_and_directories_elsewhere_are_listed_under_their_link_names(tmp_path):
+    write_docs(tmp_path / "elsewhere", "x.jsonl", 1)
+    write_docs(tmp_path / "in", "a.jsonl", 1)
+    os.symlink(str(tmp_path / "elsewhere"), tmp_path / "in" / "more")
+    os.symlink(str(tmp_path / "elsewhere" / "x.jsonl"), tmp_path / "in" / "y.jsonl")
+    os.symlink(str(tmp_path / "gone"), tmp_path / "in" / "README")  # dangling, but no input name: not input
+    (tmp_path / "in" / "_temporary").mkdir()
+    os.symlink("..", tmp_path / "in" / "_temporary" / "loop")  # hidden directories are never listed
+    assert storage.list_files(str(tmp_path / "in"), ("*.jsonl",)) == [
+        f"{tmp_path}/in/a.jsonl", f"{tmp_path}/in/more/x.jsonl", f"{tmp_path}/in/y.jsonl"]
