@@ -243,9 +243,10 @@ def test_no_space_scripts_count_characters_as_words():
 
 def test_a_character_keeps_its_combining_marks_so_every_word_has_a_letter():
     """Thai, Lao, Khmer, Myanmar and Tibetan write vowels and tones as combining marks: alone, a mark is
-    no letter, and Gopher's alphabetic-words rule dropped every such page."""
+    no letter, and Gopher's alphabetic-words rule dropped every such page; so did Tibetan's tsheg."""
     assert words_of("ที่นี่", "th") == ["ที่", "นี่"]
     assert words_of("ကျွန်တော်", "my") == ["ကျွ", "န်", "တော်"]
+    assert words_of("བོད་ཡིག།", "bo") == ["བོ", "ད", "ཡི", "ག"]  # the tsheg and shad are punctuation
     thai = "ประภาคารเก่าตั้งอยู่ริมหน้าผามานานกว่าร้อยปี ชาวเรือที่แล่นผ่านแหลมในตอนกลางคืนมองหาแสงของมันเพื่อหาทางกลับบ้าน"
     assert doc_stats(thai, "th", FilterConfig().english.c4, 30).n_alpha_words == len(words_of(thai, "th"))
 

@@ -101,9 +101,11 @@ _NO_SPACE_CHAR = (
     "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u0f00-\u0fff"  # Thai, Lao, Myanmar, Khmer, Tibetan
 )
 # A character of those scripts with the combining marks that follow it (Thai, Lao, Khmer, Myanmar and
-# Tibetan write vowels and tones as marks, which alone are no letter, so no word), or a run of other
-# non-space characters.
-NO_SPACE_TOKEN = regex.compile(f"(?V1)[[{_NO_SPACE_CHAR}]--\\p{{M}}]\\p{{M}}*|[^\\s{_NO_SPACE_CHAR}]+")
+# Tibetan write vowels and tones as marks, which alone are no letter, so no word; their punctuation, such
+# as the Tibetan tsheg after every syllable, is no word either), or a run of other non-space characters.
+NO_SPACE_TOKEN = regex.compile(
+    f"(?V1)[[{_NO_SPACE_CHAR}]--[\\p{{M}}\\p{{P}}\\p{{S}}]]\\p{{M}}*|[^\\s{_NO_SPACE_CHAR}]+"
+)
 
 
 def without_spaces(lang: str) -> bool:
