@@ -7,6 +7,7 @@ import json
 import re
 import sys
 import time
+import traceback
 import typing
 
 from pipeline import config as config_lib
@@ -42,6 +43,13 @@ def _config_keys(obj, prefix: str = "") -> list[str]:
     return lines
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors echo the arguments given, and a URI among them may carry credentials."""
+
+    def error(self, message: str):
+        super().error(storage.redact(message))
+
+
 def parser(stage: str | None) -> argparse.ArgumentParser:
     name = f"jobs/{stage or 'pipeline'}.py"
     desc = DESCRIPTIONS[stage] if stage else ("Run clean, filter, dedupe and tokenize in sequence into OUTPUT/<stage> "
@@ -51,7 +59,7 @@ def parser(stage: str | None) -> argparse.ArgumentParser:
         line for s in section for line in _config_keys(getattr(PipelineConfig(), s), f"{s}.")
     )
     epilog += "\n\nSpark settings come from spark-submit (--master, --conf), never from this job."
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog=f"spark-submit {name}",
         description=desc,
         epilog=epilog,
@@ -117,25 +125,39 @@ def _parse(stage: str | None, argv) -> tuple[argparse.Namespace, PipelineConfig]
     try:
         return args, load_config(args, stage)
     except config_lib.ConfigError as e:
-        sys.exit(f"config error: {e}")
+        sys.exit(storage.redact(f"config error: {e}"))
+
+
+def _check_uris(*uris: str | None) -> None:
+    """Resolve the job's URIs before Spark starts, so a bad scheme or a URI carrying credentials fails at
+    once, in one line."""
+    for uri in uris:
+        if uri:
+            storage.resolve(uri)
+
+
+def _redacted_traceback(kind, value, tb) -> None:
+    """An unexpected error still shows its traceback, with any credential in it replaced."""
+    sys.stderr.write(storage.redact("".join(traceback.format_exception(kind, value, tb))))
 
 
 def _fail_cleanly(main):
     """Errors about data or storage (missing input, uncommitted stage, access denied) end the job with one
-    readable line and exit code 1, not a traceback."""
+    readable line and exit code 1, not a traceback. Whatever ends the job prints no credential."""
 
     def wrapped(*args, **kwargs):
         from pipeline.stages.spark_io import StageError
 
+        sys.excepthook = _redacted_traceback
         try:
             return main(*args, **kwargs)
         except (StageError, storage.StorageError, OSError) as e:
-            sys.exit(f"error: {e}")
+            sys.exit(storage.redact(f"error: {e}"))
         except Exception as e:  # noqa: BLE001 -- only storage errors raised inside a Spark task are shortened
             cause = _task_storage_error(e)
             if cause is None:
                 raise
-            sys.exit(f"error (in a Spark task): {cause}")
+            sys.exit(storage.redact(f"error (in a Spark task): {cause}"))
 
     return wrapped
 
@@ -155,6 +177,7 @@ def _task_storage_error(e: Exception) -> str | None:
 @_fail_cleanly
 def stage_main(stage: str, argv: typing.Sequence[str] | None = None) -> dict:
     args, cfg = _parse(stage, argv)
+    _check_uris(args.input, args.output)
     spark = spark_session(f"corpusforge-{stage}")
     print(f"[{stage}] {storage.display(args.input)} -> {storage.display(args.output)}", flush=True)
     stats = _runners()[stage](spark, args.input, args.output, cfg)
@@ -218,6 +241,7 @@ def _write_summary(out: str, summary: list[dict], seconds: float, **extra) -> No
 @_fail_cleanly
 def pipeline_main(argv: typing.Sequence[str] | None = None) -> list[dict]:
     args, cfg = _parse(None, argv)
+    _check_uris(args.input, args.output, args.state)
     spark = spark_session("corpusforge-pipeline")
     if args.state:
         return scheduled_run(spark, args.input, args.output, args.state, cfg)

@@ -3,7 +3,7 @@
 Executors read and write through this module inside `mapInArrow`, so the pipeline runs against S3 on
 clusters without Spark's S3A connector. S3 settings come from the environment (AWS_ENDPOINT_URL,
 AWS_REGION / AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_MAX_ATTEMPTS); credentials
-are never logged.
+are never logged, and a URI that carries some is refused without being echoed.
 
 A URI is split at `://` only, never parsed as a URL: `#`, `?` and `%` are ordinary characters in file and
 object names, and a URL parser would cut them off as a fragment or a query, or decode them.
@@ -36,12 +36,31 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)", re.S)
 # may hold one (AWS secrets do), and a bucket or a host never holds ':' and '@' before its first '/', so a
 # name like s3://bucket/id@file is never taken for credentials.
 _USERINFO = re.compile(r"(?<=://)(?:[^\s/@:]*:[^\s@]*|[^\s/@:]+)@")
+_SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 def _split(uri: str) -> tuple[str, str]:
     """(scheme, the rest, literally) of a URI; ("", uri) for a plain path."""
     m = _SCHEME.fullmatch(uri)
     return (m.group(1).lower(), m.group(2)) if m else ("", uri)
+
+
+def redact(text: str) -> str:
+    """`text` with the user-info of every URI in it, and the values of the secret AWS variables, replaced by
+    ***: what every error path prints goes through here."""
+    text = _USERINFO.sub("***@", text)
+    for name in _SECRET_VARIABLES:
+        if os.environ.get(name):
+            text = text.replace(os.environ[name], "***")
+    return text
+
+
+def _refuse_credentials(uri: str, passwords_only: bool = False) -> None:
+    """Credentials come from the environment only, so they never reach a config, a manifest or a log."""
+    m = _USERINFO.search(uri)
+    if m and (":" in m.group(0) or not passwords_only):
+        raise StorageError(f"{display(uri)}: a URI must not carry credentials; set AWS_ACCESS_KEY_ID and "
+                           "AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL for another endpoint) instead")
 
 
 def _max_attempts(value: str | None) -> int:
@@ -59,6 +78,9 @@ def _s3(endpoint: str | None, region: str | None, key: str | None, secret: str |
     kwargs: dict = {"region": region or "us-east-1",
                     "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=max_attempts)}
     if endpoint:
+        if "@" in endpoint:  # not echoed: a secret may hold '/', so no split of it is sure to hide it all
+            raise StorageError("AWS_ENDPOINT_URL must not carry credentials; set AWS_ACCESS_KEY_ID and "
+                               "AWS_SECRET_ACCESS_KEY instead")
         scheme, rest = _split(endpoint)
         kwargs["endpoint_override"] = rest.split("/", 1)[0]
         kwargs["scheme"] = scheme or "https"
@@ -74,6 +96,9 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     """Return (filesystem, path inside it) for a URI or a local path."""
     scheme, rest = _split(uri)
     if scheme in ("s3", "s3a"):  # s3a:// is Hadoop's name for the same bucket and key
+        _refuse_credentials(uri)
+        if not rest.split("/", 1)[0]:
+            raise StorageError(f"no bucket in {display(uri)} (use s3://BUCKET/KEY)")
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         env = os.environ
         client = _s3(
@@ -86,6 +111,7 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
         )
         return client, rest.rstrip("/")  # bucket/key: the key is everything after the first '/'
     if scheme == "hdfs":
+        _refuse_credentials(uri, passwords_only=True)  # hdfs://USER@HOST names the user to act as
         authority, _, path = rest.partition("/")
         user, _, host_port = authority.rpartition("@")
         host, _, port = host_port.partition(":")

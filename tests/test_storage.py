@@ -1,5 +1,5 @@
-"""pipeline.storage on local disk: names are taken literally (never as URL fragments or queries), and
-listing survives symlink loops and reports dangling links."""
+"""pipeline.storage on local disk: names are taken literally (never as URL fragments or queries), listing
+survives symlink loops and reports dangling links, and credentials in a URI are refused without being echoed."""
 from __future__ import annotations
 
 import json
@@ -14,6 +14,8 @@ from pipeline.stages import clean
 from pipeline.stages.config import PipelineConfig
 
 ODD_NAMES = ("a#b.jsonl", "c?d.jsonl", "e%23f.jsonl")
+KEY, SECRET, TOKEN = "AKIAKEYID", "sEcReT/part+two", "tOkEnValue"
+HIDDEN = (KEY, "sEcReT", "part+two", TOKEN)
 
 
 def write_docs(directory, name: str, n: int) -> list[str]:
@@ -111,3 +113,35 @@ def test_symlinks_to_files_and_directories_elsewhere_are_listed_under_their_link
     os.symlink("..", tmp_path / "in" / "_temporary" / "loop")  # hidden directories are never listed
     assert storage.list_files(str(tmp_path / "in"), ("*.jsonl",)) == [
         f"{tmp_path}/in/a.jsonl", f"{tmp_path}/in/more/x.jsonl", f"{tmp_path}/in/y.jsonl"]
+
+
+# ---------------------------------------------------------------------------------------------- credentials
+
+
+@pytest.mark.parametrize("uri", [
+    f"s3://{KEY}:{SECRET}@bucket/raw",
+    f"s3a://{KEY}:{SECRET}@bucket/raw",
+    f"s3://{KEY}:{SECRET}@bucket/raw?endpoint_override=127.0.0.1:9000&scheme=http",
+    f"s3://{TOKEN}@bucket/raw",
+    f"hdfs://{KEY}:{SECRET}@namenode:8020/raw",
+    f"gs://{KEY}:{SECRET}@bucket/raw",
+])
+def test_credentials_in_a_uri_are_refused_and_never_echoed(uri):
+    with pytest.raises(storage.StorageError) as failure:
+        storage.resolve(uri)
+    assert not [h for h in HIDDEN if h in str(failure.value) or h in storage.display(uri)]
+    assert "bucket" in str(failure.value) or "namenode" in str(failure.value)
+    assert "***@" in storage.display(uri)
+
+
+def test_credentials_in_the_endpoint_variable_are_refused_and_never_echoed(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{KEY}:{SECRET}@127.0.0.1:9000")
+    with pytest.raises(storage.StorageError, match="AWS_ENDPOINT_URL") as failure:
+        storage.resolve("s3://bucket/raw")
+    assert not [h for h in HIDDEN if h in str(failure.value)]
+
+
+def test_redact_hides_userinfo_and_secret_variables_but_keeps_at_signs_in_names(monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "envsecretvalue")
+    text = f"failed: s3://{KEY}:{SECRET}@bucket/x and s3://bucket/id@file#3 with key envsecretvalue"
+    assert storage.redact(text) == "failed: s3://***@bucket/x and s3://bucket/id@file#3 with key ***"
