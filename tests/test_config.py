@@ -32,3 +32,32 @@ def test_yaml_must_be_a_mapping(tmp_path):
     path.write_text("- a\n- b\n")
     with pytest.raises(config.ConfigError, match="mapping"):
         config.load(PipelineConfig, path)
+
+
+@pytest.mark.parametrize("text, where, problem", [
+    ("dedupe:\n  threshold: 0.7\n   verify: true\n", "line 3, column 10", "mapping values are not allowed here"),
+    ("filter:\n  languages: [en, de\n", "line 3, column 1", "expected ',' or ']'"),
+    ("dedupe:\n\tthreshold: 0.7\n", "line 2, column 1", "cannot start any token"),
+])
+def test_broken_yaml_fails_naming_the_file_the_line_and_the_problem(tmp_path, text, where, problem):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(config.ConfigError) as failure:
+        config.load(PipelineConfig, path)
+    assert str(failure.value).startswith(f"{path}, {where}: ") and problem in str(failure.value)
+    assert "\n" not in str(failure.value)
+
+
+def test_a_job_given_broken_yaml_prints_one_line_naming_the_file_and_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("clean:\n  reader:\n    text_field: body\n    id_field: key: x\n")
+    job = Path(__file__).resolve().parents[1] / "jobs" / "clean.py"
+    proc = subprocess.run([sys.executable, str(job), "--input", str(tmp_path), "--output", str(tmp_path / "out"),
+                           "--config", str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"config error: {path}, line 4, column 18: mapping values are not "
+                                                "allowed here"], proc.stderr[-3000:]
