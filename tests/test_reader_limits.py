@@ -210,3 +210,49 @@ def test_html_at_max_html_depth_and_unclosed_optional_end_tags_are_extracted():
         assert page_record(html.encode(), "utf-8", cfg, "ok.html", 1)["_status"] == "kept"
     too_deep = "<html><body>" + "<div>" * 39 + "<p>deep text" + "</div>" * 39 + "</body></html>"
     assert page_record(too_deep.encode(), "utf-8", cfg, "ok.html", 1)["_reason"] == "html_too_deep"
+
+
+def _set_content_length(data: bytes, index: int, delta: int) -> bytes:
+    import re
+
+    m = list(re.finditer(rb"Content-Length: (\d+)", data))[index]
+    return data[: m.start(1)] + str(int(m.group(1)) + delta).encode() + data[m.end(1) :]
+
+
+def _plain_warc() -> bytes:
+    return gzip.decompress(warc_file([b"first document", b"second document", b"third document"]))
+
+
+def _warc_rows(data: bytes, name: str = "t.warc") -> list[dict]:
+    from pipeline.readers.html import HtmlConfig
+    from pipeline.readers.warc import read_warc
+
+    return list(read_warc(io.BytesIO(data), name, HtmlConfig()))
+
+
+def test_a_warc_record_whose_content_length_runs_into_the_next_is_rejected_and_the_next_is_read():
+    records = _warc_rows(_set_content_length(_plain_warc(), 0, 40))
+    assert statuses(records) == [(1, "rejected", "warc_corrupt"), (2, "kept", None), (3, "kept", None)]
+    assert [r["text"] for r in records[1:]] == ["second document", "third document"]
+
+
+def test_a_warc_record_whose_content_length_stops_short_is_rejected_not_cut():
+    records = _warc_rows(_set_content_length(_plain_warc(), 0, -5))
+    assert statuses(records) == [(1, "rejected", "warc_corrupt"), (2, "kept", None), (3, "kept", None)]
+
+
+def test_garbage_between_warc_records_is_one_rejection_and_the_records_after_it_are_read():
+    data = _plain_warc()
+    second = data.index(b"WARC/1.", 10)
+    records = _warc_rows(data[:second] + b"garbage\r\nmore garbage\r\n\r\n" + data[second:])
+    assert statuses(records) == [(1, "kept", None), (2, "rejected", "warc_corrupt"), (3, "kept", None), (4, "kept", None)]
+    assert records[-1]["text"] == "third document"
+
+
+def test_a_corrupt_gzip_member_in_a_warc_loses_only_its_record():
+    members = [warc_file([f"document number {i} ".encode() * 50]) for i in range(3)]
+    broken = bytearray(members[1])
+    broken[40:200] = b"\xff" * 160  # inside the deflate stream, after the gzip header
+    records = _warc_rows(members[0] + bytes(broken) + members[2], "t.warc.gz")
+    assert [r["_status"] for r in records] == ["kept", "rejected", "kept"]
+    assert records[1]["_reason"] == "warc_corrupt" and records[2]["text"].startswith("document number 2")

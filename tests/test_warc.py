@@ -173,14 +173,14 @@ def test_payload_above_max_html_bytes_is_rejected_unparsed():
     assert (doc["_status"], doc["_reason"]) == ("rejected", "html_too_large")
 
 
-def test_corrupt_gzip_member_yields_a_rejection_not_a_crash():
+def test_corrupt_gzip_member_yields_a_rejection_and_the_next_member_is_read():
     members = [write_warc([html_response(f"http://a.example/{i}", page(f"P{i}", FRENCH).encode())]) for i in range(3)]
     broken = bytearray(members[1])
     broken[40:200] = b"\xff" * 160  # inside the deflate stream, after the gzip header
     got = rows(members[0] + bytes(broken) + members[2])
-    assert got[0]["_status"] == "kept"
-    assert got[-1]["_status"] == "rejected" and got[-1]["_reason"] == "warc_corrupt"
-    assert got[-1]["_detail"]
+    assert [(r["line"], r["_status"], r["_reason"]) for r in got] == [(1, "kept", None), (2, "rejected", "warc_corrupt"),
+                                                                     (3, "kept", None)]
+    assert got[1]["_detail"] and got[2]["url"] == "http://a.example/2"
 
 
 def test_a_file_that_is_not_warc_ends_with_one_rejection():

@@ -9,11 +9,13 @@ Record handling (docs/html-extraction.md):
   are not documents: skipped without a row.
 `line` is the 1-based ordinal of the record among all records of the file, skipped ones included, so
 it locates the record with any WARC tool. A payload shorter than its declared length is
-`warc_truncated`; a file the parser cannot continue (corrupt gzip member, garbage between records)
-ends with one `warc_corrupt` row.
+`warc_truncated`; a stretch the parser cannot read (corrupt gzip member, garbage between records, a
+Content-Length that does not end at a record boundary) is one `warc_corrupt` row, and reading resumes at
+the next record start.
 """
 from __future__ import annotations
 
+import io
 from typing import BinaryIO, Iterator
 
 from warcio.archiveiterator import ArchiveIterator
@@ -27,6 +29,8 @@ SKIPPED_TYPES = frozenset({"warcinfo", "request", "metadata", "revisit", "contin
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 SNIFF_BYTES = 1024
 READ_CHUNK = 1 << 16
+# How far back parsing can restart after a broken record: the record and the next one, unless they are larger.
+MAX_REPLAY_BYTES = 64 << 20
 
 
 def _is_html(content_type: str | None, payload: bytes) -> bool:
@@ -133,33 +137,127 @@ class _Records(ArchiveIterator):
         super().close()
 
 
+class _Replayable:
+    """The input stream, holding what was read since the last `release`, so parsing can restart at any
+    offset after it (the stream itself may not seek)."""
+
+    def __init__(self, raw):
+        self._raw, self._base, self._buf = raw, 0, bytearray()
+
+    def _fill(self) -> bool:
+        data = self._raw.read(READ_CHUNK)
+        self._buf += data
+        return bool(data)
+
+    def release(self, offset: int) -> None:
+        """Forget the bytes before `offset`."""
+        if offset > self._base:
+            del self._buf[: offset - self._base]
+            self._base = offset
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        while offset + n > self._base + len(self._buf) and self._fill():
+            pass
+        start = max(offset - self._base, 0)
+        return bytes(self._buf[start : start + n])
+
+    def find(self, pattern: bytes, offset: int) -> int | None:
+        """Absolute offset of the first `pattern` at or after `offset`, or None."""
+        searched = max(offset, self._base)
+        while True:
+            at = self._buf.find(pattern, searched - self._base)
+            if at >= 0:
+                return self._base + at
+            searched = max(searched, self._base + len(self._buf) - len(pattern) + 1)
+            self.release(searched)  # a long damaged stretch is searched, not held
+            if not self._fill():
+                return None
+
+
+class _View(io.RawIOBase):
+    """A tellable stream over a _Replayable from `offset` on, so warcio's offsets are the file's."""
+
+    def __init__(self, source: _Replayable, offset: int):
+        self._source, self._pos = source, offset
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._source.read_at(self._pos, n if n >= 0 else READ_CHUNK)
+        self._pos += len(data)
+        self._source.release(self._pos - MAX_REPLAY_BYTES)
+        return data
+
+    read1 = read
+
+
+def _archive(source: _Replayable, offset: int) -> tuple[_Records, Iterator]:
+    archive = _Records(_View(source, offset), no_record_parse=False, check_digests=False)
+    return archive, iter(archive)
+
+
 def read_warc(stream: BinaryIO, file_label: str, cfg: HtmlConfig, reader_cfg: ReaderConfig | None = None) -> Iterator[dict]:
-    """Documents of one WARC/WET file (gzip per record or plain); never raises on bad content."""
+    """Documents of one WARC/WET file (gzip per record or plain); never raises on bad content.
+
+    A record's row is held back until the next record is parsed, since a Content-Length that does not end
+    at a record boundary (warcio warns and reads on) shows only there. A broken record is rejected and
+    parsing restarts at the next record start after it (a gzip member, or a `WARC/1.` line).
+    """
     reader_cfg = reader_cfg or ReaderConfig()
-    archive = _Records(stream, no_record_parse=False, check_digests=False)
-    records = iter(archive)
-    line, row, declared = 0, None, 0
+    source = _Replayable(stream)
+    gz = source.read_at(0, 2) == b"\x1f\x8b"
+    archive, records = _archive(source, 0)
+    line, declared, last = 0, 0, None
+    pending: tuple[dict | None, int] | None = None  # the last record's row (None: a skipped type), its offset
     while True:
         line += 1
+        warnings, record, failure = archive.err_count, None, None
         try:
             record = next(records)
         except StopIteration:
-            already_reported = row is not None and row["line"] == line - 1 and row["_reason"] == "warc_truncated"
-            if archive.cut_gzip and not already_reported:
-                yield rejected(file_label, line, "warc_truncated", "file ends inside a gzip member", b"")
+            pass
+        except Exception as e:  # warcio raises zlib/EOF/ArchiveLoadFailed/... on a damaged record
+            failure = f"record {line}: {_error(e)}"
+        if record is not None and record.format != "warc":  # warcio falls back to ARC on anything not WARC
+            failure = f"record {line} is not a WARC record ({record.format})"
+        misframed = archive.err_count > warnings
+        if pending is not None and (misframed or (failure and archive.offset == pending[1])):
+            # The record before is to blame: its Content-Length is wrong, or it broke after its payload.
+            row, broken_at = pending
+            line -= 1
+            if row is not None and row["_status"] == "rejected":  # its own reason says more
+                yield row
+            else:
+                detail = failure if not misframed else f"record {line}: Content-Length does not end at a record boundary"
+                fields = {k: row[k] for k in ("id", "url", "created")} if row else {}
+                yield with_fields(rejected(file_label, line, "warc_corrupt", detail, b""), fields)
+        elif failure:
+            if pending is not None and pending[0] is not None:
+                yield pending[0]
+            broken_at = archive.offset
+            yield rejected(file_label, line, "warc_corrupt", failure, b"")
+        else:
+            if pending is not None and pending[0] is not None:
+                yield (last := pending[0])
+            if record is None:
+                reported = last is not None and last["line"] == line - 1 and last["_reason"] == "warc_truncated"
+                if archive.cut_gzip and not reported:
+                    yield rejected(file_label, line, "warc_truncated", "file ends inside a gzip member", b"")
+                return
+            source.release(archive.offset)
+            declared += record.length or 0
+            if declared > reader_cfg.max_decompressed_bytes:  # checked before the block is decompressed, even to skip it
+                detail = f"records 1-{line} declare more than max_decompressed_bytes={reader_cfg.max_decompressed_bytes} bytes"
+                yield rejected(file_label, line, "decompressed_too_large", detail, b"")
+                return
+            pending = (_document(record, line, cfg, reader_cfg, file_label), archive.offset)
+            continue
+        pending = None
+        restart = source.find(b"\x1f\x8b\x08" if gz else b"\nWARC/1.", broken_at + 1)
+        if restart is None:
             return
-        except Exception as e:  # warcio raises zlib/EOF/ArchiveLoadFailed/... on a damaged file; the file ends here
-            yield rejected(file_label, line, "warc_corrupt", f"record {line}: {_error(e)}", b"")
-            return
-        if record.format != "warc":  # warcio falls back to ARC parsing on anything that is not WARC
-            detail = f"record {line} is not a WARC record ({record.format})"
-            yield rejected(file_label, line, "warc_corrupt", detail, b"")
-            return
-        declared += record.length or 0
-        if declared > reader_cfg.max_decompressed_bytes:  # checked before the block is decompressed, even to skip it
-            detail = f"records 1-{line} declare more than max_decompressed_bytes={reader_cfg.max_decompressed_bytes} bytes"
-            yield rejected(file_label, line, "decompressed_too_large", detail, b"")
-            return
-        row = _document(record, line, cfg, reader_cfg, file_label)
-        if row is not None:
-            yield row
+        archive, records = _archive(source, restart + (not gz))
