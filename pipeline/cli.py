@@ -4,7 +4,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
+import shutil
+import subprocess
 import sys
 import time
 import traceback
@@ -93,9 +96,27 @@ def load_config(args, stage: str | None) -> PipelineConfig:
     return config_lib.load(PipelineConfig, args.config, overrides)
 
 
+def _check_worker_python() -> None:
+    """Spark's Python workers run PYSPARK_PYTHON, or else `python3` from PATH, which outside this project's
+    environment lacks pyarrow: the first task then fails under a page of Java stack. Unset, it becomes the
+    interpreter the job runs on, as a user running `python jobs/clean.py` expects; set, it must import
+    pyarrow, which is checked where it exists on this host (on a cluster it may exist only on the nodes)."""
+    exe = os.environ.get("PYSPARK_PYTHON")
+    if not exe:
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+        return
+    found = shutil.which(exe)
+    if found is None or os.path.realpath(found) == os.path.realpath(sys.executable):
+        return
+    if subprocess.run([found, "-c", "import pyarrow"], capture_output=True, timeout=120).returncode != 0:
+        sys.exit(f"error: PYSPARK_PYTHON={exe} cannot import pyarrow, so Spark's Python workers would fail; "
+                 f"point it at an interpreter with this project's dependencies, e.g. {sys.executable}")
+
+
 def spark_session(app: str):
     from pyspark.sql import SparkSession
 
+    _check_worker_python()
     spark = SparkSession.builder.appName(app).getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     print(f"[{app}] Spark {spark.version}, master {spark.sparkContext.master}, UI {spark.sparkContext.uiWebUrl}", flush=True)

@@ -1,7 +1,9 @@
 """Jobs run as a user runs them (`python jobs/clean.py ...` in a subprocess): storage mistakes end in one
-readable line, and credentials given in a URI or the environment appear in no output and no file."""
+readable line, credentials given in a URI or the environment appear in no output and no file, and the
+Spark workers' Python is the job's own unless PYSPARK_PYTHON says otherwise."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,9 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 300
 
 
-def run_job(tmp_path: Path, *args: str, env: dict[str, str] | None = None):
+def run_job(tmp_path: Path, *args: str, env: dict[str, str] | None = None, drop: tuple[str, ...] = ()):
     """jobs/clean.py with `args`, in a clean AWS_* environment; Spark's scratch files stay under tmp_path."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k not in drop}
     base.update(SPARK_LOCAL_IP="127.0.0.1", SPARK_LOCAL_DIRS=str(tmp_path / "spark-local"), **(env or {}))
     cwd = tmp_path / "cwd"
     cwd.mkdir(exist_ok=True)
@@ -76,3 +78,27 @@ def test_a_stage_failing_against_s3_writes_no_secret_from_the_environment(tmp_pa
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in proc.stderr
     assert "bucket" in proc.stderr.strip().splitlines()[-1]
     assert not leaks(proc, tmp_path)
+
+
+@pytest.mark.slow
+def test_a_job_run_without_pyspark_python_runs_its_workers_on_its_own_interpreter(tmp_path):
+    """`python3` on PATH (what Spark runs by default) is not this environment's interpreter here."""
+    texts = write_docs(tmp_path / "in", "a.jsonl", 3)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != Path(sys.executable).parent)
+    proc = run_job(tmp_path, "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                   env={"PATH": path}, drop=("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "out" / "stats.json").read_text())["kept"] == len(texts)
+
+
+def test_a_pyspark_python_that_cannot_import_pyarrow_fails_in_one_line_before_spark_starts(tmp_path):
+    bare = tmp_path / "bare-python"
+    bare.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")  # no site-packages: no pyarrow
+    bare.chmod(0o755)
+    write_docs(tmp_path / "in", "a.jsonl", 1)
+    proc = run_job(tmp_path, "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                   env={"PYSPARK_PYTHON": str(bare)})
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr[-3000:]
+    assert str(bare) in proc.stderr and "pyarrow" in proc.stderr and "PYSPARK_PYTHON" in proc.stderr
+    assert not (tmp_path / "out").exists()
