@@ -23,6 +23,7 @@ RANGES = {
     "clean.reader.max_decompressed_bytes": "[1, inf)",
     "clean.html.max_html_bytes": "[1, inf)",
     "clean.html.max_bad_char_share": "[0, 1]",
+    "clean.html.max_html_depth": "[1, inf)",
     "clean.text.max_blank_lines": "[0, inf)",
     "dedupe.threshold": "(0, 1]",
     "dedupe.num_perm": "[1, inf)",
