@@ -9,19 +9,23 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from pipeline.tokenize.shards import ShardError, read_manifest
 from test_trainer import REPO, STEPS, TORCHRUN, UNSHARE, WRAPPER
 from test_trainer_data import make_dataset
 from trainer import flops
 from trainer.config import ModelConfig, load
+from trainer.data import ShardStore
 from trainer.model import GPT
 
 ARGS = ["--preset", "tiny", "--steps", str(STEPS)]
@@ -197,3 +201,35 @@ def test_cpu_runs_log_no_mfu(setup):
     _, _, reference = setup
     rows = _metrics(reference)
     assert rows and all("tokens_per_s" in r and "mfu" not in r for r in rows)
+
+
+# ------------------------------------------------------------------ mistakes and unusable data, one line each
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("mistakes") / "data").parent
+
+
+def _copy(dataset: Path, tmp_path: Path) -> Path:
+    """A private copy of the dataset to damage; returns its manifest."""
+    return Path(shutil.copytree(dataset, tmp_path / "data")) / "manifest.json"
+
+
+def _last_token_out_of_vocabulary(shard: Path) -> None:
+    """Overwrite the last token of the shard's first sample with 65535 (uint16), far past a 1024-token vocabulary."""
+    with tarfile.open(shard) as tar:
+        npy = next(m for m in tar if m.name.endswith(".npy"))
+    with open(shard, "r+b") as f:
+        f.seek(npy.offset_data + npy.size - 2)
+        f.write(b"\xff\xff")
+
+
+def test_a_token_id_outside_the_vocabulary_stops_the_loader_naming_the_shard(dataset, tmp_path):
+    manifest = _copy(dataset, tmp_path)
+    _last_token_out_of_vocabulary(manifest.parent / "shards" / "train" / "shard-000001.tar")
+    store = ShardStore(read_manifest(str(manifest)), "train", verify=False)
+    with pytest.raises(ShardError, match=r"shard shards/train/shard-000001\.tar: token id 65535 is outside the "
+                                         r"vocabulary of 1024"):
+        store.stream(1)
+    skipping = ShardStore(read_manifest(str(manifest)), "train", verify=False, on_bad_shard="skip")
+    assert skipping.stream(1) is None and skipping.skipped == {1}

@@ -20,8 +20,8 @@ checks its sha256 against the manifest (an error names the shard), decodes the t
 stream as one NumPy array; a batch is a single fancy-indexing gather. No DataLoader workers and no
 per-sample IPC are involved, and the next shard is fetched by a background thread while this one is used.
 
-Bad shards. A shard whose bytes fail the sha256 check or do not decode (truncated, wrong counts) raises
-ShardError naming it. With `on_bad_shard="skip"` the store logs it and marks it skipped instead, and every
+Bad shards. A shard whose bytes fail the sha256 check or do not decode (truncated, wrong counts, a token
+id outside the vocabulary) raises ShardError naming it. With `on_bad_shard="skip"` the store logs it and marks it skipped instead, and every
 window the global order assigns to it becomes a filler window whose targets are all ignored. Positions,
 batch shapes and the number of micro-batches per rank are unchanged, so ranks need not agree on anything
 for DDP to stay in step: each rank decides alone, and since badness is a property of the file, every rank
@@ -84,6 +84,10 @@ class ShardStore:
         if len(stream) != shard.tokens or len(pieces) != shard.samples:
             raise ShardError(f"shard {shard.url}: holds {len(pieces)} samples / {len(stream)} tokens, "
                              f"the manifest says {shard.samples} / {shard.tokens}")
+        # Without the sha256 check a damaged token is caught here, not as an IndexError inside the model.
+        if len(stream) and (top := int(stream.max())) >= self.manifest.vocab_size:
+            raise ShardError(f"shard {shard.url}: token id {top} is outside the vocabulary of "
+                             f"{self.manifest.vocab_size}")
         return stream
 
     def prefetch(self, i: int) -> None:
