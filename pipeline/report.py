@@ -33,6 +33,9 @@ SAMPLES_PER_REASON = 3
 TOP_CLUSTERS = 5
 MEMBERS_SHOWN = 6
 TOP_LANGS = 20
+# A language of this many documents gets its own row in the languages table, however many come before it:
+# one with enough documents to be judged never hides in "other" (filter.at_risk_min_docs' default).
+LISTED_LANG_DOCS = 20
 DROP_REASONS_SHOWN = 2  # per language in the languages table
 BATCH_ROWS = 4096
 
@@ -375,7 +378,8 @@ def _languages(stats: dict) -> str:
                         '<p class="note">This run\'s filter/stats.json has no per-language counts.</p>')
     rows = [(lang, c["kept"] + sum(c["dropped"].values()) + sum(c["rejected"].values()), c["kept"], c["dropped"])
             for lang, c in counts.items()]  # stats.json lists languages by document count
-    top, rest = rows[:TOP_LANGS], rows[TOP_LANGS:]
+    top = [r for i, r in enumerate(rows) if i < TOP_LANGS or r[1] >= LISTED_LANG_DOCS]
+    rest = [r for i, r in enumerate(rows) if i >= TOP_LANGS and r[1] < LISTED_LANG_DOCS]
     if rest:
         other: Counter = Counter()
         for *_, dropped in rest:
@@ -384,7 +388,9 @@ def _languages(stats: dict) -> str:
     body = (
         '<p class="note">Every document the filter read, by the language it identified, and the ones it kept, '
         "with the reasons that dropped most of the others (filter/stats.json: exact counts). A language kept "
-        "far less often than the rest is one the rules or the language-ID model serve badly.</p>"
+        "far less often than the rest is one the rules or the language-ID model serve badly. Every language of "
+        f"{LISTED_LANG_DOCS} or more documents has its own row; \"other\" sums the smaller ones after the "
+        f"{TOP_LANGS} largest.</p>"
     )
     cells = [[lang, before, after, f"{100 * after / before:.1f} %" if before else "",
               ", ".join(f"{reason} {n:,}" for reason, n in Counter(dropped).most_common(DROP_REASONS_SHOWN))]

@@ -202,6 +202,24 @@ def test_languages_table_shows_filters_exact_counts_and_largest_drop_reason_per_
                           "de", "1", "0", "0.0 %", "lang_score_below_min 1"]
 
 
+def _rewrite_filter_stats(run_dir, **changes):
+    path = run_dir / "filter" / "stats.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def test_languages_table_lists_every_language_of_20_documents_after_the_20_largest(run_dir):
+    languages = {f"l{i:02d}": {"kept": 30, "dropped": {}, "rejected": {}} for i in range(report.TOP_LANGS)}
+    languages |= {"xa": {"kept": 15, "dropped": {"gopher_min_words": 5}, "rejected": {}},  # 20 documents: own row
+                  "xb": {"kept": 19, "dropped": {}, "rejected": {}},
+                  "xc": {"kept": 3, "dropped": {"lang_score_below_min": 2}, "rejected": {}}}
+    _rewrite_filter_stats(run_dir, languages=languages)
+    cells = _parse(report.build(str(run_dir)))["languages"]["cells"]
+    rows = [cells[i:i + 5] for i in range(0, len(cells), 5)]
+    assert [r[0] for r in rows] == [f"l{i:02d}" for i in range(report.TOP_LANGS)] + ["xa", "other"]
+    assert rows[-2] == ["xa", "20", "15", "75.0 %", "gopher_min_words 5"]
+    assert rows[-1] == ["other", "24", "22", "91.7 %", "lang_score_below_min 2"]
+
+
 def test_report_of_a_partial_run_marks_missing_stages(run_dir):
     (run_dir / "filter" / "_SUCCESS").unlink()
     (run_dir / "tokenize" / "_SUCCESS").unlink()
