@@ -34,10 +34,10 @@ class HtmlConfig:
     # A declared charset that leaves more than this share of U+FFFD (undecodable bytes) is not trusted;
     # a few stray bytes in an otherwise valid page are replaced rather than mis-decoding the whole page.
     max_bad_char_share: float = 0.01
-    # Pages whose elements nest deeper than this are rejected as `html_too_deep` before parsing: parse and
-    # extraction time grow with the square of the depth (100k nested <div>: 99 s). Real pages stay far
-    # below (a few dozen levels); 512 levels parse and extract in well under a second.
-    max_html_depth: int = 512
+    # Pages whose elements nest deeper than this (estimated from the tags) are rejected as `html_too_deep`
+    # before parsing: parse and extraction time grow with the square of the depth (100k nested <div>: 99 s).
+    # Corpus pages: median 17, deepest 411; 1024 levels parse and extract in well under a second.
+    max_html_depth: int = 1024
 
     def __post_init__(self):
         if self.extractor not in EXTRACTORS:
