@@ -287,6 +287,7 @@ def build(out: str) -> str:
         _summary(out, stats),
         _funnel(stats, data),
         _drops(stats),
+        _filter_changes(stats),
         _languages(stats),
         _lengths(data),
         _dedup(stats, clusters, texts),
@@ -305,6 +306,7 @@ SECTION_TITLES = {
     "summary": "Run",
     "funnel": "Funnel: documents, tokens and bytes per stage",
     "drops": "Drops by reason",
+    "filter-changes": "Filter: main-content rescues and PII replacements",
     "languages": "Languages before and after filtering",
     "lengths": "Document lengths",
     "dedup": "Duplicate clusters",
@@ -367,6 +369,23 @@ def _drops(stats: dict) -> str:
         return _section("drops", SECTION_TITLES["drops"], "<p>No document was dropped or rejected.</p>")
     body = _table(["stage", "kind", "reason", "documents", "of stage input"], rows, {3, 4}) + plot_drops(drops)
     return _section("drops", SECTION_TITLES["drops"], body)
+
+
+def _filter_changes(stats: dict) -> str:
+    """What the filter changed in the text of documents, which the drop counts do not show."""
+    title = SECTION_TITLES["filter-changes"]
+    if "filter" not in stats:
+        return _section("filter-changes", title, _missing("filter"))
+    s = stats["filter"]
+    pii = s.get("pii", {})
+    rows = [["kept with their extracted main content", s.get("main_content_extracted", "")],
+            ["e-mail addresses replaced by <EMAIL>", pii.get("email", "")],
+            ["public IP addresses replaced by <IP>", pii.get("ip", "")]]
+    body = _table(["change", "count"], rows, {1})
+    body += ('<p class="note">From filter/stats.json (empty: not recorded in this run). A rescued document failed a '
+             "rule as a whole page and passed every rule as its jusText main content; PII placeholders are counted "
+             "in the kept and dropped text.</p>")
+    return _section("filter-changes", title, body)
 
 
 def _languages(stats: dict) -> str:

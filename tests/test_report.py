@@ -8,7 +8,7 @@ import pytest
 
 from pipeline import report
 
-SECTIONS = ["summary", "funnel", "drops", "languages", "lengths", "dedup", "samples", "throughput"]
+SECTIONS = ["summary", "funnel", "drops", "filter-changes", "languages", "lengths", "dedup", "samples", "throughput"]
 DOC_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string()),
                         ("url", pa.string()), ("created", pa.string())])
 LANG_SCHEMA = DOC_SCHEMA.append(pa.field("lang", pa.string())).append(pa.field("lang_score", pa.float32()))
@@ -104,6 +104,7 @@ def run_dir(tmp_path):
              LANG_SCHEMA.append(pa.field("reason", pa.string())))
     _commit(filt, {"stage": "filter", "input": 11, "kept": 9, "seconds": 1.5,
                    "dropped": {"lang_score_below_min": 1, "gopher_rep_dup_line_frac": 1},
+                   "main_content_extracted": 3, "pii": {"email": 4, "ip": 2},
                    "languages": {"en": {"kept": 9, "dropped": {"gopher_rep_dup_line_frac": 1}, "rejected": {}},
                                  "de": {"kept": 0, "dropped": {"lang_score_below_min": 1}, "rejected": {}}}},
             ["data/part-00000.parquet", "dropped/part-00000.parquet"])
@@ -218,6 +219,13 @@ def test_languages_table_lists_every_language_of_20_documents_after_the_20_large
     assert [r[0] for r in rows] == [f"l{i:02d}" for i in range(report.TOP_LANGS)] + ["xa", "other"]
     assert rows[-2] == ["xa", "20", "15", "75.0 %", "gopher_min_words 5"]
     assert rows[-1] == ["other", "24", "22", "91.7 %", "lang_score_below_min 2"]
+
+
+def test_report_shows_main_content_rescues_and_pii_replacements(run_dir):
+    section = _parse(report.build(str(run_dir)))["filter-changes"]
+    assert section["cells"] == ["kept with their extracted main content", "3",
+                                "e-mail addresses replaced by <EMAIL>", "4",
+                                "public IP addresses replaced by <IP>", "2"]
 
 
 def test_report_of_a_partial_run_marks_missing_stages(run_dir):
