@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -224,6 +225,20 @@ def _last_token_out_of_vocabulary(shard: Path) -> None:
         f.write(b"\xff\xff")
 
 
+def _trainer(manifest: Path | str, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    """trainer/main.py as one plain process, the way a user starts a quick run."""
+    cmd = [sys.executable, "trainer/main.py", "--data", str(manifest), "--out", str(out), "--preset", "tiny",
+           "--steps", "2", "--set", "eval.generate_tokens=0", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+
+
+def _one_error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    (line,) = [line for line in proc.stderr.splitlines() if line.startswith("trainer: error:")]
+    return line
+
+
 def test_a_token_id_outside_the_vocabulary_stops_the_loader_naming_the_shard(dataset, tmp_path):
     manifest = _copy(dataset, tmp_path)
     _last_token_out_of_vocabulary(manifest.parent / "shards" / "train" / "shard-000001.tar")
@@ -233,3 +248,47 @@ def test_a_token_id_outside_the_vocabulary_stops_the_loader_naming_the_shard(dat
         store.stream(1)
     skipping = ShardStore(read_manifest(str(manifest)), "train", verify=False, on_bad_shard="skip")
     assert skipping.stream(1) is None and skipping.skipped == {1}
+
+
+def test_a_run_on_data_with_an_out_of_vocabulary_token_fails_naming_the_shard(dataset, tmp_path):
+    manifest = _copy(dataset, tmp_path)
+    for shard in (manifest.parent / "shards" / "train").iterdir():
+        _last_token_out_of_vocabulary(shard)
+    line = _one_error_line(_trainer(manifest, tmp_path / "run", "--set", "data.verify_sha256=false"))
+    assert "token id 65535 is outside the vocabulary of 1024" in line and "shards/train/shard-" in line
+
+
+def test_data_that_does_not_exist_is_one_line_naming_it_and_what_to_pass(tmp_path):
+    line = _one_error_line(_trainer(tmp_path / "nosuch.json", tmp_path / "run"))
+    assert line == (f"trainer: error: --data {tmp_path / 'nosuch.json'}: not found; pass the manifest.json the "
+                    "tokenize stage wrote (OUTPUT/tokenize/manifest.json)")
+
+
+def test_data_given_the_dataset_directory_is_one_line_naming_its_manifest(dataset, tmp_path):
+    line = _one_error_line(_trainer(dataset, tmp_path / "run"))
+    assert line == f"trainer: error: --data {dataset} is a directory; pass {dataset / 'manifest.json'}"
+
+
+def test_an_unknown_trainer_key_is_one_line_naming_it_and_the_valid_keys(dataset, tmp_path):
+    line = _one_error_line(_trainer(dataset / "manifest.json", tmp_path / "run", "--set", "optim.lrr=1"))
+    assert line.startswith("trainer: error: unknown config key optim.lrr; valid keys: optim.lr, ")
+
+
+def test_an_out_of_range_trainer_setting_is_one_line_naming_the_key(dataset, tmp_path):
+    line = _one_error_line(_trainer(dataset / "manifest.json", tmp_path / "run", "--steps", "-1"))
+    assert line == "trainer: error: steps must be at least 1, not -1"
+
+
+@pytest.mark.slow
+def test_under_torchrun_a_wrong_data_path_is_reported_once_by_rank_0(tmp_path):
+    """torchrun itself still ends with its ChildFailedError summary: that traceback is the only one."""
+    cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "trainer/main.py", "--data",
+           str(tmp_path / "nosuch.json"), "--out", str(tmp_path / "run"), *ARGS]
+    proc = subprocess.run(_in_namespace(cmd), capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("trainer: error:")]
+    assert errors == [f"trainer: error: --data {tmp_path / 'nosuch.json'}: not found; pass the manifest.json the "
+                      "tokenize stage wrote (OUTPUT/tokenize/manifest.json)"], proc.stderr[-3000:]
+    assert proc.stderr.count("Traceback") == 1 and "ChildFailedError" in proc.stderr, proc.stderr[-3000:]
+    assert "trainer/train.py" not in proc.stderr and "StorageError" not in proc.stderr
+

@@ -8,14 +8,17 @@ Run as a script (torchrun does), so the repository root is put on sys.path befor
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.config import ConfigError  # noqa: E402
+from pipeline.tokenize.shards import ShardError  # noqa: E402
 from trainer.config import PRESETS, load  # noqa: E402
-from trainer.train import train  # noqa: E402
+from trainer.train import RunError, train  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,8 +44,16 @@ def main(argv: list[str] | None = None):
     args = parse_args(argv)
     flags = [f"{k}={v}" for k, v in (("steps", args.steps), ("ckpt_every", args.ckpt_every),
                                       ("eval.every", args.eval_every)) if v is not None]
-    cfg = load(args.preset, args.config, [*args.set, *flags])
-    return train(cfg, args.data, args.out)
+    rank = os.environ.get("RANK", "0")
+    try:
+        cfg = load(args.preset, args.config, [*args.set, *flags])
+        return train(cfg, args.data, args.out)
+    except (ConfigError, RunError) as e:
+        # Every process meets these alike, so rank 0 alone says so: one line, not one traceback per rank.
+        sys.exit(f"trainer: error: {e}" if rank == "0" else 1)
+    except ShardError as e:
+        # Only the processes that read a bad shard meet it, so each of them says so.
+        sys.exit(f"trainer: error: {e}")
 
 
 if __name__ == "__main__":

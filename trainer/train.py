@@ -35,6 +35,27 @@ from trainer.data import ShardStore, TrainWindows, eval_batches, eval_text_bytes
 from trainer.model import GPT
 
 
+class RunError(RuntimeError):
+    """A mistake or a data problem every process meets alike; trainer/main.py reports it once, in one line."""
+
+
+def read_data(data: str) -> Manifest:
+    """The manifest --data names, or a RunError saying what to pass instead."""
+    from pipeline import storage
+
+    what = "pass the manifest.json the tokenize stage wrote (OUTPUT/tokenize/manifest.json)"
+    if storage.is_dir(data):
+        inside = storage.join(data, "manifest.json")
+        raise RunError(f"--data {data} is a directory; " + (f"pass {inside}" if storage.exists(inside) else what))
+    if not storage.exists(data):
+        raise RunError(f"--data {data}: not found; {what}")
+    try:
+        manifest = read_manifest(data)
+    except ValueError as e:  # ShardError, or bytes that are no JSON
+        raise RunError(f"--data {data}: not a usable manifest ({e}); {what}") from None
+    return manifest
+
+
 def lr_multiplier(step: int, cfg: TrainConfig) -> float:
     """Linear warmup to optim.lr, then cosine decay to optim.min_lr at `steps`, or for WSD a constant lr and
     a linear decay to optim.min_lr over the last `decay_fraction` of the steps (as a factor of optim.lr)."""
@@ -172,7 +193,7 @@ def train(cfg: TrainConfig, data: str, out: Path) -> GPT:
 
 
 def _train(cfg: TrainConfig, data: str, out: Path, d: Dist) -> GPT:
-    manifest = read_manifest(data)
+    manifest = read_data(data)
     if cfg.model.vocab_size <= 0:
         cfg = replace(cfg, model=replace(cfg.model, vocab_size=manifest.vocab_size))
     per_micro = cfg.data.micro_batch_size * d.world
