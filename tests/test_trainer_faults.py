@@ -258,6 +258,17 @@ def test_a_run_on_data_with_an_out_of_vocabulary_token_fails_naming_the_shard(da
     assert "token id 65535 is outside the vocabulary of 1024" in line and "shards/train/shard-" in line
 
 
+def test_a_tokenizer_path_outside_the_run_is_refused_before_training(dataset, tmp_path):
+    manifest = _copy(dataset, tmp_path)
+    data = json.loads(manifest.read_text())
+    data["tokenizer"]["path"] = "../tokenizer.json"
+    manifest.write_text(json.dumps(data))
+    out = tmp_path / "run"
+    line = _one_error_line(_trainer(manifest, out))
+    assert "'../tokenizer.json' must be relative to the manifest and stay below it (tokenizer.path)" in line
+    assert not out.exists()
+
+
 def test_data_that_does_not_exist_is_one_line_naming_it_and_what_to_pass(tmp_path):
     line = _one_error_line(_trainer(tmp_path / "nosuch.json", tmp_path / "run"))
     assert line == (f"trainer: error: --data {tmp_path / 'nosuch.json'}: not found; pass the manifest.json the "

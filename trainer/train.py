@@ -27,7 +27,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from pipeline import config as cfglib
-from pipeline.tokenize.shards import Manifest, read_manifest
+from pipeline.tokenize.shards import Manifest, ShardError, read_manifest
 from trainer import checkpoint, flops
 from trainer.metrics import MetricsLog
 from trainer.config import TrainConfig
@@ -40,7 +40,8 @@ class RunError(RuntimeError):
 
 
 def read_data(data: str) -> Manifest:
-    """The manifest --data names, or a RunError saying what to pass instead."""
+    """The manifest --data names, or a RunError saying what to pass instead. Its tokenizer path is checked
+    here, as its shard paths are on reading, so no bad path surfaces only after training."""
     from pipeline import storage
 
     what = "pass the manifest.json the tokenize stage wrote (OUTPUT/tokenize/manifest.json)"
@@ -53,6 +54,10 @@ def read_data(data: str) -> Manifest:
         manifest = read_manifest(data)
     except ValueError as e:  # ShardError, or bytes that are no JSON
         raise RunError(f"--data {data}: not a usable manifest ({e}); {what}") from None
+    try:
+        manifest.resolve(manifest.tokenizer["path"])
+    except ShardError as e:
+        raise RunError(f"{e} (tokenizer.path)") from None
     return manifest
 
 
