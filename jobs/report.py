@@ -1,7 +1,8 @@
 """python jobs/report.py --run OUTPUT [--dest FILE.html]   (spark-submit jobs/report.py ... works too)
 
-Writes OUTPUT/report.html: funnel, drops by reason, languages, lengths, duplicate clusters, dropped samples
-and throughput of a pipeline run. Reads the run with pyarrow only, so it needs no Spark session.
+Writes OUTPUT/report.html: the languages the filter kept far less often than the rest (first, when there are
+any), funnel, drops by reason, main-content rescues and PII replacements, languages, lengths, duplicate
+clusters, dropped samples and throughput of a pipeline run. Reads the run with pyarrow only, so it needs no Spark session.
 """
 import argparse
 import os

@@ -224,6 +224,7 @@ table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;pad
 vertical-align:top}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 pre{white-space:pre-wrap;background:#f6f6f6;padding:.4em;margin:0;max-height:12em;overflow:auto;font-size:85%}
 img{max-width:100%}.note{color:#666;font-size:90%}section{margin-bottom:2.5em}
+.alarm{border-left:6px solid #cc3311;background:#fdf0ed;padding:.2em 1em;margin:1em 0}
 """
 
 
@@ -298,7 +299,8 @@ def build(out: str) -> str:
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>corpusforge report: {_esc(storage.display(out))}</title><style>{CSS}</style></head><body>\n"
-        f"<h1>corpusforge data report</h1><ul>{toc}</ul>\n" + "\n".join(sections) + "\n</body></html>\n"
+        f"<h1>corpusforge data report</h1>{_at_risk(stats)}<ul>{toc}</ul>\n" + "\n".join(sections)
+        + "\n</body></html>\n"
     )
 
 
@@ -369,6 +371,25 @@ def _drops(stats: dict) -> str:
         return _section("drops", SECTION_TITLES["drops"], "<p>No document was dropped or rejected.</p>")
     body = _table(["stage", "kind", "reason", "documents", "of stage input"], rows, {3, 4}) + plot_drops(drops)
     return _section("drops", SECTION_TITLES["drops"], body)
+
+
+def _at_risk(stats: dict) -> str:
+    """The languages the filter kept far less often than the rest, above the sections: a loss the run-wide
+    figures below hide."""
+    at_risk = stats.get("filter", {}).get("languages_at_risk")
+    if not at_risk:
+        return ""
+    s = stats["filter"]
+    rows = [[lang, r["documents"], r["kept"], f"{100 * r['keep_rate']:.1f} %",
+             ", ".join(f"{reason} {n:,}" for reason, n in r["drop_reasons"].items()),
+             " ".join(f"{q} {v:.3f}" for q, v in r["score_quantiles"].items())]
+            for lang, r in at_risk.items()]
+    body = (f'<p>The filter kept {s["kept"]:,} of {s["input"]:,} documents ({100 * s["kept"] / s["input"]:.1f} %), '
+            "but these languages far less often (filter/stats.json <code>languages_at_risk</code>): the rules or "
+            "the language-ID model may serve them badly.</p>")
+    body += _table(["lang", "documents", "kept", "kept %", "largest drop reasons", "language score quantiles"],
+                   rows, {1, 2, 3})
+    return f'<div class="alarm" id="languages-at-risk"><h2>Languages at risk</h2>\n{body}\n</div>'
 
 
 def _filter_changes(stats: dict) -> str:

@@ -16,6 +16,7 @@ from pipeline.stages import clean, filter as filter_stage
 from pipeline.stages.config import PipelineConfig
 from synthetic import document
 from test_filter import DE, RU
+from test_report import _outside_sections
 from test_stages import write_jsonl
 
 REPO = report.storage.__file__.rsplit("/pipeline/", 1)[0]
@@ -46,7 +47,7 @@ def _load_job(name: str):
     return module
 
 
-def test_a_dropped_language_is_at_risk_in_stats_and_last_on_the_filter_jobs_console(clean_dir, capsys):
+def test_a_dropped_language_is_at_risk_in_stats_last_on_the_filter_jobs_console_and_atop_the_report(clean_dir, capsys):
     out = clean_dir / "filter"
     args = ["--input", str(clean_dir / "clean"), "--output", str(out)] + [a for s in DROP_DE_AND_RU for a in ("--set", s)]
     stats = _load_job("filter").main(args)
@@ -62,6 +63,8 @@ def test_a_dropped_language_is_at_risk_in_stats_and_last_on_the_filter_jobs_cons
     lines = capsys.readouterr().out.rstrip("\n").split("\n")
     assert "language(s) at risk" in lines[-2]
     assert lines[-1].startswith("  de: kept 0 of 25 (0.0 %); dropped lang_score_below_min 25; lang_score p10 0.99")
+    top = report.build(str(clean_dir)).split("<ul>", 1)[0]  # before the table of contents
+    assert _outside_sections(top)["cells"][:5] == ["de", "25", "0", "0.0 %", "lang_score_below_min 25"]
 
 
 def test_without_the_first_pass_the_quantiles_come_from_the_filtering_pass(spark, clean_dir):

@@ -104,7 +104,7 @@ def run_dir(tmp_path):
              LANG_SCHEMA.append(pa.field("reason", pa.string())))
     _commit(filt, {"stage": "filter", "input": 11, "kept": 9, "seconds": 1.5,
                    "dropped": {"lang_score_below_min": 1, "gopher_rep_dup_line_frac": 1},
-                   "main_content_extracted": 3, "pii": {"email": 4, "ip": 2},
+                   "main_content_extracted": 3, "pii": {"email": 4, "ip": 2}, "languages_at_risk": {},
                    "languages": {"en": {"kept": 9, "dropped": {"gopher_rep_dup_line_frac": 1}, "rejected": {}},
                                  "de": {"kept": 0, "dropped": {"lang_score_below_min": 1}, "rejected": {}}}},
             ["data/part-00000.parquet", "dropped/part-00000.parquet"])
@@ -133,6 +133,14 @@ def _parse(html_text):
     parser = Sections()
     parser.feed(html_text)
     return parser.sections
+
+
+def _outside_sections(fragment):
+    """Text and table cells of markup that lies in no section (the alarm above the table of contents)."""
+    parser = Sections()
+    parser.current = {"heading": "", "text": "", "images": [], "cells": []}
+    parser.feed(fragment)
+    return parser.current
 
 
 def test_report_has_every_section_with_content_and_an_embedded_png(run_dir):
@@ -226,6 +234,23 @@ def test_report_shows_main_content_rescues_and_pii_replacements(run_dir):
     assert section["cells"] == ["kept with their extracted main content", "3",
                                 "e-mail addresses replaced by <EMAIL>", "4",
                                 "public IP addresses replaced by <IP>", "2"]
+
+
+def test_languages_at_risk_open_the_report(run_dir):
+    _rewrite_filter_stats(run_dir, languages_at_risk={"de": {
+        "documents": 25, "kept": 1, "keep_rate": 0.04, "drop_reasons": {"lang_score_below_min": 24},
+        "score_quantiles": {"p10": 0.412, "p50": 0.551, "p90": 0.6}}})
+    html_text = report.build(str(run_dir))
+    top = html_text.split("<ul>", 1)[0]  # before the table of contents
+    assert 'id="languages-at-risk"' in top
+    alarm = _outside_sections(top)
+    assert alarm["cells"] == ["de", "25", "1", "4.0 %", "lang_score_below_min 24", "p10 0.412 p50 0.551 p90 0.600"]
+    assert "kept 9 of 11 documents (81.8 %)" in alarm["text"]
+    assert list(_parse(html_text)) == SECTIONS
+
+
+def test_a_run_without_languages_at_risk_has_no_alarm(run_dir):
+    assert 'id="languages-at-risk"' not in report.build(str(run_dir))
 
 
 def test_report_of_a_partial_run_marks_missing_stages(run_dir):
