@@ -258,6 +258,20 @@ def test_a_run_on_data_with_an_out_of_vocabulary_token_fails_naming_the_shard(da
     assert "token id 65535 is outside the vocabulary of 1024" in line and "shards/train/shard-" in line
 
 
+def test_a_run_whose_every_training_shard_is_bad_fails_saying_none_was_usable(tmp_path):
+    """Two shards, so the run must read past the first bad one before it knows that none is usable."""
+    manifest = make_dataset(tmp_path / "data", train_shards=2, val_shards=1)
+    for shard in (tmp_path / "data" / "shards" / "train").iterdir():
+        data = bytearray(shard.read_bytes())
+        data[2000] ^= 0x01
+        shard.write_bytes(bytes(data))
+    out = tmp_path / "run"
+    line = _one_error_line(_trainer(manifest, out, "--steps", "1000", "--set", "data.on_bad_shard=skip"))
+    assert line.startswith("trainer: error: no training shard was usable: all 2 were skipped "
+                           "(data.on_bad_shard=skip); shard shards/train/shard-000000.tar: sha256 mismatch"), line
+    assert not (out / "checkpoints" / "step-00001000.pt").exists()
+
+
 def test_a_tokenizer_path_outside_the_run_is_refused_before_training(dataset, tmp_path):
     manifest = _copy(dataset, tmp_path)
     data = json.loads(manifest.read_text())
@@ -302,4 +316,3 @@ def test_under_torchrun_a_wrong_data_path_is_reported_once_by_rank_0(tmp_path):
                       "tokenize stage wrote (OUTPUT/tokenize/manifest.json)"], proc.stderr[-3000:]
     assert proc.stderr.count("Traceback") == 1 and "ChildFailedError" in proc.stderr, proc.stderr[-3000:]
     assert "trainer/train.py" not in proc.stderr and "StorageError" not in proc.stderr
-

@@ -28,6 +28,8 @@ for DDP to stay in step: each rank decides alone, and since badness is a propert
 that touches the shard decides the same. The order of all other windows stays the pure function above.
 The trainer pools the ranks' skipped sets at log and checkpoint steps (for the `skipped_shards` count) and
 saves them in checkpoints, so a resumed run skips the same shards even if a file was repaired meanwhile.
+A step without a single target makes it pool them at once: when every shard is skipped the run stops,
+naming why, instead of training to the end on filler.
 """
 from __future__ import annotations
 
@@ -64,6 +66,7 @@ class ShardStore:
             raise ValueError(f"on_bad_shard must be one of {BAD_SHARD_POLICIES}, got {on_bad_shard!r}")
         self.on_bad_shard = on_bad_shard
         self.skipped: set[int] = set()  # indices of shards found bad under on_bad_shard="skip"
+        self.errors: dict[int, str] = {}  # why this process skipped each of them
         self.manifest = manifest
         self.shards: list[ShardInfo] = manifest.splits[split].shards
         self.verify = verify
@@ -113,6 +116,7 @@ class ShardStore:
             log.warning("%s; skipping the shard (data.on_bad_shard=skip)", e)
             with self._lock:
                 self.skipped.add(i)
+                self.errors[i] = str(e)
             return None
         with self._lock:
             self._cache[i] = stream

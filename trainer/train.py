@@ -188,6 +188,17 @@ def _generate(model: GPT, manifest: Manifest, tokens: int, d: Dist, seed: int) -
     return tok.decode(out)
 
 
+def _check_usable(store: ShardStore, d: Dist) -> None:
+    """Fail, saying why, once every training shard has been skipped: the run would train on nothing."""
+    store.skipped.update(*d.gather(store.skipped))
+    if len(store.skipped) < len(store.shards):
+        return
+    errors = {i: e for errors in d.gather(store.errors) for i, e in errors.items()}
+    why = errors[min(errors)] if errors else "skipped by the run this one resumes"
+    raise RunError(f"no training shard was usable: all {len(store.shards)} were skipped (data.on_bad_shard=skip); "
+                   f"{why}")
+
+
 def train(cfg: TrainConfig, data: str, out: Path) -> GPT:
     """Train (or resume the run in `out`) and return this process's model."""
     d = Dist()
@@ -272,6 +283,8 @@ def _train(cfg: TrainConfig, data: str, out: Path, d: Dist) -> GPT:
             stats[1] += n
         stats[2] = wait
         d.sum_(stats)
+        if skip_bad and not stats[1]:  # a step without targets, on every rank alike: is any shard left?
+            _check_usable(windows.store, d)
         if skip_bad:  # rescale to the mean over the step's real targets (x 1.0 when no window was skipped)
             scale = tokens_per_step / stats[1].clamp(min=1)
             for p in raw.parameters():
