@@ -67,6 +67,15 @@ def test_a_dropped_language_is_at_risk_in_stats_last_on_the_filter_jobs_console_
     assert _outside_sections(top)["cells"][:5] == ["de", "25", "0", "0.0 %", "lang_score_below_min 25"]
 
 
+def test_the_pipeline_job_lists_the_languages_at_risk_after_every_stage(clean_dir, capsys):
+    settings = DROP_DE_AND_RU + ["tokenize.vocab_size=512", "tokenize.sample_tokens=256", "tokenize.min_frequency=1"]
+    args = ["--input", str(clean_dir / "in"), "--output", str(clean_dir / "run")] + [a for s in settings for a in ("--set", s)]
+    summary = _load_job("pipeline").main(args)
+    assert [s["stage"] for s in summary] == ["clean", "filter", "dedupe", "tokenize"]
+    lines = capsys.readouterr().out.rstrip("\n").split("\n")
+    assert "language(s) at risk" in lines[-2] and lines[-1].startswith("  de: kept 0 of 25")
+
+
 def test_without_the_first_pass_the_quantiles_come_from_the_filtering_pass(spark, clean_dir):
     adaptive = config_lib.load(PipelineConfig, overrides=DROP_DE_AND_RU)
     fixed = config_lib.load(PipelineConfig, overrides=DROP_DE_AND_RU + ["filter.lang_threshold=fixed"])
