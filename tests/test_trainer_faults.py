@@ -272,6 +272,14 @@ def test_a_run_whose_every_training_shard_is_bad_fails_saying_none_was_usable(tm
     assert not (out / "checkpoints" / "step-00001000.pt").exists()
 
 
+def test_a_model_vocabulary_smaller_than_the_tokenizers_is_refused_before_training(dataset, tmp_path):
+    out = tmp_path / "run"
+    line = _one_error_line(_trainer(dataset / "manifest.json", out, "--set", "model.vocab_size=100"))
+    assert line == ("trainer: error: model.vocab_size 100 is smaller than the tokenizer's 1024 ids; "
+                    "set 0 to take the manifest's")
+    assert not out.exists()
+
+
 def test_a_tokenizer_path_outside_the_run_is_refused_before_training(dataset, tmp_path):
     manifest = _copy(dataset, tmp_path)
     data = json.loads(manifest.read_text())

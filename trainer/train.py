@@ -212,6 +212,9 @@ def _train(cfg: TrainConfig, data: str, out: Path, d: Dist) -> GPT:
     manifest = read_data(data)
     if cfg.model.vocab_size <= 0:
         cfg = replace(cfg, model=replace(cfg.model, vocab_size=manifest.vocab_size))
+    elif cfg.model.vocab_size < manifest.vocab_size:  # its ids would index past the embedding
+        raise cfglib.ConfigError(f"model.vocab_size {cfg.model.vocab_size} is smaller than the tokenizer's "
+                                 f"{manifest.vocab_size} ids; set 0 to take the manifest's")
     per_micro = cfg.data.micro_batch_size * d.world
     if cfg.data.batch_size % per_micro:
         raise cfglib.ConfigError(f"data.batch_size {cfg.data.batch_size} is not a multiple of "
