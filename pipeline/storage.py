@@ -55,12 +55,10 @@ def redact(text: str) -> str:
     return text
 
 
-def _refuse_credentials(uri: str, passwords_only: bool = False) -> None:
+def _credentials_refused(uri: str) -> StorageError:
     """Credentials come from the environment only, so they never reach a config, a manifest or a log."""
-    m = _USERINFO.search(uri)
-    if m and (":" in m.group(0) or not passwords_only):
-        raise StorageError(f"{display(uri)}: a URI must not carry credentials; set AWS_ACCESS_KEY_ID and "
-                           "AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL for another endpoint) instead")
+    return StorageError(f"{display(uri)}: a URI must not carry credentials; set AWS_ACCESS_KEY_ID and "
+                        "AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL for another endpoint) instead")
 
 
 def _max_attempts(value: str | None) -> int:
@@ -96,7 +94,8 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     """Return (filesystem, path inside it) for a URI or a local path."""
     scheme, rest = _split(uri)
     if scheme in ("s3", "s3a"):  # s3a:// is Hadoop's name for the same bucket and key
-        _refuse_credentials(uri)
+        if _USERINFO.match(uri, len(uri) - len(rest)):  # a bucket holds neither ':' nor '@'
+            raise _credentials_refused(uri)
         if not rest.split("/", 1)[0]:
             raise StorageError(f"no bucket in {display(uri)} (use s3://BUCKET/KEY)")
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
@@ -111,9 +110,10 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
         )
         return client, rest.rstrip("/")  # bucket/key: the key is everything after the first '/'
     if scheme == "hdfs":
-        _refuse_credentials(uri, passwords_only=True)  # hdfs://USER@HOST names the user to act as
         authority, _, path = rest.partition("/")
         user, _, host_port = authority.rpartition("@")
+        if ":" in user:  # hdfs://USER@HOST only names the user to act as
+            raise _credentials_refused(uri)
         host, _, port = host_port.partition(":")
         if port and not port.isdigit():
             raise StorageError(f"bad port in {display(uri)}")

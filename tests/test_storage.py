@@ -45,14 +45,19 @@ def test_hash_question_mark_and_percent_are_part_of_a_local_name(tmp_path, name,
 def test_hash_and_question_mark_are_part_of_an_s3_key(scheme):
     fs, path = storage.resolve(f"{scheme}://bucket/raw/a#b?c=d.jsonl")
     assert isinstance(fs, pafs.S3FileSystem) and path == "bucket/raw/a#b?c=d.jsonl"
+    assert storage.resolve(f"{scheme}://bucket/mirror/http://user:x@host/p")[1] == "bucket/mirror/http://user:x@host/p"
     assert storage.display(f"{scheme}://bucket/raw/a#b?c=d.jsonl") == f"{scheme}://bucket/raw/a#b?c=d.jsonl"
 
 
-def test_hash_is_part_of_an_hdfs_path(monkeypatch):
+@pytest.mark.parametrize("uri, user, path", [
+    ("hdfs://alice@namenode:9000/raw/a#b?x.jsonl", "alice", "/raw/a#b?x.jsonl"),
+    ("hdfs://namenode:9000/raw/id:1@host.jsonl", None, "/raw/id:1@host.jsonl"),
+])
+def test_hash_question_mark_and_at_sign_are_part_of_an_hdfs_path(monkeypatch, uri, user, path):
     made = []
     monkeypatch.setattr(pafs, "HadoopFileSystem", lambda *args, **kwargs: made.append((args, kwargs)) or "hdfs")
-    assert storage.resolve("hdfs://alice@namenode:9000/raw/a#b?x.jsonl") == ("hdfs", "/raw/a#b?x.jsonl")
-    assert made == [(("namenode", 9000), {"user": "alice"})]
+    assert storage.resolve(uri) == ("hdfs", path)
+    assert made == [(("namenode", 9000), {"user": user})]
 
 
 def test_a_file_uri_with_a_remote_host_is_refused():
