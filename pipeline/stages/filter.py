@@ -17,20 +17,21 @@ from pipeline.filter.config import FilterConfig
 from pipeline.filter.pii import replace_pii_batch
 
 from pipeline.filter.batch import filter_batch, filter_counters
-from pipeline.filter import langid, quality
+from pipeline.filter import langid, line_ends, quality
 from pipeline.stages import spark_io
 from pipeline.stages.config import PipelineConfig
 
 
-_SCORE_BINS_SCHEMA = pa.schema([("lang", pa.string()), ("bin", pa.int64()), ("n", pa.int64())])
+_BINS_SCHEMA = pa.schema([("what", pa.string()), ("lang", pa.string()), ("bin", pa.int64()), ("n", pa.int64())])
 SCORE_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)  # of an at-risk language's scores: is its threshold the cause?
 AT_RISK_REASONS = 3  # drop reasons listed per language at risk
 
 
-def score_histograms(spark: SparkSession, input_uri: str, cfg: FilterConfig) -> dict[str, np.ndarray]:
-    """Per-language counts of this run's language scores in SCORE_BINS fixed bins, from a first pass that
-    identifies each part's documents as filter_batch does (after PII replacement); only per-language bin
-    counts, summed by Spark, reach the driver."""
+def first_pass(spark: SparkSession, input_uri: str, cfg: FilterConfig) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per-language counts of this run's language scores (`langid.SCORE_BINS` fixed bins) and of its
+    documents' line-end ratios (`line_ends.RATIO_BINS`), from a pass that identifies each part's documents
+    as filter_batch does (after PII replacement); only per-language bin counts, summed by Spark, reach the
+    driver."""
 
     def bins(batches):
         for batch in batches:
@@ -38,18 +39,22 @@ def score_histograms(spark: SparkSession, input_uri: str, cfg: FilterConfig) -> 
             if cfg.pii:
                 texts, _, _ = replace_pii_batch(texts)
             langs, scores = langid.identify(texts, cfg.langid_max_chars, cfg.langid_model)
-            counts: dict[tuple[str, int], int] = defaultdict(int)
-            for lang, b in zip(langs, np.minimum((scores.astype(np.float64) * langid.SCORE_BINS).astype(np.int64),
-                                                 langid.SCORE_BINS - 1).tolist()):
-                counts[(lang, b)] += 1
-            yield pa.RecordBatch.from_pylist([{"lang": l, "bin": b, "n": n} for (l, b), n in counts.items()],
-                                             schema=_SCORE_BINS_SCHEMA)
+            langs = np.array(langs, dtype=object)
+            ratios = line_ends.line_end_ratios(texts)
+            rows = []
+            for lang in sorted(set(langs.tolist())):
+                mine = langs == lang
+                for what, hist in (("score", langid.score_histogram(scores[mine])),
+                                   ("line_end", line_ends.ratio_histogram(ratios[mine]))):
+                    rows += [{"what": what, "lang": lang, "bin": int(b), "n": int(hist[b])} for b in np.flatnonzero(hist)]
+            yield pa.RecordBatch.from_pylist(rows, schema=_BINS_SCHEMA)
 
-    df = spark_io.read_stage(spark, input_uri, transform=bins, schema=spark_io.spark_schema(_SCORE_BINS_SCHEMA))
-    hists: dict[str, np.ndarray] = {}
-    for row in df.groupBy("lang", "bin").agg(F.sum("n").alias("n")).collect():
-        hists.setdefault(row.lang, np.zeros(langid.SCORE_BINS, dtype=np.int64))[row.bin] += row.n
-    return hists
+    df = spark_io.read_stage(spark, input_uri, transform=bins, schema=spark_io.spark_schema(_BINS_SCHEMA))
+    hists: dict[str, dict[str, np.ndarray]] = {"score": {}, "line_end": {}}
+    size = {"score": langid.SCORE_BINS, "line_end": line_ends.RATIO_BINS}
+    for row in df.groupBy("what", "lang", "bin").agg(F.sum("n").alias("n")).collect():
+        hists[row.what].setdefault(row.lang, np.zeros(size[row.what], dtype=np.int64))[row.bin] += row.n
+    return hists["score"], hists["line_end"]
 
 
 class _Histograms(AccumulatorParam):
@@ -127,14 +132,23 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
         raise spark_io.StageError(str(e)) from None
     if filter_cfg.quality.enabled:
         added.append(("quality_score", pa.float32()))
-    lang_scores = hists = None
+    lang_scores = hists = line_end_stats = None
+    if filter_cfg.lang_threshold == "adaptive" or filter_cfg.adaptive_line_ends:
+        hists, line_end_hists = first_pass(spark, input_uri, filter_cfg)
     if filter_cfg.lang_threshold == "adaptive":
-        hists = score_histograms(spark, input_uri, filter_cfg)
         lang_scores = langid.language_score_stats(hists, filter_cfg.adaptive_min_docs, filter_cfg.min_lang_score)
         filter_cfg = dataclasses.replace(filter_cfg, lang_thresholds={
             lang: s["threshold"] for lang, s in lang_scores.items() if s["adaptive"]})
         for lang, s in lang_scores.items():  # the threshold used: an explicit per-language minimum wins
             s["threshold"] = filter_cfg.min_lang_score_for(lang)
+    if filter_cfg.adaptive_line_ends:
+        line_end_stats = line_ends.line_end_stats(
+            line_end_hists, filter_cfg.adaptive_min_docs,
+            {lang: filter_cfg.rules_for(lang).fineweb.line_punct_thr for lang in line_end_hists})
+        filter_cfg = dataclasses.replace(filter_cfg, unmarked_languages=sorted(
+            lang for lang, s in line_end_stats.items() if not s["line_punct_rule"]))
+        for lang, s in line_end_stats.items():  # whether the rule applies: a per-language threshold wins
+            s["line_punct_rule"] = filter_cfg.rules_for(lang).fineweb.line_punct_thr is not None
     attempt = spark_io.begin(output_uri, input_uri)
     read_schema = spark_io.stage_schema(input_uri)
     schema = pa.schema(
@@ -176,6 +190,7 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
         "filter", expected, result, time.time() - start, pii={"email": pii_email.value, "ip": pii_ip.value},
         main_content_extracted=main_content.value,
         **({"lang_scores": lang_scores} if lang_scores is not None else {}),
+        **({"line_ends": line_end_stats} if line_end_stats is not None else {}),
         languages_at_risk=at_risk,
     )
     spark_io.commit(output_uri, attempt, dict(result.files), stats)
