@@ -10,6 +10,7 @@ object names, and a URL parser would cut them off as a fragment or a query, or d
 """
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import posixpath
@@ -215,6 +216,11 @@ def _local_files(root: str, patterns: tuple[str, ...]) -> list[str]:
                     raise StorageError(f"dangling symlink {entry.path} -> {os.readlink(entry.path)} in the input: "
                                        "restore its target or remove the link") from None
                 continue
+            except OSError as e:
+                if e.errno != errno.ELOOP:
+                    raise
+                raise StorageError(f"symlink loop in the input: {entry.path} -> {os.readlink(entry.path)} never "
+                                   "reaches a file or directory") from None
             if stat.S_ISDIR(mode):
                 walk(entry.path, child_rel, ancestors | {key})
             elif stat.S_ISREG(mode) and _matches(entry.name, patterns):

@@ -94,6 +94,14 @@ def test_two_directories_linking_to_each_other_fail_naming_the_link(tmp_path):
         storage.list_files(f"file://{tmp_path}/in")
 
 
+def test_links_that_lead_to_each_other_fail_as_a_loop_naming_the_link(tmp_path):
+    write_docs(tmp_path / "in", "a.jsonl", 1)
+    os.symlink("c.jsonl", tmp_path / "in" / "b.jsonl")
+    os.symlink("b.jsonl", tmp_path / "in" / "c.jsonl")
+    with pytest.raises(storage.StorageError, match=f"symlink loop in the input: {tmp_path}/in/b.jsonl -> c.jsonl"):
+        storage.list_files(str(tmp_path / "in"))
+
+
 def test_one_directory_reached_by_two_paths_fails_as_its_files_would_be_read_twice(tmp_path):
     write_docs(tmp_path / "in" / "2024", "a.jsonl", 1)
     os.symlink("2024", tmp_path / "in" / "latest")
