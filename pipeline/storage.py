@@ -122,7 +122,7 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     if scheme == "file":
         host, slash, path = rest.partition("/")
         if host not in ("", "localhost"):
-            raise StorageError(f"{display(uri)} names host {host!r}: a file:// URI is a local path, file:///ABSOLUTE/PATH")
+            raise StorageError(f"{display(uri)} names a host: a file:// URI is a local path, file:///ABSOLUTE/PATH")
         return pafs.LocalFileSystem(), os.path.abspath(slash + path)
     if scheme == "":
         return pafs.LocalFileSystem(), os.path.abspath(uri)

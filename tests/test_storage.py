@@ -138,6 +138,7 @@ def test_symlinks_to_files_and_directories_elsewhere_are_listed_under_their_link
     f"s3://{TOKEN}@bucket/raw",
     f"hdfs://{KEY}:{SECRET}@namenode:8020/raw",
     f"gs://{KEY}:{SECRET}@bucket/raw",
+    f"file://{KEY}:{SECRET}@namenode/raw",
 ])
 def test_credentials_in_a_uri_are_refused_and_never_echoed(uri):
     with pytest.raises(storage.StorageError) as failure:
