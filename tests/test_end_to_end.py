@@ -188,7 +188,7 @@ def test_every_output_file_validates_against_its_schema(run):
         validate(s, "stats.v1")
     for stage in STAGES[:-1]:
         for row in read_parts(root / stage).to_pylist():
-            validate(row, "document.v1")
+            validate(row, "document.v2")
     assert "lang" in read_parts(root / "filter").column_names
     for row in read_parts(root / "clean", "rejected").to_pylist():
         validate(row, "rejected.v1")

@@ -8,9 +8,10 @@ from jsonschema import Draft202012Validator, ValidationError
 
 from pipeline.schemas import load_schema, schema_names, validate
 
-EXPECTED = ["clusters.v1", "document.v1", "manifest.v1", "rejected.v1", "shard_sample.v1", "stats.v1"]
+EXPECTED = ["clusters.v1", "document.v1", "document.v2", "manifest.v1", "rejected.v1", "shard_sample.v1", "stats.v1"]
 
-DOCUMENT = {"id": "3f9a1c2b7e4d", "text": "Hello.", "source": "web", "url": None, "created": "2008-06-05"}
+DOCUMENT_V1 = {"id": "3f9a1c2b7e4d", "text": "Hello.", "source": "web", "url": None, "created": "2008-06-05"}
+DOCUMENT = {**DOCUMENT_V1, "file": "docs-00.jsonl.gz", "line": 12}
 REJECTED = {"file": "docs-00.jsonl.gz", "line": 12, "id": None, "reason": "invalid_json",
             "detail": "Unterminated string", "excerpt": '{"id": "ab'}
 CLUSTER = {"id": "b", "cluster_id": "a", "kept": False}
@@ -29,7 +30,7 @@ MANIFEST = {
     "splits": {"train": {"shards": [SHARD], "samples": 2, "tokens": 30, "documents": 2, "text_bytes": 120}},
     "config": {"tokenize": {"vocab_size": 4096}},
 }
-VALID = {"document.v1": DOCUMENT, "rejected.v1": REJECTED, "clusters.v1": CLUSTER, "stats.v1": STATS,
+VALID = {"document.v1": DOCUMENT_V1, "document.v2": DOCUMENT, "rejected.v1": REJECTED, "clusters.v1": CLUSTER, "stats.v1": STATS,
          "shard_sample.v1": SAMPLE, "manifest.v1": MANIFEST}
 
 
@@ -64,7 +65,7 @@ def test_schema_accepts_a_well_formed_instance(name):
 
 
 def test_filtered_document_with_lang_is_valid():
-    validate({**DOCUMENT, "lang": "en", "lang_score": 0.93}, "document.v1")
+    validate({**DOCUMENT, "lang": "en", "lang_score": 0.93}, "document.v2")
 
 
 WRONG = [
@@ -82,10 +83,13 @@ WRONG = [
     ("manifest.v1", changed(MANIFEST, ("dtype",), "float32"), "float32"),
     ("manifest.v1", changed(MANIFEST, ("tokenizer",), {"path": "tokenizer.json"}), "sha256"),
     ("manifest.v1", changed(MANIFEST, ("splits", "test"), MANIFEST["splits"]["train"]), "test"),
-    ("document.v1", changed(DOCUMENT, ("id",), None), "None"),
-    ("document.v1", changed(DOCUMENT, ("text",), delete=True), "text"),
-    ("document.v1", changed(DOCUMENT, ("_status",), "kept"), "_status"),
-    ("document.v1", changed(DOCUMENT, ("lang",), "en"), "lang_score"),
+    ("document.v2", changed(DOCUMENT, ("id",), None), "None"),
+    ("document.v2", changed(DOCUMENT, ("text",), delete=True), "text"),
+    ("document.v2", changed(DOCUMENT, ("_status",), "kept"), "_status"),
+    ("document.v2", changed(DOCUMENT, ("lang",), "en"), "lang_score"),
+    ("document.v2", changed(DOCUMENT, ("file",), delete=True), "file"),
+    ("document.v2", changed(DOCUMENT, ("line",), 0), "0"),
+    ("document.v1", changed(DOCUMENT_V1, ("file",), "docs-00.jsonl.gz"), "file"),
     ("rejected.v1", changed(REJECTED, ("line",), 0), "0"),
     ("rejected.v1", changed(REJECTED, ("reason",), None), "None"),
     ("clusters.v1", changed(CLUSTER, ("kept",), "yes"), "yes"),

@@ -15,7 +15,7 @@ from pipeline.clean.ids import derived_ids
 from pipeline.stages import spark_io
 from pipeline.stages.config import PipelineConfig
 
-DOC_COLUMNS = ["id", "text", "source", "url", "created"]
+DOC_COLUMNS = ["id", "text", "source", "url", "created", "file", "line"]  # schemas/document.v2.json
 REJECT_COLUMNS = ["file", "line", "id", "_reason", "_detail", "excerpt"]
 DUPLICATE_EXAMPLES = 5  # ids named in stats.json and on the console
 
@@ -125,6 +125,7 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
         result,
         time.time() - start,
         input_files=len(files),
+        document_schema=spark_io.DOCUMENT_SCHEMA,
         duplicate_ids=duplicates,
         **{name: acc.value for name, acc in counters.items()},
     )

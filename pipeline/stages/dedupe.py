@@ -125,7 +125,8 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
         if index:
             pending = index_spark.write_generation(indexed.additions, index, partitions)
             extra = index_spark.index_stats(index, pending)
-        stats = spark_io.stage_stats("dedupe", expected, written, time.time() - start, **result.stats, **extra)
+        stats = spark_io.stage_stats("dedupe", expected, written, time.time() - start, **result.stats, **extra,
+                                      document_schema=spark_io.DOCUMENT_SCHEMA)
         files = dict(written.files)
         files["clusters"] = cluster_parts.files.get("kept", [])
         spark_io.commit(output_uri, attempt, files, stats)

@@ -188,7 +188,7 @@ def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfi
     at_risk = languages_at_risk(result.by_language(), hists if hists is not None else main_hists.value, cfg.filter)
     stats = spark_io.stage_stats(
         "filter", expected, result, time.time() - start, pii={"email": pii_email.value, "ip": pii_ip.value},
-        main_content_extracted=main_content.value,
+        main_content_extracted=main_content.value, document_schema=spark_io.DOCUMENT_SCHEMA,
         **({"lang_scores": lang_scores} if lang_scores is not None else {}),
         **({"line_ends": line_end_stats} if line_end_stats is not None else {}),
         languages_at_risk=at_risk,

@@ -317,6 +317,8 @@ def new_attempt() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
+# The schema (schemas/) of the documents clean, filter and dedupe write to data/; stats.json names it.
+DOCUMENT_SCHEMA = "document.v2"
 # The lock file a stage holds on its output directory from `begin` to `commit`.
 LOCK = "_lock"
 # A stage's directory holds at least one of these from its first step (`begin`) to its last (`commit`).
