@@ -153,8 +153,8 @@ def prose_lines(text: str) -> list[str]:
     """The lines that read as prose: `main_content.LONG_LINE` characters or `LONG_LINE_WORDS` words long.
     Menus, buttons and footers are short lines, though many end in '.' or '?' ("Forgot your password?")."""
     lines = map(str.strip, text.split("\n"))
-    return [line for line in lines
-            if len(line) >= main_content.LONG_LINE or len(NO_SPACE_TOKEN.findall(line)) >= LONG_LINE_WORDS]
+    return [line for line in lines if len(line) >= main_content.LONG_LINE or (  # a word has a character
+        len(line) >= LONG_LINE_WORDS and len(NO_SPACE_TOKEN.findall(line)) >= LONG_LINE_WORDS)]
 
 
 def content_languages(texts: list[str], page_langs: list[str], cfg: FilterConfig) -> list[str]:
