@@ -413,9 +413,8 @@ def commit(
         storage.join(stage_uri, SUCCESS),
         json.dumps({"stage": stats["stage"], "files": listing}, indent=1, sort_keys=True).encode(),
     )
-    storage.delete(storage.join(stage_uri, TEMPORARY, attempt))
-    if not storage.entries(storage.join(stage_uri, TEMPORARY)):
-        storage.delete(storage.join(stage_uri, TEMPORARY))
+    others = set(storage.entries(storage.join(stage_uri, TEMPORARY))) - {attempt}
+    storage.delete(storage.join(stage_uri, TEMPORARY, attempt) if others else storage.join(stage_uri, TEMPORARY))
     release(stage_uri)
 
 
