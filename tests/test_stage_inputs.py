@@ -171,3 +171,11 @@ def test_a_rerun_leaves_nothing_of_an_earlier_run_it_does_not_list(spark, tmp_pa
     clean.run(spark, str(tmp_path / "in"), str(out), PipelineConfig())
     listed = json.loads((out / SUCCESS).read_text())["files"]
     assert sorted(os.listdir(out)) == sorted([*listed, "stats.json", SUCCESS])
+
+
+def test_a_rerun_over_a_committed_stage_says_it_replaces_it(tmp_path, capsys):
+    out = str(tmp_path / "out")
+    spark_io.commit(out, spark_io.begin(out), {}, {"stage": "test"})
+    assert "committed run" not in capsys.readouterr().out
+    spark_io.commit(out, spark_io.begin(out), {}, {"stage": "test"})
+    assert "holds a committed run, which this one replaces" in capsys.readouterr().out

@@ -360,6 +360,9 @@ def begin(stage_uri: str, input_uri: str | None = None) -> str:
     old `_SUCCESS` goes next, so the directory always shows it is a stage's (either file is there) and a
     crash from here on never leaves a stage that looks complete but mixes old and new files."""
     check_output(stage_uri, input_uri)
+    if is_committed(stage_uri):
+        print(f"[stage] {storage.display(stage_uri)} holds a committed run, which this one replaces; to keep it, give "
+              f"another output (jobs/pipeline.py --state reuses the committed stages of an interrupted batch)")
     release(stage_uri)
     try:
         _held[stage_uri] = lock.Lock(storage.join(stage_uri, LOCK), name="stage").acquire()
