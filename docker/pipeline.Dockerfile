@@ -6,10 +6,11 @@ FROM python:3.11-slim-bookworm
 
 # Debian's point releases replace package versions, so exact apt pins would break the build; the
 # base image tag pins the release. procps: Spark's launch scripts call ps. tini: PID 1 that forwards
-# SIGTERM to spark-submit and reaps the JVM's children.
+# SIGTERM to spark-submit and reaps the JVM's children. libicu-dev, pkg-config, g++: PyICU (the filter's
+# word segmentation) builds from its sdist against the system's ICU.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps tini \
+    && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps tini libicu-dev pkg-config g++ \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/corpusforge

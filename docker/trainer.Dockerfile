@@ -4,6 +4,13 @@
 ARG BASE_IMAGE=pytorch/pytorch:2.8.0-cuda12.9-cudnn9-runtime
 FROM ${BASE_IMAGE}
 
+# libicu-dev, pkg-config, g++: PyICU, a dependency of the package, builds from its sdist against the
+# system's ICU. Debian's and Ubuntu's point releases replace package versions: no exact apt pins.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libicu-dev pkg-config g++ \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /opt/corpusforge
 
 COPY pyproject.toml constraints.txt ./

@@ -24,7 +24,7 @@ from pipeline.filter.config import C4Config, fineweb2_table
 from pipeline.filter.langid import get_model, identify
 from pipeline.filter.text import (
     GOPHER_STOP_WORDS, NO_AVG_WORD_LENGTH_LANGS, NO_SPACE_LANGS, STOP_WORDS, STOP_WORDS_FILE, batch_stats, doc_stats,
-    gram_length, without_spaces, words_of,
+    segment, without_spaces, words_of,
 )
 from pipeline.stages.config import PipelineConfig
 
@@ -235,20 +235,20 @@ def test_punctuation_tokens_are_not_words():
     assert "--" not in words_of(dialogue, "en") and '"' not in words_of(dialogue, "en")
 
 
-def test_no_space_scripts_count_characters_as_words():
+def test_no_space_scripts_count_the_segmenters_words():
     assert len(ZH.split()) < 50
-    assert len(words_of(ZH, "zh")) > 100
+    assert len(words_of(ZH, "zh")) > 50
     assert "gopher_min_words" not in failing(ZH, "zh")
 
 
-def test_a_character_keeps_its_combining_marks_so_every_word_has_a_letter():
-    """Thai, Lao, Khmer, Myanmar and Tibetan write vowels and tones as combining marks: alone, a mark is
-    no letter, and Gopher's alphabetic-words rule dropped every such page; so did Tibetan's tsheg."""
-    assert words_of("ที่นี่", "th") == ["ที่", "นี่"]
-    assert words_of("ကျွန်တော်", "my") == ["ကျွ", "န်", "တော်"]
-    assert words_of("བོད་ཡིག།", "bo") == ["བོ", "ད", "ཡི", "ག"]  # the tsheg and shad are punctuation
+def test_every_word_of_a_script_with_combining_vowels_has_a_letter():
+    """Thai, Lao, Khmer, Myanmar and Tibetan write vowels and tones as combining marks and Tibetan ends every
+    syllable with a tsheg: counted alone they were words without a letter, which Gopher's alphabetic-words
+    rule dropped."""
     thai = "ประภาคารเก่าตั้งอยู่ริมหน้าผามานานกว่าร้อยปี ชาวเรือที่แล่นผ่านแหลมในตอนกลางคืนมองหาแสงของมันเพื่อหาทางกลับบ้าน"
-    assert doc_stats(thai, "th", FilterConfig().english.c4, 30).n_alpha_words == len(words_of(thai, "th"))
+    tibetan = "བོད་ཀྱི་སྐད་ཡིག་ནི་བོད་ཀྱི་ཡི་གེ་ཡིན།"
+    for text, lang in ((thai, "th"), (tibetan, "bo")):
+        assert doc_stats(text, lang, FilterConfig().english.c4, 30).n_alpha_words == len(words_of(text, lang)) > 5
 
 
 def test_mean_word_length_does_not_apply_to_korean_or_chinese():
@@ -425,7 +425,7 @@ def test_languages_not_selected_are_dropped():
     assert [r["_reason"] for r in out] == ["language_not_selected", None]
 
 
-def test_a_language_named_by_a_script_without_spaces_counts_characters_as_words():
+def test_a_language_named_by_a_script_without_spaces_is_segmented_like_its_language():
     text = "老灯塔在悬崖边上矗立了一百多年。"
     assert words_of(text, "nan_Hani") == words_of(text, "zh") != words_of(text, "qug_Latn")
     assert without_spaces("tha_Thai") and not without_spaces("deu_Latn")
@@ -488,19 +488,15 @@ def reference_word_stats(text: str, lang: str, dup_floor: float) -> dict[str, fl
         "n_alpha_words": sum(bool(re.search(r"[^\W\d_]", w)) for w in words),
         "n_stop_words": float(sum(w in stop for w in words)) if stop else math.nan,
     }
-    chars = lang in NO_SPACE_LANGS  # Gopher's n-grams of words are longer n-grams of characters there
     for n in (2, 3, 4):  # Counter.most_common: among equally frequent n-grams the first occurring one
-        k = gram_length(n, chars)
-        common = Counter(zip(*(words[i:] for i in range(k)))).most_common(1)
+        common = Counter(zip(*(words[i:] for i in range(n)))).most_common(1)
         gram, count = common[0] if common else ((), 0)
-        out[f"top_{n}_gram"] = count * (sum(map(len, gram)) + k - 1) / denom if count > 1 else 0.0
+        out[f"top_{n}_gram"] = count * (sum(map(len, gram)) + n - 1) / denom if count > 1 else 0.0
     frozen = None  # the first duplicated fraction at most dup_floor stands for the longer n-grams
-    dup = {}
-    for k in range(5, gram_length(10, chars) + 1):
-        dup[k] = duplicated_fraction(words, k, denom) if frozen is None else frozen
-        if frozen is None and dup[k] <= dup_floor and (not chars or k >= gram_length(4, chars)):
-            frozen = dup[k]
-    out.update({f"dup_{n}_gram": dup[gram_length(n, chars)] for n in range(5, 11)})
+    for n in range(5, 11):
+        out[f"dup_{n}_gram"] = duplicated_fraction(words, n, denom) if frozen is None else frozen
+        if frozen is None and out[f"dup_{n}_gram"] <= dup_floor:
+            frozen = out[f"dup_{n}_gram"]
     return out
 
 
@@ -537,17 +533,24 @@ def test_batch_statistics_equal_a_straightforward_computation_per_document(dup_f
     assert stats.n_words[5] == 0 and stats.n_words[6] == 7  # empty text; punctuation-only tokens are no words
 
 
-def test_chinese_repetition_counts_ngrams_of_as_many_characters_as_gophers_words():
-    """Gopher's duplicated 5-gram is about 8 Chinese characters: a short phrase shared by the sentences of a
-    gazetteer is not repetition, as its 5-character n-grams alone would say."""
+def test_repetition_in_a_script_without_spaces_counts_ngrams_of_words():
+    """Gopher's duplicated 5-gram is five words, as the segmenter cuts them: a short phrase shared by the
+    sentences of a gazetteer is not repetition, as 5-character n-grams would say."""
     text = ("该市镇总面积11.61平方公里，2009年时的人口为323人。该市镇总面积38.28平方公里，2010年时的人口为696人。"
             "圣伯多禄堂是西班牙南部城市科尔多瓦的一座罗马天主教教堂，位于同名的广场上。"
             "该镇位于河流的北岸，以葡萄酒和橄榄油闻名，每年秋天都会举办丰收节庆祝活动。")
-    words = words_of(text, "zh")
-    assert gram_length(5, True) == 8 and gram_length(5, False) == 5
-    assert duplicated_fraction(words, 5, len(text)) > 0.15  # what counting characters as words gave
+    characters = [c for c in text if c.isalnum()]
+    assert duplicated_fraction(characters, 5, len(text)) > 0.15  # what counting characters as words gave
     stats = doc_stats(text, "zh", C4Config(), 30)
-    assert stats.dup_5_gram == duplicated_fraction(words, 8, len(text)) <= 0.15
+    assert stats.dup_5_gram == duplicated_fraction(words_of(text, "zh"), 5, len(text)) <= 0.15
+
+
+def test_scripts_without_spaces_are_cut_into_the_segmenters_words():
+    assert segment("このマニュアルページは、パッケージの説明です。") == [
+        "この", "マニュアル", "ページ", "は", "パッケージ", "の", "説明", "です"]
+    assert segment("ประภาคารเก่าตั้งอยู่ริมหน้าผา") == ["ประภาคาร", "เก่า", "ตั้ง", "อยู่", "ริม", "หน้าผา"]
+    assert segment("བོད་ཀྱི་སྐད་ཡིག།") == ["བོད", "ཀྱི", "སྐད", "ཡིག"]  # Tibetan: its syllables
+    assert segment("𠀋の説明") == ["𠀋", "の", "説明"]  # beyond the BMP: ICU counts UTF-16 units
 
 
 def test_arrow_splits_words_on_the_whitespace_python_splits_on():
@@ -680,9 +683,9 @@ def test_user_per_language_overrides_win_over_fineweb2_thresholds():
 
 
 def test_stop_words_count_only_as_the_documents_own_words():
-    """FineWeb-2's Thai stop words are segmenter words, most of them several of our per-character Thai
-    words, which only the one-character ones can match; Korean particles never equal a whitespace word, so
-    Korean keeps our list (none) and the check does not apply."""
+    """FineWeb-2's Thai stop words are its segmenter's words: those ours cuts in two can match no word;
+    Korean particles never equal a whitespace word, so Korean keeps our list (none) and the check does not
+    apply."""
     thai_stop = FINEWEB2.rules_for("th").gopher_quality.stop_words
     assert stop_word_set(thai_stop, "th") == {w for w in thai_stop if len(words_of(w, "th")) == 1}
     assert FINEWEB2.rules_for("ko").gopher_quality.stop_words is None

@@ -82,8 +82,8 @@ def rule_checks(s: rules.Stats, rs: RuleSet, counts: dict[str, np.ndarray], lang
 
 def stop_word_set(stop_words: list[str] | None, lang: str) -> frozenset[str] | None:
     """A configured stop-word list as the document's words see it: normalised like words, keeping only the
-    entries that are one word (FineWeb-2's Thai stop words of several characters can never be one of our
-    per-character Thai words). None keeps pipeline.filter.text's list for the language."""
+    entries that are one word (an entry the segmenter cuts in two can never be one of a document's words).
+    None keeps pipeline.filter.text's list for the language."""
     if stop_words is None:
         return None
     return frozenset(w[0] for w in (words_of(s, lang) for s in stop_words) if len(w) == 1)

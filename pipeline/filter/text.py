@@ -5,11 +5,10 @@ Language awareness lives here:
 - Words are whitespace tokens stripped of leading/trailing punctuation and common symbols; a token that
   is only punctuation ("-", "--", "...", quotes) is not a word. datatrove counts nltk's punctuation tokens
   as words, which is why it drops a quarter of English Gutenberg chapters as "below alpha threshold".
-- Scripts written without spaces (Chinese, Japanese, Thai, Lao, Khmer, Myanmar, Tibetan): every character
-  of such a script counts as one word, a documented proxy for a segmenter (a Chinese word averages about
-  1.5 characters, `CHARS_PER_WORD`, so length thresholds become a little more lenient, never stricter).
-  For the same reason Gopher's n-word n-grams are n x 1.5-character n-grams there (`gram_length`): five
-  characters are two or three words, and a phrase that short recurs in any longer text.
+- Scripts written without spaces (Chinese, Japanese, Thai, Lao, Khmer, Myanmar, Tibetan): words are
+  those of ICU's word segmentation (Unicode's word boundaries with ICU's dictionaries for these scripts,
+  `segment`), so Gopher's n-word n-grams and word counts mean there what they mean in English. Counting
+  every character as a word made a five-word n-gram two Thai or Japanese words, which recur in any text.
 - The mean-word-length check is meaningless for those scripts and for Korean (a token is a cluster of
   syllable blocks, 2-4 characters) and Vietnamese (one syllable per token): it does not apply there.
 - Stop words: Gopher's English list for English and, for the 40 other languages of wordfreq, a list that
@@ -25,6 +24,7 @@ from importlib import resources
 from itertools import repeat
 from typing import NamedTuple
 
+import icu
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -92,7 +92,6 @@ def terminals_for(lang: str) -> tuple[frozenset[str], re.Pattern]:
 NO_SPACE_LANGS = frozenset({"zh", "ja", "th", "lo", "km", "my", "bo", "yue", "wuu"})
 # A language lid.176 does not know keeps its model's label, which names its script (pipeline/filter/langid.py).
 NO_SPACE_SCRIPTS = ("_Hani", "_Hans", "_Hant", "_Jpan", "_Thai", "_Laoo", "_Khmr", "_Mymr", "_Tibt")
-CHARS_PER_WORD = 1.5
 TOP_GRAMS = (2, 3, 4)  # Gopher's "top n-gram" fractions
 DUP_GRAMS = tuple(range(5, 11))  # Gopher's "duplicated n-gram" fractions
 NO_AVG_WORD_LENGTH_LANGS = NO_SPACE_LANGS | {"ko", "vi"}
@@ -100,17 +99,37 @@ _NO_SPACE_CHAR = (
     "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"  # kana, Han
     "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u0f00-\u0fff"  # Thai, Lao, Myanmar, Khmer, Tibetan
 )
-# A character of those scripts with the combining marks that follow it (Thai, Lao, Khmer, Myanmar and
-# Tibetan write vowels and tones as marks, which alone are no letter, so no word; their punctuation, such
-# as the Tibetan tsheg after every syllable, is no word either), or a run of other non-space characters.
+# A rough word count without segmenting (main-content extraction's prose lines): a character of those
+# scripts with the combining marks that follow it (their punctuation, such as the Tibetan tsheg, is none),
+# or a run of other non-space characters.
 NO_SPACE_TOKEN = regex.compile(
     f"(?V1)[[{_NO_SPACE_CHAR}]--[\\p{{M}}\\p{{P}}\\p{{S}}]]\\p{{M}}*|[^\\s{_NO_SPACE_CHAR}]+"
 )
 
 
 def without_spaces(lang: str) -> bool:
-    """Whether `lang` is written without spaces between words: every character then counts as a word."""
+    """Whether `lang` is written without spaces between words, so that its words come from `segment`."""
     return lang in NO_SPACE_LANGS or lang.endswith(NO_SPACE_SCRIPTS)
+
+
+@cache
+def _word_breaks() -> icu.BreakIterator:
+    """One ICU word-break iterator per process (Spark's Python workers run one task at a time)."""
+    return icu.BreakIterator.createWordInstance(icu.Locale.getRoot())
+
+
+def segment(text: str) -> list[str]:
+    """The words of `text` by ICU's word segmentation: Unicode's word boundaries (UAX #29) with ICU's
+    dictionaries for Chinese, Japanese, Thai, Lao, Khmer and Burmese; Tibetan falls into its syllables.
+    Spaces and punctuation between words are no words (their rule status is UBRK_WORD_NONE)."""
+    breaks, units = _word_breaks(), icu.UnicodeString(text)  # ICU's offsets count UTF-16 code units
+    breaks.setText(units)
+    words, start = [], breaks.first()
+    for end in breaks:
+        if breaks.getRuleStatus() != 0:
+            words.append(str(units[start:end]))
+        start = end
+    return words
 
 
 # Gopher's list for English (datatrove's STOP_WORDS); for the other languages wordfreq's most frequent words,
@@ -181,13 +200,11 @@ def _words(texts: list[str], langs: list[str]) -> tuple[pa.Array, np.ndarray]:
 
     Python lower-cases, because Arrow's `utf8_lower` differs from `str.lower()` ('İ' becomes two characters
     in Python, a final 'Σ' becomes 'ς', Arrow's Unicode tables are of another version), and cuts no-space
-    scripts into tokens, joined with spaces. Arrow splits on whitespace (the characters `str.split()` splits
+    scripts into words (`segment`), joined with spaces. Arrow splits on whitespace (the characters `str.split()` splits
     on, tested) and strips punctuation (`utf8_trim` is `str.strip(PUNCT)`).
     """
-    prepared = [
-        " ".join(NO_SPACE_TOKEN.findall(text.lower())) if without_spaces(lang) else text.lower()
-        for text, lang in zip(texts, langs)
-    ]
+    prepared = [" ".join(segment(text.lower())) if without_spaces(lang) else text.lower()
+                for text, lang in zip(texts, langs)]
     tokens = pc.utf8_split_whitespace(pa.array(prepared, pa.large_string()))
     stripped = pc.utf8_trim(pc.list_flatten(tokens), PUNCT)
     words = pc.not_equal(pc.binary_length(stripped), 0)  # a token of punctuation only is no word
@@ -197,7 +214,7 @@ def _words(texts: list[str], langs: list[str]) -> tuple[pa.Array, np.ndarray]:
 def words_of(text: str, lang: str) -> list[str]:
     """Lower-cased words of one text: the definition `_words` computes for a whole batch."""
     low = text.lower()
-    tokens = NO_SPACE_TOKEN.findall(low) if without_spaces(lang) else low.split()
+    tokens = segment(low) if without_spaces(lang) else low.split()
     return list(filter(None, map(str.strip, tokens, repeat(PUNCT))))
 
 
@@ -226,12 +243,6 @@ def _repeats(pos: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     return pos, h, np.repeat(np.minimum.reduceat(pos, starts), sizes), np.repeat(sizes, sizes)
 
 
-def gram_length(n: int, char_words: bool) -> int:
-    """Words in the k-gram that stands for Gopher's n-gram: n, or round(n x CHARS_PER_WORD) where every
-    character is a word."""
-    return int(n * CHARS_PER_WORD + 0.5) if char_words else n
-
-
 def _top_fraction(pos, first, count, lens, doc, k: int, n: int, denom: np.ndarray) -> np.ndarray:
     """Per document, the characters of its most frequent repeated k-gram times its count, over its length;
     among equally frequent ones the one that occurs first, as in datatrove's `Counter.most_common`."""
@@ -251,12 +262,9 @@ def _top_fraction(pos, first, count, lens, doc, k: int, n: int, denom: np.ndarra
 
 def ngram_fractions(
     ids: np.ndarray, lens: np.ndarray, doc: np.ndarray, text_lens: np.ndarray, dup_floor: float = 0.0,
-    char_words: np.ndarray | None = None,
 ) -> np.ndarray:
     """Gopher's repetition fractions, rows top 2..4-gram and duplicated 5..10-gram character fractions, one
     column per document; `ids`, `lens` and `doc` are the flat words' ids, lengths and documents (in order).
-    In documents whose words are characters (`char_words`, per document) each row is that of the
-    `gram_length` k-gram instead.
 
     Each k-gram is a 64-bit rolling hash of its words' ids, and the same word has another id in another
     document, so the k-grams of the whole batch are grouped at once, with one sort per k; only equality
@@ -270,18 +278,14 @@ def ngram_fractions(
     value as an upper bound instead of being counted.
     """
     n_docs, n = len(text_lens), len(ids)
-    char_words = np.zeros(n_docs, dtype=bool) if char_words is None else char_words
-    lengths = [False] + ([True] if char_words.any() else [])
-    tops = {gram_length(g, c) for g in TOP_GRAMS for c in lengths}
-    longest = {c: gram_length(DUP_GRAMS[-1], c) for c in (False, True)}
     top, dup = {}, {}
     ends = np.cumsum(np.bincount(doc, minlength=n_docs))  # one past each document's last word
     denom = np.maximum(text_lens, 1)
     open_ = np.ones(n_docs, dtype=bool)  # documents whose duplicated fraction is still above dup_floor
     pos, h = np.arange(n - 1), ids[:-1] * _HASH_MUL + ids[1:]
-    for k in range(2, max(longest[c] for c in lengths) + 1):
+    for k in range(2, DUP_GRAMS[-1] + 1):
         pos, h, first, count = _repeats(pos, h)
-        if k in tops:
+        if k in TOP_GRAMS:
             top[k] = _top_fraction(pos, first, count, lens, doc, k, n, denom)
         if k >= DUP_GRAMS[0]:
             covered = np.zeros(n, dtype=bool)  # the words of every occurrence of a k-gram after its first
@@ -289,14 +293,13 @@ def ngram_fractions(
             chars = np.bincount(doc[covered], weights=lens[covered] + 1, minlength=n_docs)
             dup[k] = np.where(open_, np.minimum(1.0, chars / denom), dup.get(k - 1, 1.0))
             # a document stays open until its last top k-gram is counted
-            open_ &= (dup[k] > dup_floor) | (char_words & (k < max(tops)))
-        # the (k+1)-gram fits in an open document that still needs it
-        more = (ends[doc[pos]] - pos > k) & open_[doc[pos]] & (k < np.where(char_words, longest[True], longest[False]))[doc[pos]]
+            open_ &= dup[k] > dup_floor
+        # the (k+1)-gram fits in an open document
+        more = (ends[doc[pos]] - pos > k) & open_[doc[pos]]
         pos = pos[more]
         h = h[more] * _HASH_MUL + ids[pos + k]
     rows = [(top, g) for g in TOP_GRAMS] + [(dup, g) for g in DUP_GRAMS]
-    return np.array([np.where(char_words, fractions.get(gram_length(g, True), 0.0), fractions.get(g, 0.0))
-                     for fractions, g in rows]).reshape(len(rows), n_docs)
+    return np.array([fractions.get(g, np.zeros(n_docs)) for fractions, g in rows]).reshape(len(rows), n_docs)
 
 
 def _line_stats(text: str, lang: str, c4: C4Config, short_line_length: int) -> tuple:
@@ -331,7 +334,7 @@ def _line_stats(text: str, lang: str, c4: C4Config, short_line_length: int) -> t
         # C4's line filter, used only to count the sentences a page keeps (and its curly-bracket drop).
         if not c4_lines or (c4.filter_no_terminal_punct and not ends_sentence):
             continue
-        line_words = NO_SPACE_TOKEN.findall(line) if no_space else line.split()
+        line_words = segment(line) if no_space else line.split()
         if len(line_words) < c4.min_words_per_line or max(map(len, line_words), default=0) > c4.max_word_length:
             continue
         low = line.lower()
@@ -402,8 +405,7 @@ def batch_stats(
 
     text_lens = np.array([len(text) for text in texts], dtype=np.int64)
     ids = _mix(word * np.uint64(n_docs) + doc.astype(np.uint64))  # distinct per (word, document)
-    char_words = np.array([without_spaces(lang) for lang in langs], dtype=bool)
-    ngrams = ngram_fractions(ids, lens, doc, text_lens, dup_floor, char_words)
+    ngrams = ngram_fractions(ids, lens, doc, text_lens, dup_floor)
     lines = [_line_stats(text, lang, c4, short_line_length) for text, lang in zip(texts, langs)]
     line_columns = [np.array(column) for column in zip(*lines)] if lines else [np.zeros(0)] * 15
     return DocStats(text_lens, n_words, mean_word_len, n_alpha, n_stop, *line_columns, *ngrams)
