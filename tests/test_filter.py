@@ -19,7 +19,7 @@ import pytest
 from pipeline.config import ConfigError, load
 from pipeline.filter import FilterConfig, RuleSet, filter_batch, filter_counters
 from pipeline.filter import main_content, rules
-from pipeline.filter.batch import language_checks, rule_checks, stop_word_set, substring_counts
+from pipeline.filter.batch import language_checks, stop_word_set
 from pipeline.filter.config import C4Config, fineweb2_table
 from pipeline.filter.langid import get_model, identify
 from pipeline.filter.text import (
@@ -27,55 +27,7 @@ from pipeline.filter.text import (
     segment, without_spaces, words_of,
 )
 from pipeline.stages.config import PipelineConfig
-
-EN = """The old lighthouse stood at the edge of the cliff for more than a century. Sailors who passed the headland at night looked for its beam to find their way home.
-
-In the spring of that year, the keeper and his daughter painted the tower white again. They carried the paint up the narrow stairs one bucket at a time, and the work took them most of a month.
-
-When the storm came in October, the light did not fail. The fishing boats that had been caught outside the harbour followed it through the rocks, and every crew reached the shore with their nets."""
-
-DE = """Der alte Leuchtturm stand mehr als hundert Jahre lang am Rand der Klippe. Seeleute, die nachts an der Landzunge vorbeifuhren, suchten nach seinem Licht, um den Weg nach Hause zu finden.
-
-Im Frühjahr strichen der Wärter und seine Tochter den Turm wieder weiß. Sie trugen die Farbe Eimer für Eimer die schmale Treppe hinauf, und die Arbeit dauerte fast einen ganzen Monat.
-
-Als im Oktober der Sturm kam, fiel das Licht nicht aus. Die Fischerboote, die draußen vor dem Hafen überrascht worden waren, folgten ihm durch die Felsen, und jede Mannschaft erreichte mit ihren Netzen das Ufer."""
-
-ZH = """老灯塔在悬崖边上矗立了一百多年。夜里经过海角的水手们总是寻找它的光，好找到回家的路。
-
-那年春天，看守人和他的女儿把塔身重新刷成了白色。他们提着油漆桶一趟一趟地走上狭窄的楼梯，这项工作几乎花了整整一个月。
-
-十月风暴来临的时候，灯光一直没有熄灭。被困在港外的渔船跟着它穿过礁石，每一条船上的人都带着渔网平安地回到了岸上。"""
-
-RU = """Старый маяк стоял на краю утёса больше ста лет. Моряки, проходившие мимо мыса ночью, искали его луч, чтобы найти дорогу домой.
-
-Весной смотритель и его дочь снова покрасили башню в белый цвет. Они носили краску по узкой лестнице по одному ведру, и эта работа заняла у них почти целый месяц.
-
-Когда в октябре пришёл шторм, свет не погас. Рыбацкие лодки, застигнутые бурей за гаванью, шли за ним между скал, и каждая команда вернулась на берег со своими сетями."""
-
-
-FINEWEB_ENGLISH = FilterConfig(english=RuleSet())  # FineWeb's English chain instead of FineWeb-2's rules
-
-
-def failing(text: str, lang: str = "en", cfg: FilterConfig | None = None) -> list[str]:
-    """Every check (not only the first) that `text` fails under the rules for `lang`."""
-    rs = (cfg or FilterConfig()).rules_for(lang)
-    s = rules.Stats(batch_stats([text], [lang], rs.c4, rs.fineweb.short_line_length)._asdict())
-    checks = rule_checks(s, rs, substring_counts(pa.array([text])), [lang])
-    return [reason for reason, mask in checks if mask is not None and bool(mask[0])]
-
-
-def batch_of(*texts: str, **extra) -> pa.RecordBatch:
-    n = len(texts)
-    columns = {
-        "id": pa.array([f"d{i}" for i in range(n)], pa.string()),
-        "text": pa.array(list(texts), pa.string()),
-        "source": pa.array(["test"] * n, pa.string()),
-        "url": pa.array([None] * n, pa.string()),
-        "created": pa.array([None] * n, pa.string()),
-        **{k: pa.array(v) for k, v in extra.items()},
-    }
-    return pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
-
+from synthetic import DE, EN, FINEWEB_ENGLISH, RU, ZH, batch_of, failing
 
 @pytest.mark.parametrize("text,lang", [(EN, "en"), (DE, "de"), (ZH, "zh"), (RU, "ru")])
 def test_clean_paragraph_passes_every_rule(text, lang):

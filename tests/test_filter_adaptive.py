@@ -52,7 +52,7 @@ def test_filter_stage_records_per_language_score_figures(spark, tmp_path):
     from pipeline import config as config_lib
     from pipeline.stages import clean, filter as filter_stage
     from pipeline.stages.config import PipelineConfig
-    from test_stages import documents, write_jsonl
+    from synthetic import documents, write_jsonl
 
     write_jsonl(tmp_path / "in" / "a.jsonl", documents(40))
     cfg = config_lib.load(PipelineConfig, overrides=["filter.lang_threshold=adaptive", "filter.adaptive_min_docs=10"])

@@ -14,10 +14,8 @@ from pipeline.filter import FilterConfig
 from pipeline.filter.langid import score_histogram
 from pipeline.stages import clean, filter as filter_stage
 from pipeline.stages.config import PipelineConfig
-from synthetic import document
-from test_filter import DE, RU
+from synthetic import DE, RU, document, write_jsonl
 from test_report import _outside_sections
-from test_stages import write_jsonl
 
 REPO = report.storage.__file__.rsplit("/pipeline/", 1)[0]
 # German (25 documents) and Russian (10) score about 0.99 and 0.98: a per-language minimum above that

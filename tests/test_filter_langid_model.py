@@ -14,7 +14,7 @@ from pipeline.filter.config import language_code
 from pipeline.stages import clean, filter as filter_stage
 from pipeline.stages.config import PipelineConfig
 from pipeline.stages.spark_io import StageError
-from test_filter import DE, EN, ZH, batch_of
+from synthetic import DE, EN, ZH, batch_of
 
 # Ecuadorian Kichwa, which lid.176 does not know (it is unsure between its Quechua and Spanish).
 QUG = ("Ñukanchik llaktaka urkukunapak chawpipimi kan. Tutamanta tukuy runakuna chakraman rinkuna, sarata, "

@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from pipeline.filter import FilterConfig, filter_batch
 from pipeline.filter.line_ends import RATIO_BINS, line_end_ratios, line_end_stats, ratio_histogram
-from tests.test_filter import batch_of
+from synthetic import batch_of
 
 # Thai separates its sentences with spaces; these lines end none with a mark.
 THAI_LINES = [
@@ -61,7 +61,7 @@ def test_the_filter_stage_spares_a_language_its_documents_show_unmarked(spark, t
     from pipeline import config as config_lib
     from pipeline.stages import clean, filter as filter_stage
     from pipeline.stages.config import PipelineConfig
-    from tests.test_stages import documents, write_jsonl
+    from synthetic import documents, write_jsonl
 
     thai = [{"id": f"th{k}", "text": "\n".join(lines), "source": "test", "url": None, "created": None}
             for k, lines in enumerate(itertools.permutations(THAI_LINES))]  # 6 documents

@@ -7,7 +7,7 @@ import pytest
 from pipeline.filter import FilterConfig, filter_batch, filter_counters
 from pipeline.filter import batch as filter_batch_module
 from pipeline.filter import main_content
-from tests.test_filter import DE, EN, batch_of
+from synthetic import DE, EN, batch_of
 
 ARTICLE = [
     "The old lighthouse stood at the edge of the cliff for more than a century, and sailors who passed the "

@@ -8,7 +8,7 @@ import regex
 from pipeline.filter import FilterConfig, main_content, rules
 from pipeline.filter.config import C4Config
 from pipeline.filter.text import LANG_TERMINALS, SENTENCE_TERMINAL, TERMINALS, batch_stats, doc_stats
-from tests.test_filter import EN, failing
+from synthetic import EN, failing
 
 # Three sentences per language, one a line, each ending in its script's full stop.
 SENTENCES = {

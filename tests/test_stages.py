@@ -15,26 +15,7 @@ from pipeline.cli import load_config, parser
 from pipeline.stages import clean, dedupe, filter as filter_stage, tokenize
 from pipeline.stages.config import PipelineConfig
 from pipeline.stages.spark_io import SUCCESS, StageError
-from test_filter import DE, EN
-
-WORDS = ("river stone light garden window morning letter silver quiet market harbor winter forest "
-         "lantern bridge candle meadow thunder orchard valley").split()
-
-
-def documents(n: int, seed: int = 7) -> list[dict]:
-    rng = random.Random(seed)
-    docs = []
-    for i in range(n):
-        sentences = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 12))).capitalize() + "."
-                     for _ in range(rng.randint(2, 6))]
-        docs.append({"id": f"doc{i:04d}", "text": " ".join(sentences), "source": "test", "url": None, "created": None})
-    return docs
-
-
-def write_jsonl(path: Path, docs: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
-
+from synthetic import DE, EN, documents, write_jsonl
 
 def committed_bytes(stage_dir: Path, subdir: str) -> dict[str, bytes]:
     listing = json.loads((stage_dir / SUCCESS).read_text())["files"][subdir]
