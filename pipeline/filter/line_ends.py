@@ -14,11 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.filter.text import INVISIBLE, PICTOGRAPH, STAND_IN, TERMINALS
+from pipeline.filter.text import PICTOGRAPH_RUN, STAND_IN, TERMINALS
 
 RATIO_BINS = 100
 _MARKS = pa.array(sorted(TERMINALS), pa.string())
-_TRAILING = f"[\\s{PICTOGRAPH}{INVISIBLE}]+$"
+_TRAILING = PICTOGRAPH_RUN.pattern + "$"  # what the rules look past at a line's end
 
 
 def line_end_ratios(texts: pa.Array) -> np.ndarray:
