@@ -1,18 +1,26 @@
 """The tests' shared fixtures: synthetic English documents (random sentences over plain words, varied enough
 to pass the repetition filters, with enough stop words to be English for the language identifier and
-Gopher's stop-word rule), one short text per language for the filter, filter helpers, and small JSONL
-inputs for the stages."""
+Gopher's stop-word rule), one short text per language for the filter, filter helpers, small JSONL
+inputs for the stages, and the trainer tests' tokenized dataset and torchrun launch."""
 from __future__ import annotations
 
+import hashlib
+import importlib
+import inspect
 import json
 import random
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from pipeline.filter import FilterConfig, RuleSet, rules
 from pipeline.filter.batch import rule_checks, substring_counts
 from pipeline.filter.text import batch_stats
+from pipeline.tokenize.shards import build_manifest, pack_documents, token_dtype, write_shard
 
 WORDS = """river garden window market teacher village mountain letter engine harbour library morning station
 bridge forest kitchen winter summer doctor student painter farmer captain island valley castle meadow bakery
@@ -110,3 +118,94 @@ def documents(n: int, seed: int = 7) -> list[dict]:
 def write_jsonl(path: Path, docs: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+
+
+# The trainer's tests: a small tokenized dataset, and how they launch the real entry point under torchrun.
+
+MODULES = ["os", "json", "collections", "argparse", "tarfile", "pathlib", "functools", "itertools",
+           "subprocess", "logging", "http.client", "urllib.request", "unittest", "decimal", "fractions",
+           "statistics", "textwrap", "string", "re", "datetime", "calendar", "csv", "zipfile", "shutil",
+           "tempfile", "threading", "asyncio", "socket", "inspect", "dataclasses", "enum", "random"]
+
+
+def docstrings() -> list[tuple[str, str]]:
+    docs = []
+    for name in MODULES:
+        module = importlib.import_module(name)
+        for attr, obj in sorted(vars(module).items()):
+            if inspect.isfunction(obj) or inspect.isclass(obj):
+                doc = inspect.getdoc(obj)
+                if doc and len(doc) > 80:
+                    docs.append((f"{name}.{attr}", doc))
+    return docs
+
+
+def _hash(seed: int, doc_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{doc_id}".encode(), digest_size=8).digest(), "big")
+
+
+def make_dataset(root: Path, vocab_size: int = 1024, sample_tokens: int = 256, train_shards: int = 4,
+                 val_shards: int = 2, val_fraction: float = 0.1, seed: int = 0) -> Path:
+    """Write tokenizer.json, shards/{train,val}/ and manifest.json under root; return the manifest path."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    docs = docstrings()
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator((t for _, t in docs), trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    root.mkdir(parents=True, exist_ok=True)
+    tok.save(str(root / "tokenizer.json"))
+    eos = tok.token_to_id("<|endoftext|>")
+    dtype = token_dtype(tok.get_vocab_size())
+
+    assigned: dict[tuple[str, int], list[tuple[str, str]]] = {}
+    for doc_id, text in docs:
+        split = "val" if int.from_bytes(hashlib.blake2b(doc_id.encode()).digest(), "big") % 10**6 < val_fraction * 10**6 \
+            else "train"
+        n = val_shards if split == "val" else train_shards
+        assigned.setdefault((split, _hash(seed, doc_id) % n), []).append((doc_id, text))
+    records: dict[str, list[dict]] = {"train": [], "val": []}
+    for (split, index) in sorted(assigned):
+        group = sorted(assigned[(split, index)], key=lambda d: _hash(seed + 1, d[0]))
+        encoded = [(doc_id, np.array(tok.encode(text).ids + [eos])) for doc_id, text in group]
+        url = f"shards/{split}/shard-{index:06d}.tar"
+        (root / url).parent.mkdir(parents=True, exist_ok=True)
+        with open(root / url, "wb") as f:
+            info = write_shard(f, pack_documents(encoded, sample_tokens), index, dtype)
+        records[split].append({**info, "url": url, "documents": len(group),
+                               "text_bytes": sum(len(t.encode("utf-8")) for _, t in group)})
+    tok_bytes = (root / "tokenizer.json").read_bytes()
+    manifest = build_manifest(
+        tokenizer={"path": "tokenizer.json", "sha256": hashlib.sha256(tok_bytes).hexdigest(),
+                   "vocab_size": tok.get_vocab_size(), "eos_id": eos},
+        dtype=dtype, sample_tokens=sample_tokens, seed=seed, splits=records, config={"source": "stdlib docstrings"})
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return root / "manifest.json"
+
+
+REPO = Path(__file__).resolve().parents[1]
+TORCHRUN = Path(sys.executable).parent / "torchrun"
+STEPS = 30  # the tiny preset: checkpoints and evaluations every 10 steps
+
+# Run each worker through the real entry point, then save its parameters so the test can compare replicas.
+WRAPPER = f"""
+import os, sys
+sys.path.insert(0, {str(REPO)!r})
+import torch
+from trainer.main import main
+model = main(sys.argv[1:])
+out = sys.argv[sys.argv.index("--out") + 1]
+torch.save(model.state_dict(), os.path.join(out, f"params-rank{{os.environ.get('RANK', '0')}}.pt"))
+"""
+
+
+def _can_unshare() -> bool:
+    if not (shutil.which("unshare") and shutil.which("ip")):
+        return False
+    return subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+
+
+UNSHARE = _can_unshare()

@@ -15,34 +15,10 @@ import pytest
 import torch
 
 from pipeline.tokenize.shards import read_manifest
-from test_trainer_data import make_dataset
+from synthetic import REPO, STEPS, TORCHRUN, UNSHARE, WRAPPER, make_dataset
 from trainer.data import ShardStore, TrainWindows
 
 pytestmark = pytest.mark.slow
-
-REPO = Path(__file__).resolve().parents[1]
-TORCHRUN = Path(sys.executable).parent / "torchrun"
-STEPS = 30  # the tiny preset: checkpoints and evaluations every 10 steps
-
-# Run each worker through the real entry point, then save its parameters so the test can compare replicas.
-WRAPPER = f"""
-import os, sys
-sys.path.insert(0, {str(REPO)!r})
-import torch
-from trainer.main import main
-model = main(sys.argv[1:])
-out = sys.argv[sys.argv.index("--out") + 1]
-torch.save(model.state_dict(), os.path.join(out, f"params-rank{{os.environ.get('RANK', '0')}}.pt"))
-"""
-
-
-def _can_unshare() -> bool:
-    if not (shutil.which("unshare") and shutil.which("ip")):
-        return False
-    return subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
-
-
-UNSHARE = _can_unshare()
 
 
 def _command(script: Path, nproc: int, manifest: Path, out: Path, *extra: str) -> list[str]:

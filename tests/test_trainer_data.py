@@ -1,12 +1,7 @@
-"""The trainer's loader on a small real dataset, and `make_dataset`, which test_trainer.py shares: standard-library
-docstrings, a byte-level BPE trained on them, and shards + manifest written with pipeline.tokenize.shards the
-way the tokenize stage lays them out."""
+"""The trainer's loader on a small real dataset (tests.synthetic.make_dataset: standard-library docstrings, a
+byte-level BPE trained on them, and shards + manifest laid out the way the tokenize stage writes them)."""
 from __future__ import annotations
 
-import hashlib
-import importlib
-import inspect
-import json
 import tarfile
 from pathlib import Path
 
@@ -14,73 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.tokenize.shards import (
-    ShardError, build_manifest, pack_documents, read_manifest, token_dtype, write_shard,
-)
+from pipeline.tokenize.shards import ShardError, read_manifest
+from synthetic import make_dataset
 from trainer.data import ShardStore, TrainWindows, eval_batches, micro_positions
-
-MODULES = ["os", "json", "collections", "argparse", "tarfile", "pathlib", "functools", "itertools",
-           "subprocess", "logging", "http.client", "urllib.request", "unittest", "decimal", "fractions",
-           "statistics", "textwrap", "string", "re", "datetime", "calendar", "csv", "zipfile", "shutil",
-           "tempfile", "threading", "asyncio", "socket", "inspect", "dataclasses", "enum", "random"]
-
-
-def docstrings() -> list[tuple[str, str]]:
-    docs = []
-    for name in MODULES:
-        module = importlib.import_module(name)
-        for attr, obj in sorted(vars(module).items()):
-            if inspect.isfunction(obj) or inspect.isclass(obj):
-                doc = inspect.getdoc(obj)
-                if doc and len(doc) > 80:
-                    docs.append((f"{name}.{attr}", doc))
-    return docs
-
-
-def _hash(seed: int, doc_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(f"{seed}:{doc_id}".encode(), digest_size=8).digest(), "big")
-
-
-def make_dataset(root: Path, vocab_size: int = 1024, sample_tokens: int = 256, train_shards: int = 4,
-                 val_shards: int = 2, val_fraction: float = 0.1, seed: int = 0) -> Path:
-    """Write tokenizer.json, shards/{train,val}/ and manifest.json under root; return the manifest path."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    docs = docstrings()
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator((t for _, t in docs), trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False))
-    root.mkdir(parents=True, exist_ok=True)
-    tok.save(str(root / "tokenizer.json"))
-    eos = tok.token_to_id("<|endoftext|>")
-    dtype = token_dtype(tok.get_vocab_size())
-
-    assigned: dict[tuple[str, int], list[tuple[str, str]]] = {}
-    for doc_id, text in docs:
-        split = "val" if int.from_bytes(hashlib.blake2b(doc_id.encode()).digest(), "big") % 10**6 < val_fraction * 10**6 \
-            else "train"
-        n = val_shards if split == "val" else train_shards
-        assigned.setdefault((split, _hash(seed, doc_id) % n), []).append((doc_id, text))
-    records: dict[str, list[dict]] = {"train": [], "val": []}
-    for (split, index) in sorted(assigned):
-        group = sorted(assigned[(split, index)], key=lambda d: _hash(seed + 1, d[0]))
-        encoded = [(doc_id, np.array(tok.encode(text).ids + [eos])) for doc_id, text in group]
-        url = f"shards/{split}/shard-{index:06d}.tar"
-        (root / url).parent.mkdir(parents=True, exist_ok=True)
-        with open(root / url, "wb") as f:
-            info = write_shard(f, pack_documents(encoded, sample_tokens), index, dtype)
-        records[split].append({**info, "url": url, "documents": len(group),
-                               "text_bytes": sum(len(t.encode("utf-8")) for _, t in group)})
-    tok_bytes = (root / "tokenizer.json").read_bytes()
-    manifest = build_manifest(
-        tokenizer={"path": "tokenizer.json", "sha256": hashlib.sha256(tok_bytes).hexdigest(),
-                   "vocab_size": tok.get_vocab_size(), "eos_id": eos},
-        dtype=dtype, sample_tokens=sample_tokens, seed=seed, splits=records, config={"source": "stdlib docstrings"})
-    (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    return root / "manifest.json"
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,7 @@ import pytest
 import torch
 
 from pipeline.tokenize.shards import ShardError, read_manifest
-from test_trainer import REPO, STEPS, TORCHRUN, UNSHARE, WRAPPER
-from test_trainer_data import make_dataset
+from synthetic import REPO, STEPS, TORCHRUN, UNSHARE, WRAPPER, make_dataset
 from trainer import flops
 from trainer.config import ModelConfig, load
 from trainer.data import ShardStore

@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 from tensorboard.compat.proto.event_pb2 import SessionLog
 
 from pipeline.tokenize.shards import read_manifest
-from test_trainer_data import make_dataset
+from synthetic import make_dataset
 from trainer.config import load
 from trainer.data import ShardStore, TrainWindows
 from trainer.train import train
