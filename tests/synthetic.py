@@ -1,7 +1,8 @@
 """The tests' shared fixtures: synthetic English documents (random sentences over plain words, varied enough
 to pass the repetition filters, with enough stop words to be English for the language identifier and
 Gopher's stop-word rule), one short text per language for the filter, filter helpers, small JSONL
-inputs for the stages, and the trainer tests' tokenized dataset and torchrun launch."""
+inputs for the stages, a reader of report.html's sections, and the trainer tests' tokenized dataset and
+torchrun launch."""
 from __future__ import annotations
 
 import hashlib
@@ -12,6 +13,7 @@ import random
 import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -209,3 +211,60 @@ def _can_unshare() -> bool:
 
 
 UNSHARE = _can_unshare()
+
+
+# report.html, read back: its sections in order, and what lies outside them.
+
+SECTIONS = ["summary", "funnel", "drops", "filter-changes", "languages", "lengths", "dedup", "samples", "throughput"]
+
+
+class ReportSections(HTMLParser):
+    """Text, headings and embedded PNGs of each <section id=...>."""
+
+    def __init__(self):
+        super().__init__()
+        self.sections: dict[str, dict] = {}
+        self.current = None
+        self.in_heading = False
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "section":
+            self.current = self.sections.setdefault(attrs["id"], {"heading": "", "text": "", "images": [], "cells": []})
+        elif self.current is not None and tag == "h2":
+            self.in_heading = True
+        elif self.current is not None and tag == "img":
+            self.current["images"].append(attrs["src"])
+        elif self.current is not None and tag == "td":
+            self.cell = []
+
+    def handle_endtag(self, tag):
+        if tag == "section":
+            self.current = None
+        if tag == "h2":
+            self.in_heading = False
+        if tag == "td" and self.current is not None:
+            self.current["cells"].append("".join(self.cell).strip())
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.current is not None:
+            self.current["heading" if self.in_heading else "text"] += data
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def report_sections(html_text: str) -> dict[str, dict]:
+    """Each <section id=...> of a report, by id."""
+    parser = ReportSections()
+    parser.feed(html_text)
+    return parser.sections
+
+
+def outside_sections(fragment: str) -> dict:
+    """Text and table cells of markup that lies in no section (the alarm above the table of contents)."""
+    parser = ReportSections()
+    parser.current = {"heading": "", "text": "", "images": [], "cells": []}
+    parser.feed(fragment)
+    return parser.current

@@ -256,9 +256,9 @@ def test_decoding_the_shards_reproduces_every_final_document_in_exactly_one_spli
 def test_report_of_the_run_has_every_section_with_content(run):
     """The data report of this very run: every section present and filled, drops and rejections shown."""
     from pipeline import report
-    from tests.test_report import SECTIONS, _parse
+    from synthetic import SECTIONS, report_sections
 
-    sections = _parse(report.build(str(run["root"])))
+    sections = report_sections(report.build(str(run["root"])))
     assert list(sections) == SECTIONS
     assert all(s["text"].strip() and s["heading"].strip() for s in sections.values())
     assert sum(len(s["images"]) for s in sections.values()) >= 5

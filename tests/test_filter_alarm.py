@@ -14,8 +14,7 @@ from pipeline.filter import FilterConfig
 from pipeline.filter.langid import score_histogram
 from pipeline.stages import clean, filter as filter_stage
 from pipeline.stages.config import PipelineConfig
-from synthetic import DE, RU, document, write_jsonl
-from test_report import _outside_sections
+from synthetic import DE, RU, document, outside_sections, write_jsonl
 
 REPO = report.storage.__file__.rsplit("/pipeline/", 1)[0]
 # German (25 documents) and Russian (10) score about 0.99 and 0.98: a per-language minimum above that
@@ -62,7 +61,7 @@ def test_a_dropped_language_is_at_risk_in_stats_last_on_the_filter_jobs_console_
     assert "language(s) at risk" in lines[-2]
     assert lines[-1].startswith("  de: kept 0 of 25 (0.0 %); dropped lang_score_below_min 25; lang_score p10 0.99")
     top = report.build(str(clean_dir)).split("<ul>", 1)[0]  # before the table of contents
-    assert _outside_sections(top)["cells"][:5] == ["de", "25", "0", "0.0 %", "lang_score_below_min 25"]
+    assert outside_sections(top)["cells"][:5] == ["de", "25", "0", "0.0 %", "lang_score_below_min 25"]
 
 
 def test_the_pipeline_job_lists_the_languages_at_risk_after_every_stage(clean_dir, capsys):

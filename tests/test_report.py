@@ -1,55 +1,17 @@
 import base64
 import json
-from html.parser import HTMLParser
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline import report
+from synthetic import SECTIONS, outside_sections, report_sections
 
-SECTIONS = ["summary", "funnel", "drops", "filter-changes", "languages", "lengths", "dedup", "samples", "throughput"]
 DOC_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string()),
                         ("url", pa.string()), ("created", pa.string())])
 LANG_SCHEMA = DOC_SCHEMA.append(pa.field("lang", pa.string())).append(pa.field("lang_score", pa.float32()))
 SCRIPT = "<script>alert('x')</script> & more"
-
-
-class Sections(HTMLParser):
-    """Text, headings and embedded PNGs of each <section id=...>."""
-
-    def __init__(self):
-        super().__init__()
-        self.sections: dict[str, dict] = {}
-        self.current = None
-        self.in_heading = False
-        self.cell: list[str] | None = None
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "section":
-            self.current = self.sections.setdefault(attrs["id"], {"heading": "", "text": "", "images": [], "cells": []})
-        elif self.current is not None and tag == "h2":
-            self.in_heading = True
-        elif self.current is not None and tag == "img":
-            self.current["images"].append(attrs["src"])
-        elif self.current is not None and tag == "td":
-            self.cell = []
-
-    def handle_endtag(self, tag):
-        if tag == "section":
-            self.current = None
-        if tag == "h2":
-            self.in_heading = False
-        if tag == "td" and self.current is not None:
-            self.current["cells"].append("".join(self.cell).strip())
-            self.cell = None
-
-    def handle_data(self, data):
-        if self.current is not None:
-            self.current["heading" if self.in_heading else "text"] += data
-        if self.cell is not None:
-            self.cell.append(data)
 
 
 def _parquet(path, rows, schema):
@@ -129,26 +91,12 @@ def run_dir(tmp_path):
     return out
 
 
-def _parse(html_text):
-    parser = Sections()
-    parser.feed(html_text)
-    return parser.sections
-
-
-def _outside_sections(fragment):
-    """Text and table cells of markup that lies in no section (the alarm above the table of contents)."""
-    parser = Sections()
-    parser.current = {"heading": "", "text": "", "images": [], "cells": []}
-    parser.feed(fragment)
-    return parser.current
-
-
 def test_report_has_every_section_with_content_and_an_embedded_png(run_dir):
     dest = report.write(str(run_dir))
     assert dest == str(run_dir / "report.html")
     html_text = (run_dir / "report.html").read_text(encoding="utf-8")
     assert "<script" not in html_text and "http" not in html_text.split("<body>", 1)[1]  # offline, no JS
-    sections = _parse(html_text)
+    sections = report_sections(html_text)
     assert list(sections) == SECTIONS
     for sid, section in sections.items():
         assert section["heading"].strip(), sid
@@ -164,7 +112,7 @@ def test_report_has_every_section_with_content_and_an_embedded_png(run_dir):
 def test_report_escapes_document_text(run_dir):
     html_text = report.build(str(run_dir))
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; more" in html_text
-    sections = _parse(html_text)
+    sections = report_sections(html_text)
     assert SCRIPT in sections["samples"]["text"]  # the rejected excerpt and the dropped filter document
 
 
@@ -183,7 +131,7 @@ def _texts(stage_dir):
 def test_largest_clusters_join_members_to_clean_text(run_dir):
     clusters = report.largest_clusters(str(run_dir / "dedupe"))
     assert clusters == [(3, "d008", [("d008", True), ("d009", False), ("d010", False)])]
-    sections = _parse(report.build(str(run_dir)))
+    sections = report_sections(report.build(str(run_dir)))
     assert "THE SAME STORY IS TOLD THREE TIMES" in sections["dedup"]["text"]
 
 
@@ -206,7 +154,7 @@ def test_largest_clusters_rank_by_size_and_show_the_kept_member_first(tmp_path):
 
 def test_languages_table_shows_filters_exact_counts_and_largest_drop_reason_per_language(run_dir):
     # filter kept 9 English documents and dropped one English and one German one.
-    cells = _parse(report.build(str(run_dir)))["languages"]["cells"]
+    cells = report_sections(report.build(str(run_dir)))["languages"]["cells"]
     assert cells[:10] == ["en", "10", "9", "90.0 %", "gopher_rep_dup_line_frac 1",
                           "de", "1", "0", "0.0 %", "lang_score_below_min 1"]
 
@@ -222,7 +170,7 @@ def test_languages_table_lists_every_language_of_20_documents_after_the_20_large
                   "xb": {"kept": 19, "dropped": {}, "rejected": {}},
                   "xc": {"kept": 3, "dropped": {"lang_score_below_min": 2}, "rejected": {}}}
     _rewrite_filter_stats(run_dir, languages=languages)
-    cells = _parse(report.build(str(run_dir)))["languages"]["cells"]
+    cells = report_sections(report.build(str(run_dir)))["languages"]["cells"]
     rows = [cells[i:i + 5] for i in range(0, len(cells), 5)]
     assert [r[0] for r in rows] == [f"l{i:02d}" for i in range(report.TOP_LANGS)] + ["xa", "other"]
     assert rows[-2] == ["xa", "20", "15", "75.0 %", "gopher_min_words 5"]
@@ -230,7 +178,7 @@ def test_languages_table_lists_every_language_of_20_documents_after_the_20_large
 
 
 def test_report_shows_main_content_rescues_and_pii_replacements(run_dir):
-    section = _parse(report.build(str(run_dir)))["filter-changes"]
+    section = report_sections(report.build(str(run_dir)))["filter-changes"]
     assert section["cells"] == ["kept with their extracted main content", "3",
                                 "e-mail addresses replaced by <EMAIL>", "4",
                                 "public IP addresses replaced by <IP>", "2"]
@@ -243,10 +191,10 @@ def test_languages_at_risk_open_the_report(run_dir):
     html_text = report.build(str(run_dir))
     top = html_text.split("<ul>", 1)[0]  # before the table of contents
     assert 'id="languages-at-risk"' in top
-    alarm = _outside_sections(top)
+    alarm = outside_sections(top)
     assert alarm["cells"] == ["de", "25", "1", "4.0 %", "lang_score_below_min 24", "p10 0.412 p50 0.551 p90 0.600"]
     assert "kept 9 of 11 documents (81.8 %)" in alarm["text"]
-    assert list(_parse(html_text)) == SECTIONS
+    assert list(report_sections(html_text)) == SECTIONS
 
 
 def test_a_run_without_languages_at_risk_has_no_alarm(run_dir):
@@ -256,7 +204,7 @@ def test_a_run_without_languages_at_risk_has_no_alarm(run_dir):
 def test_report_of_a_partial_run_marks_missing_stages(run_dir):
     (run_dir / "filter" / "_SUCCESS").unlink()
     (run_dir / "tokenize" / "_SUCCESS").unlink()
-    sections = _parse(report.build(str(run_dir)))
+    sections = report_sections(report.build(str(run_dir)))
     assert list(sections) == SECTIONS
     assert "filter stage has not committed" in sections["languages"]["text"]
     assert "missing" in sections["summary"]["text"]
