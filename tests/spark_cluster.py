@@ -1,4 +1,5 @@
-"""A real Spark standalone cluster on loopback for tests: one master and one worker, from the pip package alone.
+"""A real Spark standalone cluster on loopback for tests: one master and one worker, from the pip package alone,
+and the project zip (`make pyfiles`) its executors import.
 
 The daemons are plain JVMs started with `spark-class` (the pip package has no sbin/start-*.sh), bound to
 127.0.0.1, logging into a temporary directory, and stopped by PID.

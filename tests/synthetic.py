@@ -5,6 +5,7 @@ inputs for the stages, a reader of report.html's sections, and the trainer tests
 torchrun launch."""
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib
 import inspect
@@ -120,6 +121,26 @@ def documents(n: int, seed: int = 7) -> list[dict]:
 def write_jsonl(path: Path, docs: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+
+
+def write_corpus(raw: Path, n: int = 300) -> None:
+    """~300 documents in two JSONL.gz files: exact duplicates, near duplicates (one word changed) and a few
+    one-sentence documents the quality filter drops."""
+    rng = random.Random(7)
+    docs = []
+    for i in range(n - 35):
+        docs.append({"id": f"doc-{i:04d}", "text": document(rng), "source": "synthetic"})
+    for j in range(15):
+        docs.append({**docs[j * 3], "id": f"exact-{j:02d}"})
+    for j in range(15):
+        docs.append({"id": f"near-{j:02d}", "text": near_copy(docs[100 + j]["text"]), "source": "synthetic"})
+    for j in range(5):
+        docs.append({"id": f"short-{j:02d}", "text": sentence(rng), "source": "synthetic"})
+    rng.shuffle(docs)
+    raw.mkdir(parents=True)
+    for k, part in enumerate((docs[: n // 2], docs[n // 2 :])):
+        with gzip.open(raw / f"docs-{k}.jsonl.gz", "wt", encoding="utf-8") as f:
+            f.writelines(json.dumps(d) + "\n" for d in part)
 
 
 # The trainer's tests: a small tokenized dataset, and how they launch the real entry point under torchrun.

@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -27,8 +26,8 @@ import pytest
 
 from pipeline.tokenize.shards import parse_manifest, verify_shard
 from s3server import S3Server, seaweedfs
-from spark_cluster import standalone_cluster
-from synthetic import document, near_copy, sentence
+from spark_cluster import build_pyfiles, standalone_cluster
+from synthetic import near_copy, write_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -48,35 +47,6 @@ def where(_):
 sc = SparkSession.builder.appName("corpusforge-probe").getOrCreate().sparkContext
 print("PROBE " + json.dumps(sorted(set(sc.parallelize(range(4), 4).mapPartitions(where).collect()))))
 """
-
-
-def write_corpus(raw: Path, n: int = 300) -> None:
-    """~300 documents in two JSONL.gz files: exact duplicates, near duplicates (one word changed) and a few
-    one-sentence documents the quality filter drops."""
-    rng = random.Random(7)
-    docs = []
-    for i in range(n - 35):
-        docs.append({"id": f"doc-{i:04d}", "text": document(rng), "source": "synthetic"})
-    for j in range(15):
-        docs.append({**docs[j * 3], "id": f"exact-{j:02d}"})
-    for j in range(15):
-        docs.append({"id": f"near-{j:02d}", "text": near_copy(docs[100 + j]["text"]), "source": "synthetic"})
-    for j in range(5):
-        docs.append({"id": f"short-{j:02d}", "text": sentence(rng), "source": "synthetic"})
-    rng.shuffle(docs)
-    raw.mkdir(parents=True)
-    for k, part in enumerate((docs[: n // 2], docs[n // 2 :])):
-        with gzip.open(raw / f"docs-{k}.jsonl.gz", "wt", encoding="utf-8") as f:
-            f.writelines(json.dumps(d) + "\n" for d in part)
-
-
-def build_pyfiles(dest: Path) -> Path:
-    """`make pyfiles` with this interpreter, copied out at once so a concurrent build cannot change it."""
-    subprocess.run(["make", "-s", "-C", str(REPO), "pyfiles", f"PYTHON={sys.executable}"], check=True,
-                   capture_output=True, text=True)
-    zip_path = dest / "corpusforge.zip"
-    shutil.copyfile(REPO / "build" / "corpusforge.zip", zip_path)
-    return zip_path
 
 
 def submit(master: str, script: Path, args: list[str], zip_path: Path, cwd: Path, s3: S3Server | None = None) -> str:

@@ -31,8 +31,8 @@ import pytest
 from pipeline.stages.layout import SUCCESS, TEMPORARY, listed_files
 from pipeline.tokenize.shards import ShardError, build_manifest, parse_manifest, write_shard
 from s3server import S3Server, seaweedfs
-from spark_cluster import free_port, running_cluster
-from test_cluster import build_pyfiles, write_corpus
+from spark_cluster import build_pyfiles, free_port, running_cluster
+from synthetic import write_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
