@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,8 +18,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
 SPARK_CLASS = Path(sys.executable).parent / "spark-class"
 READY_TIMEOUT = 90.0
+
+
+def build_pyfiles(dest: Path) -> Path:
+    """`make pyfiles` with this interpreter, copied out at once so a concurrent build cannot change it."""
+    subprocess.run(["make", "-s", "-C", str(REPO), "pyfiles", f"PYTHON={sys.executable}"], check=True,
+                   capture_output=True, text=True)
+    zip_path = dest / "corpusforge.zip"
+    shutil.copyfile(REPO / "build" / "corpusforge.zip", zip_path)
+    return zip_path
 
 
 def free_port() -> int:
