@@ -143,6 +143,19 @@ def write_corpus(raw: Path, n: int = 300) -> None:
             f.writelines(json.dumps(d) + "\n" for d in part)
 
 
+# Credentials the storage tests put in URIs and the environment, and the parts of them no output may hold.
+KEY, SECRET, TOKEN = "AKIAKEYID", "sEcReT/part+two", "tOkEnValue"
+HIDDEN = (KEY, "sEcReT", "part+two", TOKEN)
+
+
+def write_docs(directory, name: str, n: int) -> list[str]:
+    directory.mkdir(parents=True, exist_ok=True)
+    texts = [f"Document {i} of {name} has a sentence about rivers and stones." for i in range(n)]
+    (directory / name).write_text("".join(json.dumps({"id": f"{name}-{i}", "text": t}) + "\n"
+                                          for i, t in enumerate(texts)), encoding="utf-8")
+    return texts
+
+
 # The trainer's tests: a small tokenized dataset, and how they launch the real entry point under torchrun.
 
 MODULES = ["os", "json", "collections", "argparse", "tarfile", "pathlib", "functools", "itertools",

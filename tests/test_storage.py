@@ -2,7 +2,6 @@
 survives symlink loops and reports dangling links, and credentials in a URI are refused without being echoed."""
 from __future__ import annotations
 
-import json
 import os
 
 import pyarrow.fs as pafs
@@ -12,20 +11,9 @@ import pytest
 from pipeline import storage
 from pipeline.stages import clean
 from pipeline.stages.config import PipelineConfig
+from synthetic import HIDDEN, KEY, SECRET, TOKEN, write_docs
 
 ODD_NAMES = ("a#b.jsonl", "c?d.jsonl", "e%23f.jsonl")
-KEY, SECRET, TOKEN = "AKIAKEYID", "sEcReT/part+two", "tOkEnValue"
-HIDDEN = (KEY, "sEcReT", "part+two", TOKEN)
-
-
-def write_docs(directory, name: str, n: int) -> list[str]:
-    directory.mkdir(parents=True, exist_ok=True)
-    texts = [f"Document {i} of {name} has a sentence about rivers and stones." for i in range(n)]
-    (directory / name).write_text("".join(json.dumps({"id": f"{name}-{i}", "text": t}) + "\n"
-                                          for i, t in enumerate(texts)), encoding="utf-8")
-    return texts
-
-
 # ---------------------------------------------------------------------------------------------- names
 
 

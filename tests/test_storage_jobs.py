@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_storage import HIDDEN, KEY, SECRET, TOKEN, write_docs
+from synthetic import HIDDEN, KEY, SECRET, TOKEN, write_docs
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 300
