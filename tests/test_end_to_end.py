@@ -195,13 +195,29 @@ def test_every_output_file_validates_against_its_schema(run):
     for row in read_parts(root / "dedupe", "clusters").to_pylist():
         validate(row, "clusters.v1")
     manifest = json.loads((root / "tokenize" / "manifest.json").read_text())
-    validate(manifest, "manifest.v1")
+    validate(manifest, "manifest.v2")
     for split in manifest["splits"].values():
         for shard in split["shards"]:
             for _, tokens, meta in iter_shard((root / "tokenize" / shard["url"]).read_bytes(), shard["url"]):
-                validate(meta, "shard_sample.v1")
-                assert len(meta["ids"]) == len(meta["spans"])
+                validate(meta, "shard_sample.v2")
+                assert len(meta["ids"]) == len(meta["spans"]) == len(meta["langs"]) == len(meta["text_bytes"])
                 assert meta["spans"][-1][1] == len(tokens)
+
+
+def test_shards_keep_each_documents_language_and_text_bytes(run):
+    root = run["root"]
+    docs = read_parts(root / "dedupe").to_pylist()
+    want = {d["id"]: (d["lang"], len(d["text"].encode("utf-8"))) for d in docs}
+    got: dict[str, tuple[str, int]] = {}
+    manifest = json.loads((root / "tokenize" / "manifest.json").read_text())
+    for split in manifest["splits"].values():
+        for shard in split["shards"]:
+            for _, _, meta in iter_shard((root / "tokenize" / shard["url"]).read_bytes(), shard["url"]):
+                for doc_id, lang, n in zip(meta["ids"], meta["langs"], meta["text_bytes"]):
+                    before = got.get(doc_id, (lang, 0))
+                    assert before[0] == lang
+                    got[doc_id] = (lang, before[1] + n)
+    assert got == want
 
 
 def test_shards_match_the_manifest(run):

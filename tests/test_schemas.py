@@ -8,7 +8,8 @@ from jsonschema import Draft202012Validator, ValidationError
 
 from pipeline.schemas import load_schema, schema_names, validate
 
-EXPECTED = ["clusters.v1", "document.v1", "document.v2", "manifest.v1", "rejected.v1", "shard_sample.v1", "stats.v1"]
+EXPECTED = ["clusters.v1", "document.v1", "document.v2", "manifest.v1", "manifest.v2", "rejected.v1", "shard_sample.v1",
+            "shard_sample.v2", "stats.v1"]
 
 DOCUMENT_V1 = {"id": "3f9a1c2b7e4d", "text": "Hello.", "source": "web", "url": None, "created": "2008-06-05"}
 DOCUMENT = {**DOCUMENT_V1, "file": "docs-00.jsonl.gz", "line": 12}
@@ -18,6 +19,7 @@ CLUSTER = {"id": "b", "cluster_id": "a", "kept": False}
 STATS = {"stage": "clean", "schema_version": 1, "input": 10, "kept": 7, "dropped": {"empty_after_cleaning": 1},
          "rejected": {"invalid_json": 2}, "seconds": 1.5, "input_files": 1}
 SAMPLE = {"ids": ["a", "b"], "spans": [[0, 10], [10, 16]]}
+SAMPLE_V2 = {**SAMPLE, "langs": ["en", "unknown"], "text_bytes": [41, 23]}
 SHARD = {"url": "shards/train/shard-000000.tar", "samples": 2, "tokens": 30, "bytes": 10240,
          "sha256": "0" * 64, "documents": 2, "text_bytes": 120}
 MANIFEST = {
@@ -31,7 +33,8 @@ MANIFEST = {
     "config": {"tokenize": {"vocab_size": 4096}},
 }
 VALID = {"document.v1": DOCUMENT_V1, "document.v2": DOCUMENT, "rejected.v1": REJECTED, "clusters.v1": CLUSTER, "stats.v1": STATS,
-         "shard_sample.v1": SAMPLE, "manifest.v1": MANIFEST}
+         "shard_sample.v1": SAMPLE, "manifest.v1": MANIFEST, "shard_sample.v2": SAMPLE_V2,
+         "manifest.v2": {**MANIFEST, "schema_version": 2}}
 
 
 def changed(obj: dict, path: tuple, value=None, delete: bool = False) -> dict:
@@ -95,6 +98,8 @@ WRONG = [
     ("clusters.v1", changed(CLUSTER, ("kept",), "yes"), "yes"),
     ("shard_sample.v1", changed(SAMPLE, ("spans",), [[0, 10, 3], [10, 16]]), "3"),
     ("shard_sample.v1", changed(SAMPLE, ("ids",), []), "[]"),
+    ("shard_sample.v2", changed(SAMPLE_V2, ("langs",), delete=True), "langs"),
+    ("shard_sample.v2", changed(SAMPLE_V2, ("text_bytes",), [41, -1]), "-1"),
 ]
 
 

@@ -13,7 +13,9 @@ from pipeline.tokenize.shards import (
     ShardError,
     build_manifest,
     iter_shard,
+    UNKNOWN_LANG,
     pack_documents,
+    piece_languages,
     read_manifest,
     shard_documents,
     verify_shard,
@@ -197,3 +199,23 @@ def test_manifest_refuses_shard_urls_outside_its_directory(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ShardError, match="must be relative to the manifest"):
         read_manifest(str(tmp_path / "manifest.json"))
+
+
+def test_documents_with_a_language_keep_it_and_their_text_bytes_on_every_piece():
+    docs = [(doc_id, tokens, ["en", "de", None][i % 3], 100 + i) for i, (doc_id, tokens) in enumerate(_docs())]
+    data, _ = _shard_bytes(docs, sample_tokens=16)
+    lang, text_bytes = {}, {}
+    for _, tokens, meta in iter_shard(data):
+        assert len(meta["langs"]) == len(meta["text_bytes"]) == len(meta["ids"])
+        for doc_id, (piece_lang, start, end, n) in zip(meta["ids"], piece_languages(meta)):
+            assert lang.setdefault(doc_id, piece_lang) == piece_lang
+            text_bytes[doc_id] = text_bytes.get(doc_id, 0) + n
+    assert lang == {d[0]: d[2] or UNKNOWN_LANG for d in docs}
+    assert text_bytes == {d[0]: d[3] for d in docs}
+
+
+def test_a_version_1_sample_reads_as_unknown_language():
+    data, _ = _shard_bytes(_docs())
+    for _, tokens, meta in iter_shard(data):
+        assert "langs" not in meta
+        assert {p[0] for p in piece_languages(meta)} == {UNKNOWN_LANG}

@@ -27,7 +27,8 @@ from pipeline.tokenize.shards import build_manifest, pack_documents, token_dtype
 from pipeline.tokenize.tokenizer import encode_texts, eos_id, load_tokenizer, shared_tokenizer, split_of, train_bpe, utf8_lengths
 
 ESTIMATE_DOCS, ESTIMATE_CHARS = 1000, 2000  # the bytes-per-token sample when the tokenizer is given
-ASSIGNED = pa.schema([("id", pa.string()), ("text", pa.string()), ("split", pa.string()), ("text_bytes", pa.int64())])
+ASSIGNED = pa.schema([("id", pa.string()), ("text", pa.string()), ("split", pa.string()), ("text_bytes", pa.int64()),
+                      ("lang", pa.string())])
 SHARD_INFO = pa.schema(
     [
         ("split", pa.string()),
@@ -80,9 +81,11 @@ def _assign_fn(val_fraction: float):
     def assign(batches):
         for batch in batches:
             ids = batch.column("id").to_pylist()
+            # The filter's language, kept per document in the shards (documents of stages before it have none).
+            lang = batch.column("lang").cast(pa.string()) if "lang" in batch.schema.names else pa.nulls(len(ids), pa.string())
             yield pa.RecordBatch.from_arrays(
                 [batch.column("id"), batch.column("text"), pa.array(split_of(ids, val_fraction), pa.string()),
-                 pa.array(utf8_lengths(batch.column("text")), pa.int64())],
+                 pa.array(utf8_lengths(batch.column("text")), pa.int64()), lang],
                 schema=ASSIGNED,
             )
 
@@ -96,7 +99,7 @@ def _write_fn(tmp_root: str, tok_json: str, dtype: np.dtype, sample_tokens: int,
 
     def rows(batches):
         for batch in batches:
-            yield from zip(*(batch.column(c).to_pylist() for c in ("split", "shard", "id", "text", "text_bytes")))
+            yield from zip(*(batch.column(c).to_pylist() for c in ("split", "shard", "id", "text", "text_bytes", "lang")))
 
     def write(batches):
         from pyspark import TaskContext
@@ -115,7 +118,7 @@ def _write_fn(tmp_root: str, tok_json: str, dtype: np.dtype, sample_tokens: int,
                     arrays = encode_texts(tok, [r[3] for r in chunk], dtype)
                     counted["documents"] += len(chunk)
                     counted["text_bytes"] += sum(r[4] for r in chunk)
-                    yield from zip((r[2] for r in chunk), arrays)
+                    yield from ((r[2], tokens, r[5], r[4]) for r, tokens in zip(chunk, arrays))
 
             path = storage.join(tmp_root, "shards", split, f"shard-{shard:06d}-a{attempt}.tar")
             with storage.open_output(path) as f:

@@ -5,6 +5,12 @@ sorted by name: for each sample `KEY.json` ({"ids", "spans"}) then `KEY.tokens.n
 `np.save` format), KEY = shard * 10**6 + index as 12 digits. Every header field that could vary between
 machines (mtime, owner, mode) is fixed, so the same samples always give the same bytes and sha256.
 A plain `webdataset.WebDataset(url, shardshuffle=False).decode()` reads these shards with no project code.
+
+Since schema version 2 a sample's JSON also records, per piece, its document's language (`langs`, the
+filter's `lang`, "unknown" where a document has none) and UTF-8 text bytes (`text_bytes`, counted on the
+document's first piece, 0 on the pieces that continue it), so a reader can attribute every token's loss
+to its document and sum exact bits per byte by language. Version 1 shards stay readable: `piece_languages`
+gives their pieces the language "unknown".
 """
 from __future__ import annotations
 
@@ -18,7 +24,9 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)  # version 1 samples carry no langs / text_bytes
+UNKNOWN_LANG = "unknown"  # the language of a document the filter gave none (or of any v1 sample's piece)
 SAMPLES_PER_SHARD_KEY = 10**6
 TOKENS_SUFFIX = "tokens.npy"
 META_SUFFIX = "json"
@@ -40,32 +48,49 @@ def sample_key(shard_index: int, i: int) -> str:
 
 
 def pack_documents(
-    docs: Iterable[tuple[str, np.ndarray]], sample_tokens: int
+    docs: Iterable[tuple[str, np.ndarray] | tuple[str, np.ndarray, str | None, int]], sample_tokens: int
 ) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
     """Concatenate documents (each already ending with EOS) and cut the stream into samples of exactly
     `sample_tokens` tokens; only the last sample may be shorter. A document split across samples appears
-    in each of them, with the span of its piece, so `tokens[start:end]` of every span rebuilds it."""
+    in each of them, with the span of its piece, so `tokens[start:end]` of every span rebuilds it.
+
+    Documents given as (id, tokens, lang, text_bytes) also get `langs` and `text_bytes` per piece (module
+    docstring); (id, tokens) gives the version 1 sample."""
     if sample_tokens <= 0:
         raise ValueError("sample_tokens must be positive")
     pieces: list[np.ndarray] = []
-    ids: list[str] = []
-    spans: list[list[int]] = []
+    meta: dict[str, list] = {}
     fill = 0
-    for doc_id, tokens in docs:
-        tokens = np.asarray(tokens)
+    for doc in docs:
+        doc_id, tokens = doc[0], np.asarray(doc[1])
+        if not meta:
+            meta = {"ids": [], "spans": []} if len(doc) == 2 else {"ids": [], "spans": [], "langs": [], "text_bytes": []}
         pos = 0
         while pos < len(tokens):
             take = min(sample_tokens - fill, len(tokens) - pos)
             pieces.append(tokens[pos : pos + take])
-            ids.append(doc_id)
-            spans.append([fill, fill + take])
+            meta["ids"].append(doc_id)
+            meta["spans"].append([fill, fill + take])
+            if "langs" in meta:
+                meta["langs"].append(doc[2] or UNKNOWN_LANG)
+                meta["text_bytes"].append(int(doc[3]) if pos == 0 else 0)
             fill += take
             pos += take
             if fill == sample_tokens:
-                yield np.concatenate(pieces), {"ids": ids, "spans": spans}
-                pieces, ids, spans, fill = [], [], [], 0
+                yield np.concatenate(pieces), meta
+                pieces, fill = [], 0
+                meta = {k: [] for k in meta}
     if fill:
-        yield np.concatenate(pieces), {"ids": ids, "spans": spans}
+        yield np.concatenate(pieces), meta
+
+
+def piece_languages(meta: dict[str, Any]) -> list[tuple[str, int, int, int]]:
+    """(lang, start, end, text_bytes) of each piece of a sample; a version 1 sample's pieces are "unknown"
+    with 0 text bytes (their documents' bytes are known only per shard, from the manifest)."""
+    n = len(meta["spans"])
+    langs = meta.get("langs") or [UNKNOWN_LANG] * n
+    text_bytes = meta.get("text_bytes") or [0] * n
+    return [(lang, int(a), int(b), int(t)) for lang, (a, b), t in zip(langs, meta["spans"], text_bytes)]
 
 
 def shard_documents(samples: Iterable[tuple[str, np.ndarray, dict[str, Any]]]) -> dict[str, np.ndarray]:
@@ -314,7 +339,7 @@ def _default_read(uri: str) -> bytes:
 
 
 def parse_manifest(data: dict[str, Any], uri: str) -> Manifest:
-    if data.get("schema_version") != SCHEMA_VERSION:
+    if data.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
         raise ShardError(f"{uri}: unsupported manifest schema_version {data.get('schema_version')!r}")
     try:
         splits = {
