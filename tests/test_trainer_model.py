@@ -1,4 +1,5 @@
-"""The GPT model: preset sizes, padded tied vocabulary, causality, and the learning-rate schedule."""
+"""The decoders (gpt2 and llama): preset sizes, padded tied vocabulary, causality, FLOPs counted, and the
+learning-rate schedule."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from pipeline.config import ConfigError
+from trainer import flops
 from trainer.config import load
 from trainer.model import GPT, IGNORE_INDEX
 from trainer.train import lr_multiplier
@@ -20,8 +22,43 @@ def test_gpt2_124m_preset_has_gpt2_small_parameter_count_with_a_padded_tied_voca
     assert model.num_params() == pytest.approx(124.5e6, rel=0.01)
 
 
-def test_logits_at_a_position_do_not_depend_on_later_tokens():
-    cfg = load("tiny")
+def test_llama_124m_preset_has_124m_parameters_and_ties_or_unties_its_embedding():
+    cfg = load("llama-124m")
+    model = GPT(dataclasses.replace(cfg.model, vocab_size=50257))
+    assert model.wpe is None and model.lm_head.weight is model.wte.weight
+    assert model.num_params() == pytest.approx(124e6, rel=0.01)
+    untied = GPT(dataclasses.replace(cfg.model, vocab_size=50257, tie_embeddings=False))
+    assert untied.lm_head.weight is not untied.wte.weight
+    assert untied.num_params() == model.num_params() + 50304 * 768
+
+
+def test_gpt2_keeps_its_checkpoint_layout():
+    """Checkpoints written before the llama decoder existed hold exactly these tensors."""
+    model = GPT(dataclasses.replace(load("tiny").model, vocab_size=100))
+    block = ["ln1.weight", "attn.qkv.weight", "attn.proj.weight", "ln2.weight", "mlp.fc.weight", "mlp.proj.weight"]
+    assert list(model.state_dict()) == ["wte.weight", "wpe.weight", *(f"blocks.{i}.{k}" for i in range(2) for k in block),
+                                        "ln_f.weight", "lm_head.weight"]
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.parametrize("tied", [True, False])
+def test_flops_count_every_matmul_weight_but_the_input_embeddings(arch, tied):
+    cfg = dataclasses.replace(load("tiny").model, arch=arch, vocab_size=100, tie_embeddings=tied)
+    model = GPT(cfg)
+    lookups = (0 if tied else model.wte.weight.numel()) + (model.wpe.weight.numel() if model.wpe is not None else 0)
+    assert flops.matmul_params(cfg) == model.num_params() - lookups
+
+
+def test_llama_rejects_biases_and_unknown_architectures():
+    with pytest.raises(ConfigError, match="model.bias"):
+        load("llama-tiny", overrides=["model.bias=true"])
+    with pytest.raises(ConfigError, match="model.arch"):
+        load("tiny", overrides=["model.arch=mamba"])
+
+
+@pytest.mark.parametrize("preset", ["tiny", "llama-tiny"])
+def test_logits_at_a_position_do_not_depend_on_later_tokens(preset):
+    cfg = load(preset)
     torch.manual_seed(0)
     model = GPT(dataclasses.replace(cfg.model, vocab_size=100)).eval()
     a = torch.randint(0, 100, (1, 16))

@@ -13,15 +13,31 @@ from typing import Any, Iterable
 from pipeline import config as cfglib
 
 
+ARCHS = ("gpt2", "llama")
+
+
 @dataclass
 class ModelConfig:
+    # "gpt2": learned positions, LayerNorm, GELU MLP; "llama": rotary positions, RMSNorm, SwiGLU, no biases
+    arch: str = "gpt2"
     block_size: int = 1024
     n_layer: int = 12
     n_head: int = 12
     n_embd: int = 768
     dropout: float = 0.0
-    bias: bool = False
+    bias: bool = False  # biases in linear layers and LayerNorms (gpt2 only)
+    tie_embeddings: bool = True  # the output projection shares the token embedding's weights
+    rope_theta: float = 10000.0  # rotary embeddings' base (llama only)
     vocab_size: int = 0  # 0 = the manifest's tokenizer vocab_size (padded up to a multiple of 64 by the model)
+
+    def __post_init__(self):
+        if self.arch not in ARCHS:
+            raise cfglib.ConfigError(f"model.arch: expected one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if self.arch == "llama" and self.bias:
+            raise cfglib.ConfigError("model.bias: the llama decoder has no biases; set model.bias=false")
+        if self.arch == "llama" and (self.n_embd // max(self.n_head, 1)) % 2:
+            raise cfglib.ConfigError(f"model.n_embd / model.n_head must be even for rotary embeddings, "
+                                     f"got {self.n_embd} / {self.n_head}")
 
 
 DECAYS = ("cosine", "wsd")
@@ -83,6 +99,7 @@ RANGES = {
     "model.n_embd": "[1, inf)",
     "model.dropout": "[0, 1)",
     "model.vocab_size": "[0, inf)",
+    "model.rope_theta": "(0, inf)",
     "optim.lr": "(0, inf)",
     "optim.min_lr": "[0, inf)",
     "optim.warmup_steps": "[0, inf)",
@@ -132,8 +149,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         "log_every": 1,
         "ckpt_every": 10,
     },
+    # The tiny preset's shape as a llama decoder (SwiGLU width 192 instead of the GELU MLP's 256).
+    "llama-tiny": {
+        "model": {"arch": "llama", "block_size": 64, "n_layer": 2, "n_head": 2, "n_embd": 64},
+        "optim": {"lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 5, "weight_decay": 0.0},
+        "data": {"batch_size": 16, "micro_batch_size": 4},
+        "eval": {"every": 10, "generate_tokens": 16},
+        "steps": 30,
+        "log_every": 1,
+        "ckpt_every": 10,
+    },
     "gpt2-124m": {
         "model": {"block_size": 1024, "n_layer": 12, "n_head": 12, "n_embd": 768},
+        "optim": {"lr": 6e-4, "min_lr": 6e-5},
+    },
+    # GPT-2 small's shape as a llama decoder: 124M parameters with GPT-2's 50257-token vocabulary.
+    "llama-124m": {
+        "model": {"arch": "llama", "block_size": 1024, "n_layer": 12, "n_head": 12, "n_embd": 768},
         "optim": {"lr": 6e-4, "min_lr": 6e-5},
     },
     "gpt2-350m": {

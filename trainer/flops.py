@@ -1,9 +1,10 @@
 """Model FLOPs utilisation (MFU): the share of a device's peak throughput that the model's own math uses.
 
 Convention (PaLM, appendix B; as nanoGPT counts it): training costs 6N + 12*L*H*Q*T FLOPs per token, where
-- N counts the weights that take part in a matmul: every block weight (and LayerNorm weights, a rounding
-  error) plus the output projection, which is tied to the token embedding and counted once, because an
-  embedding lookup costs no FLOPs; the position embedding is left out for the same reason;
+- N counts the weights that take part in a matmul: every block weight (and norm weights, a rounding
+  error) plus the output projection, counted once whether or not it is tied to the token embedding,
+  because an embedding lookup costs no FLOPs; the position embedding is left out for the same reason, and
+  llama's rotary embeddings are elementwise work;
 - 12*L*H*Q*T is attention's QK^T and AV products (forward + backward) over the full context T = block_size,
   with L layers, H heads of size Q, not halved for the causal mask;
 - recomputation, optimizer and elementwise work are not counted, so MFU compares across implementations.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import re
 
 from trainer.config import ModelConfig
-from trainer.model import padded_vocab
+from trainer.model import padded_vocab, swiglu_hidden
 
 # Dense bf16 tensor-core peaks from the vendors' datasheets (FLOP/s, without sparsity). A device matches the
 # first row whose words all appear in its name; unknown devices get no MFU rather than a wrong one.
@@ -35,7 +36,10 @@ def matmul_params(cfg: ModelConfig) -> int:
     c = cfg.n_embd
     bias = 1 if cfg.bias else 0
     attn = c * 3 * c + bias * 3 * c + c * c + bias * c
-    mlp = c * 4 * c + bias * 4 * c + 4 * c * c + bias * c
+    if cfg.arch == "llama":  # SwiGLU: gate and up projections, then down; RMSNorm has no bias
+        mlp = 3 * c * swiglu_hidden(c)
+    else:
+        mlp = c * 4 * c + bias * 4 * c + 4 * c * c + bias * c
     norms = 2 * (c + bias * c)
     return cfg.n_layer * (attn + mlp + norms) + (c + bias * c) + padded_vocab(cfg.vocab_size) * c
 
