@@ -33,13 +33,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import labelled_corpus  # noqa: E402
+from pipeline import evaluate  # noqa: E402
 from pipeline.dedup import DedupeConfig, dedupe  # noqa: E402
 
 
 def read_corpus(root: Path) -> tuple[dict[str, dict], dict[str, dict]]:
     """Documents the reader keeps (id -> document) and labels (id -> label)."""
-    return {d["id"]: d for d in labelled_corpus.documents(root)}, labelled_corpus.labels(root)
+    return {d["id"]: d for d in evaluate.documents(root)}, evaluate.labels(root)
 
 
 def truth_shingles(text: str, n: int = 5) -> set[str]:

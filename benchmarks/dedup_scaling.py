@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import labelled_corpus  # noqa: E402
 from pipeline import config as config_lib  # noqa: E402
+from pipeline import evaluate  # noqa: E402
 from pipeline.stages import dedupe as dedupe_stage  # noqa: E402
 from pipeline.stages.config import PipelineConfig  # noqa: E402
 
@@ -50,7 +51,7 @@ TOKEN_WORD = re.compile(r"(?<!\S)\S*[^\W_\u3041-\u3096\u30a1-\u30fa\u4e00-\u9fef
 
 def read_docs(corpus: Path, limit: int) -> list[dict]:
     docs = []
-    for d in labelled_corpus.documents(corpus):
+    for d in evaluate.documents(corpus):
         docs.append({"id": d["id"], "text": d["text"]})
         if len(docs) == limit:
             break

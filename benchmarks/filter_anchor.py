@@ -35,6 +35,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import labelled_corpus  # noqa: E402
+from pipeline import evaluate  # noqa: E402
 from benchmarks.datatrove_side import run_datatrove, write_jsonl  # noqa: E402
 from pipeline.filter import FilterConfig, RuleSet, filter_batch, rules  # noqa: E402
 from pipeline.filter.batch import rule_checks, substring_counts  # noqa: E402
@@ -70,9 +71,9 @@ RULE_MAP = {
 
 
 def english_documents(corpus: Path, limit: int) -> tuple[list[dict], dict[str, dict]]:
-    labels = labelled_corpus.labels(corpus)
+    labels = evaluate.labels(corpus)
     docs = [{"id": d["id"], "text": d["text"], "source": d["source"]}
-            for d in labelled_corpus.documents(corpus, cleaned=True)]
+            for d in evaluate.documents(corpus, cleaned=True)]
     junk = [i for i, d in enumerate(docs) if labels[d["id"]]["kind"] == "junk"]
     junk_langs, _ = identify(pa.array([docs[i]["text"] for i in junk]), FilterConfig().langid_max_chars)
     english_junk = {i for i, lang in zip(junk, junk_langs) if lang == "en"}

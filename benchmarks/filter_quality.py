@@ -31,19 +31,12 @@ import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import labelled_corpus  # noqa: E402
+from pipeline import evaluate  # noqa: E402
 from pipeline.clean.mojibake import has_mojibake  # noqa: E402
 from pipeline.clean.text import TextConfig, normalize_text  # noqa: E402
 from pipeline.filter import FilterConfig, RuleSet, filter_batch  # noqa: E402
 from pipeline.filter.config import default_rules, fineweb2_rules  # noqa: E402
 from pipeline.filter.langid import identify  # noqa: E402
-
-
-def read_corpus(root: Path, shards: str = "docs-*.jsonl.gz") -> tuple[list[dict], dict[str, dict]]:
-    """Documents as the clean stage leaves them, and the labels by id."""
-    docs = [{k: d[k] for k in ("id", "text", "source", "url", "created")}
-            for d in labelled_corpus.documents(root, shards, cleaned=True)]
-    return docs, labelled_corpus.labels(root)
 
 
 def run_filter(batches: list[pa.RecordBatch], cfg: FilterConfig) -> tuple[list[dict], float, float]:
@@ -174,7 +167,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     args = parser.parse_args()
 
-    docs, labels = read_corpus(args.corpus)
+    docs, labels = evaluate.cleaned_corpus(args.corpus)
     cfg = FilterConfig()
     filter_batch(pa.RecordBatch.from_pylist(docs[:10]), cfg)  # load the model outside the timing
     batches = [pa.RecordBatch.from_pylist(docs[i : i + args.batch]) for i in range(0, len(docs), args.batch)]
@@ -220,7 +213,7 @@ def main() -> None:
     worst = 0.0
     for lang, (n, d) in sorted(per_lang.items(), key=lambda kv: -kv[1][0]):
         worst = max(worst, d / n) if n >= 10 else worst
-        low, high = labelled_corpus.wilson_interval(d, n)
+        low, high = evaluate.wilson_interval(d, n)
         print(f"  {lang:4s} {d / n:6.3f} ({d}/{n})  {low:.3f}-{high:.3f}")
     print(f"  worst (languages with >= 10 originals) {worst:.3f}")
     print("false-drop rate of originals per language and source (>= 50 originals):")

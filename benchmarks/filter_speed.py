@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import labelled_corpus  # noqa: E402
+from pipeline import evaluate  # noqa: E402
 from pipeline.config import load  # noqa: E402
 from pipeline.filter import batch as fb  # noqa: E402
 from pipeline.filter import main_content, rules  # noqa: E402
@@ -73,7 +74,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    docs = [{k: d[k] for k in ("id", "text")} for d in labelled_corpus.documents(args.corpus, cleaned=True)]
+    docs = [{k: d[k] for k in ("id", "text")} for d in evaluate.documents(args.corpus, cleaned=True)]
     batches = [pa.RecordBatch.from_pylist(docs[i : i + args.batch]) for i in range(0, len(docs), args.batch)]
     mb = sum(pc.sum(pc.binary_length(b.column("text"))).as_py() or 0 for b in batches) / 1e6
     cfg = load(PipelineConfig).filter

@@ -25,6 +25,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from benchmarks import labelled_corpus  # noqa: E402
+from pipeline import evaluate  # noqa: E402
 from pipeline.tokenize.tokenizer import train_bpe  # noqa: E402
 
 
@@ -74,7 +75,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="5000,10000,20000", help="tokenizer: train_docs values")
     ap.add_argument("--held-out", type=int, default=10_000, help="tokenizer: documents kept out of every sample")
     args = ap.parse_args()
-    docs = list(labelled_corpus.documents(Path(args.corpus), args.shards, cleaned=True))
+    docs = list(evaluate.documents(Path(args.corpus), args.shards, cleaned=True))
     if args.what == "tokenizer":
         sizes = [int(s) for s in args.sizes.split(",")]
         if max(sizes) + args.held_out > len(docs):

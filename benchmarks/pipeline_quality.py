@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import labelled_corpus  # noqa: E402
+from pipeline import evaluate  # noqa: E402
 from pipeline import storage  # noqa: E402
 from pipeline.report import batches  # noqa: E402
 from pipeline.stages.layout import listed_files  # noqa: E402
@@ -44,7 +45,7 @@ def main() -> None:
     parser.add_argument("--run", required=True, help="output directory of jobs/pipeline.py")
     parser.add_argument("--corpus", type=Path, default=labelled_corpus.DEFAULT)
     args = parser.parse_args()
-    labels = labelled_corpus.labels(args.corpus)
+    labels = evaluate.labels(args.corpus)
     run = str(args.run)
 
     reached = {r["id"] for r in read_columns(storage.join(run, "clean"), "data", ["id"])}
@@ -85,7 +86,7 @@ def main() -> None:
           f"{'to unlabelled':>15}")
     for lang, row in sorted(table.items(), key=lambda kv: -kv[1]["originals"]):
         n = row["originals"]
-        low, high = labelled_corpus.wilson_interval(row["filter"], row["reached"])
+        low, high = evaluate.wilson_interval(row["filter"], row["reached"])
         print(f"{lang:6}{n:>10,}{row['reached']:>9,}{row['filter'] / max(row['reached'], 1):>9.1%}"
               f"{f'{low:.1%}-{high:.1%}':>14}{row['absent'] / n:>9.1%}{row['lost'] / n:>9.1%}{row['to unlabelled']:>15,}")
 

@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import labelled_corpus  # noqa: E402
+from pipeline import evaluate  # noqa: E402
 from pipeline.tokenize.shards import token_dtype  # noqa: E402
 from pipeline.tokenize.tokenizer import encode_texts, load_tokenizer  # noqa: E402
 
@@ -113,7 +114,7 @@ def spark_submit(script: str, args: list[str], cores: int, log: Path) -> tuple[f
 
 
 def run_pipeline(corpus: Path, shards: str, work: Path, cores: int) -> Run:
-    texts = [d["text"] for d in labelled_corpus.documents(corpus, shards)]
+    texts = [d["text"] for d in evaluate.documents(corpus, shards)]
     raw = work / "raw"
     raw.mkdir(parents=True)
     for path in sorted((corpus / "raw").glob(shards)):
@@ -147,7 +148,7 @@ def bare_encode(tok_json: str, corpus: Path, shards: str, mb: float) -> tuple[fl
     tok = load_tokenizer(tok_json)
     dtype = token_dtype(tok.get_vocab_size())
     sample, size = [], 0
-    for d in labelled_corpus.documents(corpus, shards):
+    for d in evaluate.documents(corpus, shards):
         if size >= mb * 1e6:
             break
         sample.append(d["text"])

@@ -25,6 +25,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import labelled_corpus  # noqa: E402
+from pipeline import evaluate  # noqa: E402
 from pipeline.config import merge  # noqa: E402
 from pipeline.filter import FilterConfig, filter_batch  # noqa: E402
 from pipeline.filter import quality  # noqa: E402
@@ -55,10 +56,10 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=labelled_corpus.DEFAULT)
     parser.add_argument("--batch", type=int, default=1000)
     args = parser.parse_args()
-    labels = labelled_corpus.labels(args.corpus)
+    labels = evaluate.labels(args.corpus)
     fields = ("id", "text", "source", "url", "created")
-    first = [{k: d[k] for k in fields} for d in labelled_corpus.documents(args.corpus, "docs-0[0-3].jsonl.gz", cleaned=True)]
-    second = [{k: d[k] for k in fields} for d in labelled_corpus.documents(args.corpus, "docs-0[4-7].jsonl.gz", cleaned=True)]
+    first = [{k: d[k] for k in fields} for d in evaluate.documents(args.corpus, "docs-0[0-3].jsonl.gz", cleaned=True)]
+    second = [{k: d[k] for k in fields} for d in evaluate.documents(args.corpus, "docs-0[4-7].jsonl.gz", cleaned=True)]
 
     cfg = TrainConfig()
     decided = filtered(first, FilterConfig(), args.batch)

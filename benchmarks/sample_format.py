@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from benchmarks import labelled_corpus  # noqa: E402
+from pipeline import evaluate  # noqa: E402
 from pipeline.tokenize.shards import iter_shard, pack_documents, write_shard  # noqa: E402
 from pipeline.tokenize.tokenizer import encode_texts, train_bpe  # noqa: E402
 
@@ -74,7 +75,7 @@ def main() -> None:
     ap.add_argument("--sample-tokens", type=int, default=2048)
     args = ap.parse_args()
 
-    docs = [(d["id"], d["text"]) for d in labelled_corpus.documents(Path(args.corpus), args.shards, cleaned=True)]
+    docs = [(d["id"], d["text"]) for d in evaluate.documents(Path(args.corpus), args.shards, cleaned=True)]
     tok = train_bpe((t[:20_000] for _, t in docs[::4]), 32_768)
     encoded = []
     for i in range(0, len(docs), 1024):

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import labelled_corpus  # noqa: E402
 from pipeline import config as config_lib  # noqa: E402
+from pipeline import evaluate  # noqa: E402
 from pipeline.stages import tokenize as tokenize_stage  # noqa: E402
 from pipeline.stages.config import PipelineConfig  # noqa: E402
 from pipeline.tokenize.shards import token_dtype  # noqa: E402
@@ -96,7 +97,7 @@ def main() -> None:
     args = ap.parse_args()
     root = Path(args.corpus)
 
-    sizes = {name: list(labelled_corpus.documents(root, glob, cleaned=True))
+    sizes = {name: list(evaluate.documents(root, glob, cleaned=True))
              for name, glob in (("part", args.part), ("full", args.shards))}
     docs = sizes["full"]
     texts = [d["text"] for d in docs]
@@ -166,7 +167,7 @@ def main() -> None:
     print(f"steady-state ratio spark/bare: **{marginal(bare_s) / marginal(stage_s):.2f}** against encode_batch "
           f"(target >= 0.8), {marginal(bare_fast_s) / marginal(stage_s):.2f} against encode_texts")
 
-    labels = labelled_corpus.labels(root)
+    labels = evaluate.labels(root)
     lang_bytes, lang_tokens, lang_docs = defaultdict(int), defaultdict(int), Counter()
     for d, a in zip(docs, encoded):
         lang = labels.get(d["id"], {}).get("lang") or "(junk)"

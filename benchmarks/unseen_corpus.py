@@ -345,10 +345,11 @@ def report(args: argparse.Namespace) -> None:
     import numpy as np
     import pyarrow as pa
 
-    from benchmarks import filter_quality, labelled_corpus
+    from benchmarks import filter_quality
+    from pipeline import evaluate
     from pipeline.filter import FilterConfig, langid
 
-    docs, labels = filter_quality.read_corpus(args.out)
+    docs, labels = evaluate.cleaned_corpus(args.out)
     batches = [pa.RecordBatch.from_pylist(docs[i : i + 1000]) for i in range(0, len(docs), 1000)]
     cfg = FilterConfig()
     rows, _, _ = filter_quality.run_filter(batches, cfg)
@@ -382,7 +383,7 @@ def report(args: argparse.Namespace) -> None:
     heavy = []
     for lang, rs in sorted(per.items(), key=lambda kv: -sum(r["_status"] == "dropped" for r in kv[1]) / len(kv[1])):
         n, d = len(rs), sum(r["_status"] == "dropped" for r in rs)
-        low, high = labelled_corpus.wilson_interval(d, n)
+        low, high = evaluate.wilson_interval(d, n)
         right = sum(r["lang"] == lang for r in rs)
         med = statistics.median(r["lang_score"] for r in rs)
         reasons = collections.Counter(r["_reason"] for r in rs if r["_status"] == "dropped")

@@ -6,16 +6,16 @@ from collections import defaultdict
 
 import pytest
 
-from benchmarks import labelled_corpus
+from pipeline import evaluate
 from pipeline.dedup import DedupeConfig, dedupe
 
 
 def labelled_sample(corpus, others: int = 2000):
     """Every document of a labelled duplicate cluster plus `others` documents without duplicates."""
-    labels = {i: rec for i, rec in labelled_corpus.labels(corpus).items() if rec["kind"] in ("original", "near_dup", "exact_dup")}
+    labels = {i: rec for i, rec in evaluate.labels(corpus).items() if rec["kind"] in ("original", "near_dup", "exact_dup")}
     singles = sorted(i for i, rec in labels.items() if rec["cluster"] is None)
     wanted = {i for i, rec in labels.items() if rec["cluster"]} | set(random.Random(0).sample(singles, others))
-    docs = [(d["id"], d["text"]) for d in labelled_corpus.documents(corpus) if d["id"] in wanted]
+    docs = [(d["id"], d["text"]) for d in evaluate.documents(corpus) if d["id"] in wanted]
     return docs, labels
 
 

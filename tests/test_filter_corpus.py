@@ -4,7 +4,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from benchmarks.filter_quality import read_corpus
+from pipeline.evaluate import cleaned_corpus
 from pipeline.filter import FilterConfig, filter_batch
 from pipeline.filter.langid import identify
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.corpus
 
 @pytest.fixture(scope="module")
 def filtered(shared_corpus):
-    docs, labels = read_corpus(shared_corpus, "docs-00.jsonl.gz")
+    docs, labels = cleaned_corpus(shared_corpus, "docs-00.jsonl.gz")
     rows = []
     for i in range(0, len(docs), 1000):
         rows += filter_batch(pa.RecordBatch.from_pylist(docs[i : i + 1000]), FilterConfig()).to_pylist()
