@@ -1,6 +1,6 @@
 """What verification costs: the whole dedupe stage with `dedupe.verify` on and off, side by side.
 
-Issue 3 makes verification (checking every LSH candidate edge against the true shingle-set Jaccard) the
+Verification (checking every LSH candidate edge against the true shingle-set Jaccard) is worth being the
 default only if it costs at most 30% more time. Both settings run on the same input in one Spark session:
 the first `--docs` documents of the shared corpus and `--copies - 1` copies of them with new ids and words
 (`dedup_scaling.perturbed_copy`: same duplicate structure, no shared shingles), so the share of the

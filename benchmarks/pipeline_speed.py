@@ -1,5 +1,5 @@
 """Whole-pipeline throughput: `spark-submit jobs/pipeline.py` from raw JSONL to shards, in MB of input text
-per second per core, beside bare single-thread `encode_batch` (the bound the issue names) and the stage's own
+per second per core, beside bare single-thread `encode_batch` (the bound to compare with) and the stage's own
 `encode_texts` (`encode_batch_fast`, which skips the offsets) in the same run.
 
 The pipeline runs twice, on a part of the corpus (`--part`) and on all of it (`--shards`). Costs that do not
@@ -143,7 +143,7 @@ def line(small: float, big: float, mb_small: float, mb_big: float) -> tuple[floa
 
 def bare_encode(tok_json: str, corpus: Path, shards: str, mb: float) -> tuple[float, float, float]:
     """(MB timed, MB/s of `encode_batch`, MB/s of `encode_texts`) with the pipeline's own tokenizer on one
-    thread over the first `mb` MB of text: the issue's bound, and the call the stage makes
+    thread over the first `mb` MB of text: the bound, and the call the stage makes
     (`encode_batch_fast`)."""
     tok = load_tokenizer(tok_json)
     dtype = token_dtype(tok.get_vocab_size())

@@ -1,7 +1,7 @@
 """The fastText quality classifier filter on the labelled shared corpus: what it adds, and what it costs.
 
-The classifier is trained the way the issue suggests, from the pipeline's own decisions, never from the
-corpus labels: the default filter runs over shards 00-03, its kept documents become `keep` and its dropped
+The classifier is trained from the pipeline's own decisions, never from the corpus labels: the default
+filter runs over shards 00-03, its kept documents become `keep` and its dropped
 ones `junk` (`quality_train.train`, default TrainConfig, seed 0). Shards 04-07 are then filtered without
 and with the classifier (threshold 0.5) and compared on the labels: junk recall and false drops of
 originals per language. Last, scoring throughput: `quality.scores` (prefix, whitespace, batch predict,

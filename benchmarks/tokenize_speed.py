@@ -3,7 +3,7 @@ plus bytes per token per language.
 
 One 32,768-token byte-level BPE is trained up front on a seeded sample and given to both sides, so no
 training is timed. `bare` encodes batches of 2048 documents in this process on as many Rust threads as
-Spark gets cores (2), with `encode_batch` (the issue's reference) and with the stage's own `encode_texts`
+Spark gets cores (2), with `encode_batch` (the reference) and with the stage's own `encode_texts`
 (`encode_batch_fast`: the same ids without character offsets); `spark` is the whole tokenize stage (read,
 sample, shuffle, encode, pack, write tars, commit) on `local[2]`, reading a committed stage directory of
 the cleaned documents, in one session: its first run includes Python worker start-up, the others are warm
@@ -58,7 +58,7 @@ def bare(encode, texts: list[str]) -> tuple[float, list[np.ndarray]]:
 
 
 def encode_batch(tok, dtype):
-    """The issue's reference: `encode_batch`, ids and EOS into NumPy as the stage keeps them."""
+    """The reference: `encode_batch`, ids and EOS into NumPy as the stage keeps them."""
     eos = tok.token_to_id("<|endoftext|>")
     return lambda texts: [np.array(e.ids + [eos], dtype) for e in tok.encode_batch(texts, add_special_tokens=False)]
 
