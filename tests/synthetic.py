@@ -14,6 +14,7 @@ import random
 import shutil
 import subprocess
 import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -180,16 +181,27 @@ def _hash(seed: int, doc_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(f"{seed}:{doc_id}".encode(), digest_size=8).digest(), "big")
 
 
+def doc_language(doc_id: str, languages: tuple[str, ...]) -> str:
+    """The language make_dataset gives a document (a label for attributing loss, not a real language)."""
+    return languages[_hash(7, doc_id) % len(languages)]
+
+
 def make_dataset(root: Path, vocab_size: int = 1024, sample_tokens: int = 256, train_shards: int = 4,
-                 val_shards: int = 2, val_fraction: float = 0.1, seed: int = 0) -> Path:
-    """Write tokenizer.json, shards/{train,val}/ and manifest.json under root; return the manifest path."""
+                 val_shards: int = 2, val_fraction: float = 0.1, seed: int = 0, modules: list[str] | None = None,
+                 languages: tuple[str, ...] = ()) -> Path:
+    """Write tokenizer.json, shards/{train,val}/ and manifest.json under root; return the manifest path.
+
+    The tokenizer is always trained on every module's docstrings, so datasets of other `modules` (default
+    all) share it. With `languages` each document gets one of them by a hash of its id and the shards are
+    written with languages and text bytes (sample schema v2); without, as version 1 samples."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    docs = docstrings()
+    every = docstrings()
+    docs = [d for d in every if modules is None or d[0].rsplit(".", 1)[0] in modules]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator((t for _, t in docs), trainers.BpeTrainer(
+    tok.train_from_iterator((t for _, t in every), trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False))
     root.mkdir(parents=True, exist_ok=True)
@@ -207,6 +219,9 @@ def make_dataset(root: Path, vocab_size: int = 1024, sample_tokens: int = 256, t
     for (split, index) in sorted(assigned):
         group = sorted(assigned[(split, index)], key=lambda d: _hash(seed + 1, d[0]))
         encoded = [(doc_id, np.array(tok.encode(text).ids + [eos])) for doc_id, text in group]
+        if languages:
+            encoded = [(doc_id, tokens, doc_language(doc_id, languages), len(text.encode("utf-8")))
+                       for (doc_id, tokens), (_, text) in zip(encoded, group)]
         url = f"shards/{split}/shard-{index:06d}.tar"
         (root / url).parent.mkdir(parents=True, exist_ok=True)
         with open(root / url, "wb") as f:
@@ -245,6 +260,47 @@ def _can_unshare() -> bool:
 
 
 UNSHARE = _can_unshare()
+
+
+def in_namespace(cmd: list[str]) -> list[str]:
+    """A private loopback-only network namespace when allowed: torchrun's store binds all interfaces."""
+    if UNSHARE:
+        return ["unshare", "-n", "sh", "-c", 'ip link set lo up; exec "$@"', "sh", *cmd]
+    return cmd
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (field 4 of /proc/<pid>/stat, after the parenthesised name)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
+
+
+def worker_pid(agent: int, rank: int, timeout: float = 60.0) -> int:
+    """The worker of torchrun agent `agent` that runs as RANK `rank`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in _children(agent):
+            try:
+                if _environ(child).get("RANK") == str(rank):
+                    return child
+            except OSError:
+                continue
+        time.sleep(0.05)
+    raise AssertionError(f"no worker with RANK={rank} under torchrun pid {agent}")
 
 
 # report.html, read back: its sections in order, and what lies outside them.

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from pipeline.tokenize.shards import ShardError, read_manifest
-from synthetic import REPO, STEPS, TORCHRUN, UNSHARE, WRAPPER, make_dataset
+from synthetic import REPO, STEPS, TORCHRUN, UNSHARE, WRAPPER, in_namespace, make_dataset, worker_pid
 from trainer import flops
 from trainer.config import ModelConfig, load
 from trainer.data import ShardStore
@@ -31,53 +31,12 @@ from trainer.model import GPT
 ARGS = ["--preset", "tiny", "--steps", str(STEPS)]
 
 
-def _in_namespace(cmd: list[str]) -> list[str]:
-    """A private loopback-only network namespace when allowed: torchrun's store binds all interfaces."""
-    if UNSHARE:
-        return ["unshare", "-n", "sh", "-c", 'ip link set lo up; exec "$@"', "sh", *cmd]
-    return cmd
-
-
 def _metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
 def _params(out: Path, rank: int) -> dict[str, torch.Tensor]:
     return torch.load(out / f"params-rank{rank}.pt", weights_only=True)
-
-
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is `pid` (field 4 of /proc/<pid>/stat, after the parenthesised name)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
-def _environ(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
-
-
-def _worker_pid(agent: int, rank: int, timeout: float = 60.0) -> int:
-    """The worker of torchrun agent `agent` that runs as RANK `rank`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for child in _children(agent):
-            try:
-                if _environ(child).get("RANK") == str(rank):
-                    return child
-            except OSError:
-                continue
-        time.sleep(0.05)
-    raise AssertionError(f"no worker with RANK={rank} under torchrun pid {agent}")
 
 
 def _free_port() -> int:
@@ -96,7 +55,7 @@ def setup(tmp_path_factory):
     reference = root / "reference"
     cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", str(script), "--data", str(manifest),
            "--out", str(reference), *ARGS]
-    proc = subprocess.run(_in_namespace(cmd), capture_output=True, text=True, timeout=300, cwd=REPO)
+    proc = subprocess.run(in_namespace(cmd), capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return script, manifest, reference
 
@@ -111,10 +70,10 @@ def test_torchrun_restarts_the_group_after_a_worker_is_killed_and_the_run_matche
            "--data", str(manifest), "--out", str(out), *ARGS]
     with open(log, "w") as f:
         # `unshare -n` and `sh -c exec` both exec, so proc.pid is torchrun's own pid.
-        proc = subprocess.Popen(_in_namespace(cmd), cwd=REPO, start_new_session=True, stdout=f,
+        proc = subprocess.Popen(in_namespace(cmd), cwd=REPO, start_new_session=True, stdout=f,
                                 stderr=subprocess.STDOUT)
     try:
-        victim = _worker_pid(proc.pid, rank=1)
+        victim = worker_pid(proc.pid, rank=1)
         first = out / "checkpoints" / "step-00000010.pt"
         while not first.exists() and proc.poll() is None:
             time.sleep(0.01)
@@ -316,7 +275,7 @@ def test_under_torchrun_a_wrong_data_path_is_reported_once_by_rank_0(tmp_path):
     """torchrun itself still ends with its ChildFailedError summary: that traceback is the only one."""
     cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "trainer/main.py", "--data",
            str(tmp_path / "nosuch.json"), "--out", str(tmp_path / "run"), *ARGS]
-    proc = subprocess.run(_in_namespace(cmd), capture_output=True, text=True, timeout=300, cwd=REPO)
+    proc = subprocess.run(in_namespace(cmd), capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("trainer: error:")]
     assert errors == [f"trainer: error: --data {tmp_path / 'nosuch.json'}: not found; pass the manifest.json the "

@@ -40,8 +40,10 @@ def _expected(rows: list[dict]) -> dict[str, list[tuple[int, float]]]:
     want: dict[str, list[tuple[int, float]]] = {}
     for row in rows:
         for key, value in row.items():
-            if key != "step" and value is not None:
-                want.setdefault(key, []).append((row["step"], value))
+            entries = value.items() if isinstance(value, dict) else [("", value)]
+            for name, v in entries:
+                if key != "step" and v is not None:
+                    want.setdefault(f"{key}/{name}" if name else key, []).append((row["step"], v))
     return want
 
 

@@ -67,6 +67,13 @@ BAD_SHARD_POLICIES = ("fail", "skip")
 
 
 @dataclass
+class SourceConfig:
+    name: str = ""  # the source's key in tokens_by_source and val_bpb_by_source; "" = named after its manifest's directory
+    manifest: str = ""  # its manifest.json (path, file://, s3:// or hdfs://)
+    weight: float = 0.0  # its share of training windows relative to the other sources; 0 everywhere = by train tokens
+
+
+@dataclass
 class DataConfig:
     batch_size: int = 480  # windows (of block_size + 1 tokens) per optimizer step, over all processes
     micro_batch_size: int = 12  # windows per process per forward pass
@@ -76,11 +83,21 @@ class DataConfig:
     # logs it, trains on nothing from it and counts it as `skipped_shards` (rules in trainer/data.py).
     # Validation shards always fail: skipping one would silently change what val_loss measures.
     on_bad_shard: str = "fail"
+    # A mixture of manifests sharing one tokenizer, each taking its weight's share of every step's windows
+    # (rules in trainer/data.py). `--data` given once or more stands for sources named after their directories.
+    sources: list[SourceConfig] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)  # the sources' weights in order (overrides theirs); empty = theirs
 
     def __post_init__(self):
         if self.on_bad_shard not in BAD_SHARD_POLICIES:
             raise cfglib.ConfigError(f"data.on_bad_shard: expected one of {', '.join(BAD_SHARD_POLICIES)}, "
                                      f"got {self.on_bad_shard!r}")
+        for i, w in enumerate(self.weights):
+            if not 0 < w < float("inf"):
+                raise cfglib.ConfigError(f"data.weights[{i}] must be above 0, not {w}")
+        for i, source in enumerate(self.sources):
+            if not 0 <= source.weight < float("inf"):
+                raise cfglib.ConfigError(f"data.sources[{i}].weight must be at least 0, not {source.weight}")
 
 
 @dataclass

@@ -3,6 +3,9 @@
     torchrun --standalone --nproc_per_node=N trainer/main.py --data OUT/tokenize/manifest.json --out runs/x \
         --preset tiny [--config FILE] [--set optim.lr=1e-3] [--steps N] [--ckpt-every N] [--eval-every N]
 
+A mixture repeats --data (sources named after their directories) and may weigh them, e.g.
+`--data A/tokenize/manifest.json --data B/tokenize/manifest.json --set data.weights=3,1`.
+
 Run as a script (torchrun does), so the repository root is put on sys.path before importing the package.
 """
 from __future__ import annotations
@@ -27,7 +30,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "torchrun for several processes (DDP: NCCL on GPUs, gloo on CPU); a plain `python` run uses one. "
         "Configuration is applied in order: defaults, --preset, --config, --set, then the flags below.",
     )
-    p.add_argument("--data", required=True, help="manifest.json of the tokenize stage (path, file://, s3:// or hdfs://)")
+    p.add_argument("--data", action="append", default=[], metavar="MANIFEST",
+                   help="manifest.json of the tokenize stage (path, file://, s3:// or hdfs://); repeat it to train on "
+                   "a mixture (weights: --set data.weights=w1,w2,...; default in proportion to train tokens), or "
+                   "list the sources in data.sources instead")
     p.add_argument("--out", required=True, type=Path,
                    help="run directory: config.yaml, metrics.jsonl, checkpoints/ (a run there is resumed)")
     p.add_argument("--config", help="YAML file with keys of trainer/config.py:TrainConfig")

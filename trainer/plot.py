@@ -1,10 +1,12 @@
 """Training curves from a run directory's metrics.jsonl, as PNG files next to it.
 
-    python -m trainer.plot OUT        # writes OUT/loss.png, OUT/val_bpb.png, OUT/lr.png, OUT/tokens_per_s.png
+    python -m trainer.plot OUT        # writes OUT/loss.png, OUT/val_bpb.png, OUT/lr.png, OUT/tokens_per_s.png,
+                                      # OUT/tokens_by_source.png, OUT/val_bpb_by_source.png, OUT/val_bpb_by_lang.png
 
-Rows come from trainer/train.py: every row has step and train_loss; log rows add lr and tokens_per_s,
-eval rows add val_loss and val_bpb. A curve is drawn from the rows that carry its key, so a run that
-never evaluated still gets its loss and learning-rate plots.
+Rows come from trainer/train.py: every row has step and train_loss; log rows add lr, tokens_per_s and
+tokens_by_source, eval rows add val_loss, val_bpb, val_bpb_by_source and val_bpb_by_lang. A curve is
+drawn from the rows that carry its key (a mapping's key: one curve per entry, `key/name`), so a run
+that never evaluated still gets its loss and learning-rate plots.
 """
 from __future__ import annotations
 
@@ -24,6 +26,12 @@ PLOTS = {
     "lr": ("Learning rate", "lr", [("lr", "lr")]),
     "tokens_per_s": ("Throughput", "tokens/s", [("tokens_per_s", "tokens/s")]),
 }
+# file stem -> (title, y label) of a mapping key: one curve per source or language it holds
+MAPPINGS = {
+    "tokens_by_source": ("Training tokens by source", "tokens"),
+    "val_bpb_by_source": ("Validation bits per byte by source", "bits per byte"),
+    "val_bpb_by_lang": ("Validation bits per byte by language", "bits per byte"),
+}
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -33,9 +41,23 @@ def read_metrics(path: str | Path) -> list[dict]:
 
 
 def series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
-    """(steps, values) of the rows that carry `key`."""
-    pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+    """(steps, values) of the rows that carry `key`; `mapping/name` is an entry of a mapping such as
+    tokens_by_source."""
+    outer, _, inner = key.partition("/")
+    values = [(r["step"], r.get(outer)) for r in rows]
+    if inner:
+        values = [(step, v.get(inner) if isinstance(v, dict) else None) for step, v in values]
+    pts = [(step, v) for step, v in values if v is not None]
     return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def _plots(rows: list[dict]) -> dict[str, tuple[str, str, list[tuple[str, str]]]]:
+    """PLOTS, and one plot per mapping of MAPPINGS with a curve per name the rows hold."""
+    plots = dict(PLOTS)
+    for key, (title, ylabel) in MAPPINGS.items():
+        names = sorted({name for r in rows if isinstance(r.get(key), dict) for name in r[key]})
+        plots[key] = (title, ylabel, [(f"{key}/{name}", name) for name in names])
+    return plots
 
 
 def plot(rows: list[dict], out_dir: str | Path, dpi: int = 100) -> list[Path]:
@@ -43,7 +65,7 @@ def plot(rows: list[dict], out_dir: str | Path, dpi: int = 100) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for stem, (title, ylabel, curves) in PLOTS.items():
+    for stem, (title, ylabel, curves) in _plots(rows).items():
         lines = [(label, *series(rows, key)) for key, label in curves]
         lines = [line for line in lines if line[1]]
         if not lines:
@@ -66,8 +88,9 @@ def plot(rows: list[dict], out_dir: str | Path, dpi: int = 100) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    p = argparse.ArgumentParser(description="Plot train/val loss, val bits per byte, learning rate and tokens/s "
-                                "against step from RUN/metrics.jsonl into PNG files.")
+    p = argparse.ArgumentParser(description="Plot train/val loss, val bits per byte (in all, by source, by language), "
+                                "learning rate, tokens/s and tokens by source against step from RUN/metrics.jsonl "
+                                "into PNG files.")
     p.add_argument("run", type=Path, help="training run directory (holds metrics.jsonl)")
     p.add_argument("--out", type=Path, help="directory for the PNGs (default: the run directory)")
     args = p.parse_args(argv)

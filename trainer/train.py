@@ -7,7 +7,12 @@ is then rescaled to the mean over the targets the step really had.
 
 Each step's loss sum, target count and time spent waiting for the loader travel in one all-reduce, so the
 logged `train_loss` and `data_wait` (the ranks' mean fraction of step time spent fetching batches) cost no
-extra communication.
+extra communication. `tokens_by_source` and `epochs_by_source` follow from the step alone (the mixture's
+allocation, trainer/data.py), so they cost none either.
+
+Evaluation runs over each source's val shards and sums every target's loss into its source and its
+document's language; dividing by the text bytes of the same documents gives `val_bpb_by_source` and
+`val_bpb_by_lang`, exact like `val_bpb`.
 """
 from __future__ import annotations
 
@@ -18,21 +23,22 @@ import os
 import pickle
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from pipeline import config as cfglib
 from pipeline.tokenize.shards import Manifest, ShardError, read_manifest
 from trainer import checkpoint, flops
 from trainer.metrics import MetricsLog
-from trainer.config import TrainConfig
-from trainer.data import ShardStore, TrainWindows, eval_batches, eval_text_bytes, micro_positions
-from trainer.model import GPT
+from trainer.config import SourceConfig, TrainConfig
+from trainer.data import Mixture, ShardStore, eval_batches, eval_text_bytes, micro_positions
+from trainer.model import GPT, IGNORE_INDEX
 
 
 class RunError(RuntimeError):
@@ -59,6 +65,56 @@ def read_data(data: str) -> Manifest:
     except ShardError as e:
         raise RunError(f"{e} (tokenizer.path)") from None
     return manifest
+
+
+@dataclass
+class Source:
+    name: str
+    uri: str
+    manifest: Manifest
+    weight: float
+
+
+def source_name(uri: str) -> str:
+    """A source's default name: the directory of its manifest, or the one above it when that is the stage's
+    own `tokenize/` (OUT/tokenize/manifest.json is named OUT)."""
+    parts = [p for p in uri.split("://", 1)[-1].split("/") if p and p != "."]
+    parts = parts[:-1] if parts and parts[-1].endswith(".json") else parts
+    if len(parts) > 1 and parts[-1] == "tokenize":
+        parts = parts[:-1]
+    return parts[-1] if parts else "data"
+
+
+def read_sources(cfg: TrainConfig, data: Sequence[str]) -> list[Source]:
+    """The run's sources from --data (each may be repeated) or data.sources, with their weights, checked to
+    share one tokenizer; a RunError or ConfigError says what is wrong."""
+    if data and cfg.data.sources:
+        raise cfglib.ConfigError("give the sources either with --data or in data.sources, not both")
+    given = cfg.data.sources or [SourceConfig(manifest=uri) for uri in data]
+    if not given:
+        raise cfglib.ConfigError("no data: pass --data MANIFEST (repeatable) or set data.sources")
+    if cfg.data.weights and len(cfg.data.weights) != len(given):
+        raise cfglib.ConfigError(f"data.weights has {len(cfg.data.weights)} weights for {len(given)} sources")
+    weights = list(cfg.data.weights) or [s.weight for s in given]
+    if any(weights) and not all(weights):
+        raise cfglib.ConfigError("weigh every source or none (none: in proportion to their train tokens)")
+    names = [s.name or source_name(s.manifest) for s in given]
+    if len(set(names)) < len(names):
+        raise cfglib.ConfigError(f"sources need distinct names, got {', '.join(names)}; name them in data.sources")
+    sources = [Source(name, s.manifest, read_data(s.manifest), w) for name, s, w in zip(names, given, weights)]
+    for s in sources:
+        if "train" not in s.manifest.splits:
+            raise RunError(f"source {s.name} ({s.uri}) has no train split")
+        if not all(weights):
+            s.weight = s.manifest.splits["train"].tokens
+    first = sources[0]
+    for s in sources[1:]:
+        mine, theirs = first.manifest.tokenizer, s.manifest.tokenizer
+        if (mine["sha256"], mine["vocab_size"], mine["eos_id"]) != (theirs["sha256"], theirs["vocab_size"], theirs["eos_id"]):
+            raise RunError(f"sources {first.name} and {s.name} do not share one tokenizer ({first.name}: sha256 "
+                           f"{mine['sha256'][:12]}, vocab {mine['vocab_size']}; {s.name}: sha256 {theirs['sha256'][:12]}, "
+                           f"vocab {theirs['vocab_size']}); tokenize them with the same tokenizer.json (tokenize.tokenizer)")
+    return sources
 
 
 def lr_multiplier(step: int, cfg: TrainConfig) -> float:
@@ -144,24 +200,59 @@ def _format_eta(seconds: float) -> str:
 
 
 @torch.no_grad()
-def evaluate(model: GPT, store: ShardStore, cfg: TrainConfig, d: Dist) -> dict[str, float]:
-    """Validation loss over whole val shards; bits per byte from their text_bytes (see data.eval_batches)."""
+def evaluate(model: GPT, stores: dict[str, ShardStore], cfg: TrainConfig, d: Dist) -> dict[str, Any]:
+    """Validation loss over whole val shards of every source; bits per byte in all, by source and by language
+    of the documents, from their UTF-8 bytes (see data.eval_batches)."""
     model.eval()
-    totals = torch.zeros(2, dtype=torch.float64, device=d.device)
-    for x, y in eval_batches(store, cfg.model.block_size, cfg.data.micro_batch_size, d.rank, d.world, cfg.eval.shards):
-        with _autocast(d.device):
-            _, loss_sum, n = model(x.to(d.device), y.to(d.device))
-        totals[0] += loss_sum.double()
-        totals[1] += n
-    d.sum_(totals)
+    by_source: dict[str, list[float]] = {}  # name -> [nats, targets]
+    by_lang: dict[str, list[float]] = {}  # language -> [nats, text bytes]
+    for name, store in stores.items():
+        nats = torch.zeros((), dtype=torch.float64, device=d.device)
+        count = 0
+        lang_nats = torch.zeros(0, dtype=torch.float64, device=d.device)
+        lang_bytes = torch.zeros(0, dtype=torch.float64, device=d.device)
+        for x, y, lang, text_bytes in eval_batches(store, cfg.model.block_size, cfg.data.micro_batch_size, d.rank,
+                                                   d.world, cfg.eval.shards, IGNORE_INDEX, languages=True):
+            with _autocast(d.device):
+                logits, _, _ = model(x.to(d.device))
+            y, lang = y.to(d.device).reshape(-1), lang.to(d.device).reshape(-1)
+            losses = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y, ignore_index=IGNORE_INDEX,
+                                     reduction="none").double()
+            counted = y != IGNORE_INDEX
+            nats += losses.sum()
+            count += int(counted.sum())
+            n = len(store.lang_names)
+            if len(lang_nats) < n:
+                lang_nats = torch.cat([lang_nats, lang_nats.new_zeros(n - len(lang_nats))])
+                lang_bytes = torch.cat([lang_bytes, lang_bytes.new_zeros(n - len(lang_bytes))])
+            lang_nats += torch.bincount(lang[counted], weights=losses[counted], minlength=n)
+            lang_bytes += torch.bincount(lang[counted], weights=text_bytes.to(d.device).reshape(-1)[counted].double(),
+                                         minlength=n)
+        by_source[name] = [float(nats), count]
+        for code, (ln, lb) in enumerate(zip(lang_nats.tolist(), lang_bytes.tolist())):
+            total = by_lang.setdefault(store.lang_names[code], [0.0, 0.0])
+            total[0] += ln
+            total[1] += lb
     model.train()
-    nats, count = totals.tolist()
-    text_bytes = eval_text_bytes(store, cfg.eval.shards)
+    # Each rank saw its own blocks (and so maybe its own languages): sum the ranks' figures, in rank order.
+    source_totals: dict[str, list[float]] = {}
+    lang_totals: dict[str, list[float]] = {}
+    for ranks_sources, ranks_langs in d.gather((by_source, by_lang)):
+        for totals, mine in ((source_totals, ranks_sources), (lang_totals, ranks_langs)):
+            for key, values in mine.items():
+                acc = totals.setdefault(key, [0.0, 0.0])
+                acc[0] += values[0]
+                acc[1] += values[1]
+    text_bytes = {name: eval_text_bytes(store, cfg.eval.shards) for name, store in stores.items()}
+    nats = sum(v[0] for v in source_totals.values())
+    count = sum(v[1] for v in source_totals.values())
     return {
         "val_loss": nats / count,
         "val_ppl": math.exp(nats / count),
-        "val_bpb": nats / math.log(2) / text_bytes,
+        "val_bpb": nats / math.log(2) / sum(text_bytes.values()),
         "val_tokens": int(count),
+        "val_bpb_by_source": {name: source_totals[name][0] / math.log(2) / text_bytes[name] for name in stores},
+        "val_bpb_by_lang": {lang: v[0] / math.log(2) / v[1] for lang, v in sorted(lang_totals.items()) if v[1]},
     }
 
 
@@ -188,19 +279,30 @@ def _generate(model: GPT, manifest: Manifest, tokens: int, d: Dist, seed: int) -
     return tok.decode(out)
 
 
-def _check_usable(store: ShardStore, d: Dist) -> None:
-    """Fail, saying why, once every training shard has been skipped: the run would train on nothing."""
-    store.skipped.update(*d.gather(store.skipped))
-    if len(store.skipped) < len(store.shards):
-        return
-    errors = {i: e for errors in d.gather(store.errors) for i, e in errors.items()}
-    why = errors[min(errors)] if errors else "skipped by the run this one resumes"
-    raise RunError(f"no training shard was usable: all {len(store.shards)} were skipped (data.on_bad_shard=skip); "
-                   f"{why}")
+def _check_usable(stores: dict[str, ShardStore], d: Dist, pooled: bool = False) -> None:
+    """Fail, saying why, once every training shard of a source has been skipped: the run would train on
+    nothing, or on the other sources alone. `pooled`: the ranks' skipped sets were just pooled."""
+    for name, store in stores.items():
+        if not pooled:
+            store.skipped.update(*d.gather(store.skipped))
+        if len(store.skipped) < len(store.shards):
+            continue
+        errors = {i: e for errors in d.gather(store.errors) for i, e in errors.items()}
+        why = errors[min(errors)] if errors else "skipped by the run this one resumes"
+        which = f" of source {name}" if len(stores) > 1 else ""
+        raise RunError(f"no training shard{which} was usable: all {len(store.shards)} were skipped "
+                       f"(data.on_bad_shard=skip); {why}")
 
 
-def train(cfg: TrainConfig, data: str, out: Path) -> GPT:
-    """Train (or resume the run in `out`) and return this process's model."""
+def _skipped_urls(stores: dict[str, ShardStore]) -> list[str] | dict[str, list[str]]:
+    """The skipped shards a checkpoint keeps: their urls, by source in a mixture."""
+    urls = {name: sorted(store.shards[i].url for i in store.skipped) for name, store in stores.items()}
+    return next(iter(urls.values())) if len(urls) == 1 else urls
+
+
+def train(cfg: TrainConfig, data: str | Sequence[str], out: Path) -> GPT:
+    """Train (or resume the run in `out`) on the manifests `data` (or cfg.data.sources) and return this
+    process's model."""
     d = Dist()
     try:
         return _train(cfg, data, out, d)
@@ -208,8 +310,12 @@ def train(cfg: TrainConfig, data: str, out: Path) -> GPT:
         d.close()
 
 
-def _train(cfg: TrainConfig, data: str, out: Path, d: Dist) -> GPT:
-    manifest = read_data(data)
+def _train(cfg: TrainConfig, data: str | Sequence[str], out: Path, d: Dist) -> GPT:
+    sources = read_sources(cfg, [data] if isinstance(data, str) else list(data))
+    # config.yaml records the mixture as run: its sources by name, manifest and weight.
+    cfg = replace(cfg, data=replace(cfg.data, weights=[], sources=[
+        SourceConfig(s.name, s.uri, float(s.weight)) for s in sources]))
+    manifest = sources[0].manifest
     if cfg.model.vocab_size <= 0:
         cfg = replace(cfg, model=replace(cfg.model, vocab_size=manifest.vocab_size))
     elif cfg.model.vocab_size < manifest.vocab_size:  # its ids would index past the embedding
@@ -228,11 +334,17 @@ def _train(cfg: TrainConfig, data: str, out: Path, d: Dist) -> GPT:
     optimizer = raw.configure_optimizer(cfg.optim.weight_decay, cfg.optim.lr, (cfg.optim.beta1, cfg.optim.beta2),
                                         fused=d.device.type == "cuda")
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, cfg))
-    windows = TrainWindows(ShardStore(manifest, "train", cfg.data.verify_sha256, on_bad_shard=cfg.data.on_bad_shard),
-                           cfg.model.block_size, cfg.data.batch_size, cfg.data.seed)
-    shard_index = {s.url: i for i, s in enumerate(windows.store.shards)}
-    has_val = "val" in manifest.splits and manifest.splits["val"].shards
-    val = ShardStore(manifest, "val", cfg.data.verify_sha256) if has_val else None
+    stores = {s.name: ShardStore(s.manifest, "train", cfg.data.verify_sha256, on_bad_shard=cfg.data.on_bad_shard)
+              for s in sources}
+    try:
+        windows = Mixture(list(stores), list(stores.values()), [s.weight for s in sources], cfg.model.block_size,
+                          cfg.data.batch_size, cfg.data.seed)
+    except ShardError:
+        raise
+    except ValueError as e:  # weights that leave a source less than a window per step
+        raise cfglib.ConfigError(str(e)) from None
+    val = {s.name: ShardStore(s.manifest, "val", cfg.data.verify_sha256, languages=True) for s in sources
+           if "val" in s.manifest.splits and s.manifest.splits["val"].shards}
 
     start, position = 0, 0
     resume = checkpoint.latest(ckpt_dir)
@@ -241,9 +353,15 @@ def _train(cfg: TrainConfig, data: str, out: Path, d: Dist) -> GPT:
         raw.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        start, position = state["step"], windows.position(state["loader"])
+        try:
+            start, position = state["step"], windows.position(state["loader"])
+        except ValueError as e:
+            raise RunError(f"{resume}: {e}") from None
         # A shard found bad stays skipped for the rest of the run, so a resumed run decides as the first did.
-        windows.store.skipped.update(shard_index[url] for url in state.get("skipped_shards", []))
+        skipped = state.get("skipped_shards", [])
+        for name, store in stores.items():
+            index = {s.url: i for i, s in enumerate(store.shards)}
+            store.skipped.update(index[url] for url in (skipped.get(name, []) if isinstance(skipped, dict) else skipped))
         rng = state["rng"]
         if len(rng) == d.world:
             torch.set_rng_state(rng[d.rank])
@@ -287,7 +405,7 @@ def _train(cfg: TrainConfig, data: str, out: Path, d: Dist) -> GPT:
         stats[2] = wait
         d.sum_(stats)
         if skip_bad and not stats[1]:  # a step without targets, on every rank alike: is any shard left?
-            _check_usable(windows.store, d)
+            _check_usable(stores, d)
         if skip_bad:  # rescale to the mean over the step's real targets (x 1.0 when no window was skipped)
             scale = tokens_per_step / stats[1].clamp(min=1)
             for p in raw.parameters():
@@ -307,16 +425,20 @@ def _train(cfg: TrainConfig, data: str, out: Path, d: Dist) -> GPT:
         step_time += time.perf_counter() - step_start
 
         log_due = done % cfg.log_every == 0 or done == cfg.steps
-        eval_due = val is not None and ((cfg.eval.every and done % cfg.eval.every == 0) or done == cfg.steps)
+        eval_due = bool(val) and ((cfg.eval.every and done % cfg.eval.every == 0) or done == cfg.steps)
         ckpt_due = done % cfg.ckpt_every == 0 or done == cfg.steps
         if skip_bad and (log_due or eval_due or ckpt_due):  # the same steps on every rank, so safe to gather
-            windows.store.skipped.update(*d.gather(windows.store.skipped))
+            for store in stores.values():
+                store.skipped.update(*d.gather(store.skipped))
+            _check_usable(stores, d, pooled=True)
         row: dict[str, Any] | None = None
         if log_due:
             now = time.perf_counter()
             row = {"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss, "lr": lr,
                    "tokens_per_s": (done - last_step) * tokens_per_step / max(now - last_time, 1e-9),
-                   "data_wait": wait_time / max(step_time, 1e-9)}
+                   "data_wait": wait_time / max(step_time, 1e-9),
+                   "tokens_by_source": dict(zip(stores, (c * cfg.model.block_size for c in windows.counts(done)))),
+                   "epochs_by_source": dict(zip(stores, windows.epochs(done)))}
             if peak is not None:
                 row["mfu"] = flops.mfu(flops_token, row["tokens_per_s"] / d.world, peak)
             last_time, last_step = now, done
@@ -325,14 +447,14 @@ def _train(cfg: TrainConfig, data: str, out: Path, d: Dist) -> GPT:
             row = (row or {"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss, "lr": lr})
             row.update(evaluate(raw, val, cfg, d))
         if row is not None and skip_bad:
-            row["skipped_shards"] = len(windows.store.skipped)
+            row["skipped_shards"] = sum(len(store.skipped) for store in stores.values())
         if ckpt_due:
             rng = d.gather(torch.get_rng_state())
             if d.master:
                 checkpoint.save(ckpt_dir, done, {
                     "model": raw.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "step": done, "loader": windows.state(position),
-                    "skipped_shards": sorted(windows.store.shards[i].url for i in windows.store.skipped),
+                    "skipped_shards": _skipped_urls(stores),
                     "rng": rng, "world_size": d.world, "config": cfglib.to_dict(cfg),
                 }, cfg.keep_checkpoints)
         if metrics is not None and row is not None:
@@ -349,9 +471,8 @@ def _train(cfg: TrainConfig, data: str, out: Path, d: Dist) -> GPT:
 
     if metrics is not None:
         metrics.close()
-    windows.store.close()
-    if val is not None:
-        val.close()
+    for store in [*stores.values(), *val.values()]:
+        store.close()
     if d.master and cfg.eval.generate_tokens > 0:
         text = _generate(raw, manifest, cfg.eval.generate_tokens, d, cfg.seed)
         if text is not None:
