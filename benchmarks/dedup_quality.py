@@ -34,7 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import evaluate  # noqa: E402
-from pipeline.dedup import DedupeConfig, dedupe  # noqa: E402
+from pipeline.dedup.config import DedupeConfig  # noqa: E402
+from pipeline.dedup.dedupe_spark import dedupe  # noqa: E402
 
 
 def read_corpus(root: Path) -> tuple[dict[str, dict], dict[str, dict]]:

@@ -32,9 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import dedup_scaling, labelled_corpus  # noqa: E402
 from benchmarks.datatrove_side import run_datatrove, write_jsonl  # noqa: E402
-from pipeline.dedup import DedupeConfig, minhash  # noqa: E402
+from pipeline.dedup import minhash  # noqa: E402
+from pipeline.dedup.config import DedupeConfig  # noqa: E402
 from pipeline.dedup.dedupe_spark import FEATURES, features_fn  # noqa: E402
-from pipeline.stages import spark_io  # noqa: E402
+from pipeline import spark_io  # noqa: E402
 
 
 def ours(texts: list[str], batch: int, cfg: DedupeConfig) -> float:

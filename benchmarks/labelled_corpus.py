@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import storage
-from pipeline.stages import spark_io
+from pipeline import stagedir
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
@@ -18,14 +18,14 @@ DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 def write_input_stage(stage: str, docs: list[dict], parts: int, name: str = "clean") -> None:
     """A committed stage directory (`parts` Parquet parts of id + text, stats.json, _SUCCESS), as stage
     `name` leaves it: the input of the stage a benchmark times."""
-    attempt = spark_io.begin(stage)
+    attempt = stagedir.begin(stage)
     paths = []
     for k, chunk in enumerate(np.array_split(np.arange(len(docs)), max(1, parts))):
-        path = storage.join(stage, spark_io.TEMPORARY, attempt, "data", f"part-{k:05d}-a0.parquet")
+        path = storage.join(stage, stagedir.TEMPORARY, attempt, "data", f"part-{k:05d}-a0.parquet")
         table = pa.table({"id": [docs[i]["id"] for i in chunk], "text": [docs[i]["text"] for i in chunk]})
         with storage.open_output(path) as f:
             pq.write_table(table, f, compression="zstd")
         paths.append(path)
-    result = spark_io.WriteResult()
+    result = stagedir.WriteResult()
     result.counts[("kept", None)] = len(docs)
-    spark_io.commit(stage, attempt, {"kept": paths}, spark_io.stage_stats(name, len(docs), result, 0.0))
+    stagedir.commit(stage, attempt, {"kept": paths}, stagedir.stage_stats(name, len(docs), result, 0.0))

@@ -32,7 +32,7 @@ from benchmarks import labelled_corpus  # noqa: E402
 from pipeline import evaluate  # noqa: E402
 from pipeline import storage  # noqa: E402
 from pipeline.report import batches  # noqa: E402
-from pipeline.stages.layout import listed_files  # noqa: E402
+from pipeline.stagedir import listed_files  # noqa: E402
 
 
 def read_columns(stage: str, subdir: str, columns: list[str]) -> list[dict]:

@@ -2,7 +2,7 @@
 
 The classifier is trained from the pipeline's own decisions, never from the corpus labels: the default
 filter runs over shards 00-03, its kept documents become `keep` and its dropped
-ones `junk` (`quality_train.train`, default TrainConfig, seed 0). Shards 04-07 are then filtered without
+ones `junk` (`quality_train_spark.train`, default TrainConfig, seed 0). Shards 04-07 are then filtered without
 and with the classifier (threshold 0.5) and compared on the labels: junk recall and false drops of
 originals per language. Last, scoring throughput: `quality.scores` (prefix, whitespace, batch predict,
 score extraction) against bare fastText `predict` on the same prepared texts, side by side.
@@ -29,7 +29,7 @@ from pipeline import evaluate  # noqa: E402
 from pipeline.config import merge  # noqa: E402
 from pipeline.filter import FilterConfig, filter_batch  # noqa: E402
 from pipeline.filter import quality  # noqa: E402
-from pipeline.filter.quality_train import Examples, TrainConfig, train  # noqa: E402
+from pipeline.filter.quality_train_spark import Examples, TrainConfig, train  # noqa: E402
 
 
 def filtered(docs: list[dict], cfg: FilterConfig, batch: int) -> list[dict]:

@@ -22,13 +22,13 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirna
 from pipeline import config as config_lib  # noqa: E402
 from pipeline import storage  # noqa: E402
 from pipeline.cli import spark_session  # noqa: E402
-from pipeline.filter import quality_train  # noqa: E402
-from pipeline.stages.spark_io import StageError  # noqa: E402
+from pipeline.filter import quality_train_spark  # noqa: E402
+from pipeline.stagedir import StageError  # noqa: E402
 
 
 def parser() -> argparse.ArgumentParser:
     doc = __doc__.split("\n\n", 1)[1]
-    keys = "\n".join(f"  {k} = {json.dumps(v)}" for k, v in config_lib.to_dict(quality_train.TrainConfig()).items())
+    keys = "\n".join(f"  {k} = {json.dumps(v)}" for k, v in config_lib.to_dict(quality_train_spark.TrainConfig()).items())
     p = argparse.ArgumentParser(
         prog="spark-submit jobs/train_quality.py",
         description=doc,
@@ -57,19 +57,19 @@ def main(argv=None) -> dict:
     if any(sources) if args.labelled else not all(sources):
         p.error("give either --labelled, or both --positive and --negative")
     try:
-        cfg = config_lib.load(quality_train.TrainConfig, args.config, args.set)
+        cfg = config_lib.load(quality_train_spark.TrainConfig, args.config, args.set)
     except config_lib.ConfigError as e:
         sys.exit(f"config error: {e}")
     spark = spark_session("corpusforge-train-quality")
     try:
         if args.labelled:
-            examples = quality_train.labelled_table(spark, args.labelled, args.text_field, args.label_field)
+            examples = quality_train_spark.labelled_table(spark, args.labelled, args.text_field, args.label_field)
         else:
-            examples = quality_train.documents_as(spark, args.positive, args.positive_label, args.positive_subdir)
+            examples = quality_train_spark.documents_as(spark, args.positive, args.positive_label, args.positive_subdir)
             examples = examples.unionByName(
-                quality_train.documents_as(spark, args.negative, args.negative_label, args.negative_subdir)
+                quality_train_spark.documents_as(spark, args.negative, args.negative_label, args.negative_subdir)
             )
-        report = quality_train.train(quality_train.sample(examples, cfg), args.output, cfg)
+        report = quality_train_spark.train(quality_train_spark.sample(examples, cfg), args.output, cfg)
     except (StageError, storage.StorageError, ValueError, RuntimeError) as e:
         sys.exit(f"error: {e}")
     print(json.dumps({"labels": report["labels"], "holdout": report["holdout"]}, indent=2), flush=True)

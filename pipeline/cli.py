@@ -15,36 +15,11 @@ import typing
 
 from pipeline import config as config_lib
 from pipeline import storage
+from pipeline import stages
 from pipeline.stages import STAGES
 from pipeline.stages.config import PipelineConfig
 
 LOCKED_EXIT = 75  # EX_TEMPFAIL: another scheduled run holds the lock; try again later
-
-DESCRIPTIONS = {
-    "clean": "Read raw documents (JSONL, JSONL.gz/.zst, Parquet, WARC/WET, HTML), decode HTML character "
-    "references left in text, normalise Unicode, control characters, whitespace and boilerplate lines; "
-    "unusable records go to rejected/ with file, line and reason.",
-    "dedupe": "Remove exact duplicates (hash of normalised text), then near duplicates (MinHash LSH, verified "
-    "edges, distributed connected components); each cluster keeps its earliest-published copy (created "
-    "date, then canonical URL, then id); writes clusters/.",
-    "filter": "Identify the language (fastText lid.176, or the fastText model at filter.langid_model, e.g. GlotLID), "
-    "apply Gopher/C4/FineWeb quality rules (language-aware), drop mojibake, optionally score with a fastText quality classifier (filter.quality.model; train one with "
-    "jobs/train_quality.py), replace e-mail and public IP addresses; every drop carries its reason.",
-    "tokenize": "Train (or load) a byte-level BPE, encode every document with EOS, and write WebDataset token "
-    "shards for train/val plus tokenizer.json and manifest.json.",
-}
-
-
-def _config_keys(obj, prefix: str = "") -> list[str]:
-    lines = []
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if dataclasses.is_dataclass(value):
-            lines += _config_keys(value, f"{prefix}{f.name}.")
-        else:
-            lines.append(f"  {prefix}{f.name} = {json.dumps(value)}")
-    return lines
-
 
 class _Parser(argparse.ArgumentParser):
     """Usage errors echo the arguments given, and a URI among them may carry credentials."""
@@ -55,11 +30,12 @@ class _Parser(argparse.ArgumentParser):
 
 def parser(stage: str | None) -> argparse.ArgumentParser:
     name = f"jobs/{stage or 'pipeline'}.py"
-    desc = DESCRIPTIONS[stage] if stage else ("Run clean, filter, dedupe and tokenize in sequence into OUTPUT/<stage> "
-                                              "(FineWeb's order: only what passes the filter is deduplicated).")
-    section = [stage] if stage else list(STAGES) + ["audit", "state"]
+    desc = stages.BY_NAME[stage].description if stage else (
+        f"Run the stages ({', '.join(STAGES)}) in sequence into OUTPUT/<stage> (FineWeb's order: only what passes "
+        "the filter is deduplicated).")
+    section = [stage, "audit"] if stage else list(STAGES) + ["audit", "state"]
     epilog = "configuration keys (YAML sections or --set section.key=value; defaults shown):\n" + "\n".join(
-        line for s in section for line in _config_keys(getattr(PipelineConfig(), s), f"{s}.")
+        line for s in section for line in config_lib.describe_keys(getattr(PipelineConfig(), s), f"{s}.")
     )
     epilog += "\n\nSpark settings come from spark-submit (--master, --conf), never from this job."
     p = _Parser(
@@ -135,12 +111,6 @@ def describe(stats: dict) -> str:
     return "\n".join(parts)
 
 
-def _runners():
-    from pipeline.stages import clean, dedupe, filter, tokenize
-
-    return {"clean": clean.run, "dedupe": dedupe.run, "filter": filter.run, "tokenize": tokenize.run}
-
-
 def _parse(stage: str | None, argv) -> tuple[argparse.Namespace, PipelineConfig]:
     args = parser(stage).parse_args(argv)
     try:
@@ -167,7 +137,7 @@ def _fail_cleanly(main):
     readable line and exit code 1, not a traceback. Whatever ends the job prints no credential."""
 
     def wrapped(*args, **kwargs):
-        from pipeline.stages.spark_io import StageError
+        from pipeline.stagedir import StageError
 
         sys.excepthook = _redacted_traceback
         try:
@@ -201,9 +171,17 @@ def stage_main(stage: str, argv: typing.Sequence[str] | None = None) -> dict:
     _check_uris(args.input, args.output)
     spark = spark_session(f"corpusforge-{stage}")
     print(f"[{stage}] {storage.display(args.input)} -> {storage.display(args.output)}", flush=True)
-    stats = _runners()[stage](spark, args.input, args.output, cfg)
+    stats = stages.run(stage, spark, args.input, args.output, cfg)
     print(describe(stats), flush=True)
+    _print_notes([stats])
     return stats
+
+
+def _print_notes(summary: list[dict]) -> None:
+    """Each stage's notes (the filter's languages at risk) come last, where an operator reads first."""
+    for stats in summary:
+        if note := stages.notes(stats["stage"], stats):
+            print(note, flush=True)
 
 
 def run_stages(spark, input_uri: str, out: str, cfg: PipelineConfig, files: list[str] | None = None,
@@ -212,24 +190,22 @@ def run_stages(spark, input_uri: str, out: str, cfg: PipelineConfig, files: list
     stage that already committed is not run again (its stats are read back), unless a stage before it ran:
     then its committed output was made from other input (say, by a version that ran the stages in another
     order) and it runs again too."""
-    from pipeline.stages import spark_io
-    from pipeline.stages.layout import is_committed
+    from pipeline import stagedir
 
-    runners = _runners()
     summary, previous, ran = [], input_uri, False
-    for stage in STAGES:
+    planned = [entry.name for entry in stages.enabled(cfg)]
+    for stage in planned:
         stage_out = storage.join(out, stage)
-        if resume and not ran and is_committed(stage_out) and _still_valid(stage, stage_out, cfg):
-            stats = spark_io.read_stats(stage_out)
+        if resume and not ran and stagedir.is_committed(stage_out) and _still_valid(stage, stage_out, cfg):
+            stats = stagedir.read_stats(stage_out)
             print(f"[pipeline] {stage}: already committed in {storage.display(stage_out)}, not run again", flush=True)
         else:
             print(f"[pipeline] {stage}: {storage.display(previous)} -> {storage.display(stage_out)}", flush=True)
-            extra = {"files": files} if stage == "clean" and files else {}
-            stats = runners[stage](spark, previous, stage_out, cfg, **extra)
+            stats = stages.run(stage, spark, previous, stage_out, cfg, files if stage == STAGES[0] else None)
             ran = True
             print(describe(stats), flush=True)
         summary.append(stats)
-        if stats["kept"] == 0 and stage != STAGES[-1]:
+        if stats["kept"] == 0 and stage != planned[-1]:
             print(f"[pipeline] {stage} kept no documents: the later stages have nothing to do", flush=True)
             break
         previous = stage_out
@@ -241,10 +217,10 @@ def _still_valid(stage: str, stage_out: str, cfg: PipelineConfig) -> bool:
     just after the stage, so a crash in between is repaired by running the stage again (same decisions)."""
     if stage != "dedupe" or not cfg.dedupe.index:
         return True
+    from pipeline import stagedir
     from pipeline.dedup import index_spark
-    from pipeline.stages import spark_io
 
-    stats = spark_io.read_stats(stage_out)
+    stats = stagedir.read_stats(stage_out)
     if not stats.get("index_added"):
         return True
     return len(index_spark.open_index(cfg.dedupe.index, cfg.dedupe).generations) >= stats["index_generations"]
@@ -253,7 +229,7 @@ def _still_valid(stage: str, stage_out: str, cfg: PipelineConfig) -> bool:
 def _write_summary(out: str, summary: list[dict], seconds: float, **extra) -> None:
     storage.write_bytes(storage.join(out, "pipeline.json"),
                         json.dumps({"stages": summary, "seconds": round(seconds, 3), **extra}, indent=2).encode())
-    if len(summary) == len(STAGES):
+    if summary and summary[-1]["stage"] == STAGES[-1]:
         from pipeline import report
 
         print(f"[pipeline] report: {storage.display(report.write(out))}", flush=True)
@@ -265,10 +241,12 @@ def pipeline_main(argv: typing.Sequence[str] | None = None) -> list[dict]:
     _check_uris(args.input, args.output, args.state)
     spark = spark_session("corpusforge-pipeline")
     if args.state:
-        return scheduled_run(spark, args.input, args.output, args.state, cfg)
-    start = time.time()
-    summary = run_stages(spark, args.input, args.output, cfg)
-    _write_summary(args.output, summary, time.time() - start)
+        summary = scheduled_run(spark, args.input, args.output, args.state, cfg)
+    else:
+        start = time.time()
+        summary = run_stages(spark, args.input, args.output, cfg)
+        _write_summary(args.output, summary, time.time() - start)
+    _print_notes(summary)
     return summary
 
 
@@ -276,7 +254,7 @@ def scheduled_run(spark, input_uri: str, output_uri: str, state_uri: str, cfg: P
     """One batch of a scheduled run (pipeline/state.py): the new input files, deduplicated against every
     earlier batch, into OUTPUT/batches/<id>/ and a new manifest version. No new files: a no-op."""
     from pipeline import state as state_lib
-    from pipeline.stages import spark_io
+    from pipeline import spark_io
 
     try:
         lock = state_lib.Lock(state_uri, cfg.state).acquire()
@@ -302,7 +280,7 @@ def scheduled_run(spark, input_uri: str, output_uri: str, state_uri: str, cfg: P
         start = time.time()
         summary = run_stages(spark, input_uri, out, cfg, files=sorted(batch.files), resume=batch.resumed)
         _write_summary(out, summary, time.time() - start, batch=batch.id)
-        wrote_shards = len(summary) == len(STAGES)
+        wrote_shards = bool(summary) and summary[-1]["stage"] == STAGES[-1]
         rel = f"{state_lib.BATCHES}/{batch.id}/tokenize"
         record = {
             "id": batch.id,

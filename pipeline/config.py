@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import json
 import re
 import types
 import typing
@@ -230,3 +231,56 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 def dump_yaml(obj: Any) -> str:
     return yaml.safe_dump(to_dict(obj), sort_keys=False)
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """{field name: its documentation} of a dataclass: the comment lines right above the field and the
+    comment after it, read from the class's source, so `--help` says what the code says."""
+    import inspect
+    import io
+    import tokenize as tok
+
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    lines = source.splitlines()
+    comments = {t.start[0]: t.string.lstrip("#").strip()
+                for t in tok.generate_tokens(io.StringIO(source).readline) if t.type == tok.COMMENT}
+    field_line = re.compile(r"^(\s+)(\w+)\s*:")
+    names = {f.name for f in dataclasses.fields(cls)}
+    indent, docs, above = None, {}, []
+    for number, line in enumerate(lines[1:], start=2):
+        stripped = line.strip()
+        m = field_line.match(line)
+        if stripped.startswith("#"):
+            above.append(comments.get(number, ""))
+            continue
+        if m and m.group(2) in names and (indent is None or m.group(1) == indent):
+            indent = m.group(1)
+            docs[m.group(2)] = " ".join(above + ([comments[number]] if number in comments else [])).strip()
+        above = []
+    return docs
+
+
+def describe_keys(obj: Any, prefix: str = "") -> list[str]:
+    """`--help` lines for every key of a config dataclass: `key = default`, then what it means."""
+    import textwrap
+
+    out = []
+    docs = {}
+    for base in reversed(type(obj).__mro__):  # a subclass's comment on a field wins
+        if dataclasses.is_dataclass(base):
+            docs.update({k: v for k, v in field_docs(base).items() if v})
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            if docs.get(f.name):
+                out.append(f"  {prefix}{f.name}.*: {docs[f.name]}")
+            out += describe_keys(value, f"{prefix}{f.name}.")
+            continue
+        out.append(f"  {prefix}{f.name} = {json.dumps(value, default=lambda v: dataclasses.asdict(v))}")
+        if docs.get(f.name):
+            out += textwrap.wrap(docs[f.name], 100, initial_indent="      ", subsequent_indent="      ",
+                                 break_on_hyphens=False)
+    return out

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from pipeline.clean.batch import clean_batch
 from pipeline.readers import read_file, to_batches
-from pipeline.stages.config import CleanConfig
+from pipeline.clean.config import CleanConfig
 
 
 def labels(root: Path) -> dict[str, dict]:

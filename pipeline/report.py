@@ -21,10 +21,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import storage
+from pipeline import stages
 from pipeline.stages import STAGES
-from pipeline.stages.layout import listed_files
+from pipeline.stages.config import PipelineConfig
+from pipeline.stagedir import listed_files
 
-DOC_STAGES = STAGES[:-1]  # stages whose data/ holds documents
+DOC_STAGES = tuple(e.name for e in stages.REGISTRY if e.documents)  # stages whose data/ holds documents
 # Document length bins in characters: [0, 1), then 8 log-spaced bins per decade up to 10 M (the last is open-ended).
 BINS_PER_DECADE = 8
 LENGTH_EDGES = np.concatenate([[0], 10 ** (np.arange(7 * BINS_PER_DECADE + 1) / BINS_PER_DECADE)])
@@ -322,7 +324,9 @@ def _missing(stage: str) -> str:
 
 
 def _summary(out: str, stats: dict) -> str:
-    rows = [[s, "committed" if s in stats else "missing"] for s in STAGES]
+    # A stage the default settings do not run (decontamination without benchmarks) is listed when it ran.
+    default = {e.name for e in stages.enabled(PipelineConfig())}
+    rows = [[s, "committed" if s in stats else "missing"] for s in STAGES if s in stats or s in default]
     body = f"<p>Run directory: <code>{_esc(storage.display(out))}</code></p>" + _table(["stage", "status"], rows)
     pipeline_json = storage.join(out, "pipeline.json")
     if storage.exists(pipeline_json):

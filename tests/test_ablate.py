@@ -15,7 +15,7 @@ from pipeline import config as cfglib
 from pipeline.dedup import minhash
 from pipeline.default_corpus import build
 from pipeline.tokenize.shards import iter_shard, read_manifest
-from trainer import ablate
+from pipeline.stages import ablation as ablate
 
 STEPS, EVERY = 8, 4
 SETTINGS = [

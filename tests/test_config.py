@@ -1,10 +1,14 @@
 """Typed configs: defaults, YAML, then --set; typos and bad types fail naming the key."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from pipeline import config
 from pipeline.stages.config import PipelineConfig
+from synthetic import REPO
 
 
 def test_yaml_then_overrides_apply_in_order(tmp_path):
@@ -61,3 +65,26 @@ def test_a_job_given_broken_yaml_prints_one_line_naming_the_file_and_line(tmp_pa
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [f"config error: {path}, line 4, column 18: mapping values are not "
                                                 "allowed here"], proc.stderr[-3000:]
+
+
+def test_every_stage_jobs_help_lists_each_key_of_its_section_and_of_audit_with_what_it_means():
+    from pipeline.cli import parser
+    from pipeline.config import describe_keys
+    from pipeline.stages import STAGES
+
+    for stage in STAGES:
+        text = parser(stage).format_help()
+        for section in (stage, "audit"):
+            for line in describe_keys(getattr(PipelineConfig(), section), f"{section}."):
+                assert line in text, (stage, line)
+    dedupe_help = parser("dedupe").format_help()
+    assert '  dedupe.partitions = 0\n      Number of parts of clusters/' in dedupe_help
+    assert "  dedupe.threshold = 0.8\n      Jaccard of shingle sets" in dedupe_help  # documented on the base class
+
+
+def test_the_trainers_help_lists_its_keys_with_defaults_and_meanings():
+    proc = subprocess.run([sys.executable, "trainer/main.py", "--help"], capture_output=True, text=True, cwd=REPO,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert '  data.on_bad_shard = "fail"\n      A training shard that fails its sha256' in proc.stdout
+    assert "  model.tie_embeddings = true\n      the output projection shares" in proc.stdout

@@ -12,7 +12,7 @@ import pytest
 from pipeline import config
 from pipeline.stages.config import RANGES as PIPELINE_RANGES, PipelineConfig
 from trainer import config as trainer_config
-from trainer.ablate import AblationConfig
+from pipeline.stages.ablation import AblationConfig
 
 # Settings any integer suits: they only seed hashes or torch's generator.
 ANY_VALUE = {"tokenize.seed", "holdout.seed", "train.seed", "seed"}

@@ -7,7 +7,8 @@ from collections import defaultdict
 import pytest
 
 from pipeline import evaluate
-from pipeline.dedup import DedupeConfig, dedupe
+from pipeline.dedup.config import DedupeConfig
+from pipeline.dedup.dedupe_spark import dedupe
 
 
 def labelled_sample(corpus, others: int = 2000):

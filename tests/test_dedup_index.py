@@ -12,9 +12,9 @@ import pytest
 
 from pipeline import config as config_lib
 from pipeline.dedup.index_spark import GENERATIONS, IndexMismatch, history_candidates
-from pipeline.stages import dedupe
+from pipeline import stages
 from pipeline.stages.config import PipelineConfig
-from pipeline.stages.spark_io import SUCCESS
+from pipeline.stagedir import SUCCESS
 
 WORDS = ("river stone lantern orchard velvet harbor meadow copper whisper canyon glacier saddle "
          "thistle amber quarry falcon marble pepper ribbon timber walnut cobalt ember fjord").split()
@@ -89,7 +89,7 @@ def runs(spark, tmp_path_factory):
     batch_2 = write_input_stage(root / "in-2", {i: text for i, (text, *_) in BATCH_2.items()})
     out = {}
     for name, source in (("first", batch_1), ("rerun", batch_1), ("second", batch_2)):
-        stats = dedupe.run(spark, str(source), str(root / name), cfg)
+        stats = stages.run("dedupe", spark, str(source), str(root / name), cfg)
         out[name] = {"stats": stats, "outcome": outcome(root / name), "index": snapshot(index),
                      "ids": index_ids(index)}
     out["cfg"], out["index_uri"], out["input"] = cfg, index, batch_1
@@ -136,7 +136,7 @@ def test_rerunning_a_batch_whose_earliest_copy_has_the_larger_id_is_a_no_op(spar
     cfg = config_lib.load(PipelineConfig, overrides=[f"dedupe.index={tmp_path / 'index'}"])
     runs = []
     for name in ("first", "rerun"):
-        stats = dedupe.run(spark, str(source), str(tmp_path / name), cfg)
+        stats = stages.run("dedupe", spark, str(source), str(tmp_path / name), cfg)
         runs.append((outcome(tmp_path / name), stats["dropped"], index_ids(tmp_path / "index")))
     assert runs[0][0]["a-base"] == ("dropped", "near_duplicate") and runs[0][0]["b-near"] == ("kept", None)
     assert runs[1] == runs[0] == (runs[0][0], {"near_duplicate": 1}, ["b-near", "c-other", "d-third"])
@@ -145,7 +145,7 @@ def test_rerunning_a_batch_whose_earliest_copy_has_the_larger_id_is_a_no_op(spar
 def test_an_index_built_with_other_minhash_parameters_is_refused(runs, spark, tmp_path):
     cfg = config_lib.load(PipelineConfig, overrides=[f"dedupe.index={runs['index_uri']}", "dedupe.seed=2"])
     with pytest.raises(IndexMismatch, match="seed"):
-        dedupe.run(spark, str(runs["input"]), str(tmp_path / "out"), cfg)
+        stages.run("dedupe", spark, str(runs["input"]), str(tmp_path / "out"), cfg)
 
 
 def test_a_bucket_shared_by_many_history_documents_pairs_each_new_document_once(spark):

@@ -18,13 +18,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import STAGES
+from pipeline import stages
 from pipeline.dedup.minhash import normalize
 from pipeline.schemas import validate
+from pipeline.stages.config import PipelineConfig
 from pipeline.tokenize.shards import iter_shard, shard_documents
 from pipeline.tokenize.tokenizer import decode_documents, load_tokenizer, split_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.corpus]
+
+# The stages jobs/pipeline.py runs under the default settings, in its order.
+STAGES = [entry.name for entry in stages.enabled(PipelineConfig())]
 
 REPO = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"

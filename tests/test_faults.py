@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.stages.layout import SUCCESS, TEMPORARY, listed_files
+from pipeline.stagedir import SUCCESS, TEMPORARY, listed_files
 from pipeline.tokenize.shards import ShardError, build_manifest, parse_manifest, write_shard
 from s3server import S3Server, seaweedfs
 from spark_cluster import build_pyfiles, free_port, running_cluster

@@ -50,16 +50,16 @@ def test_explicit_per_language_minimum_wins():
 
 def test_filter_stage_records_per_language_score_figures(spark, tmp_path):
     from pipeline import config as config_lib
-    from pipeline.stages import clean, filter as filter_stage
+    from pipeline import stages
     from pipeline.stages.config import PipelineConfig
     from synthetic import documents, write_jsonl
 
     write_jsonl(tmp_path / "in" / "a.jsonl", documents(40))
     cfg = config_lib.load(PipelineConfig, overrides=["filter.lang_threshold=adaptive", "filter.adaptive_min_docs=10"])
-    clean.run(spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
-    stats = filter_stage.run(spark, str(tmp_path / "clean"), str(tmp_path / "filter"), cfg)
+    stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
+    stats = stages.run("filter", spark, str(tmp_path / "clean"), str(tmp_path / "filter"), cfg)
     figures = stats["lang_scores"]["en"]
     assert figures["n"] >= 10 and figures["adaptive"]
     assert figures["threshold"] == min(adaptive_threshold(figures["median"], figures["std"]), 0.65)
     fixed = config_lib.load(PipelineConfig, overrides=["filter.lang_threshold=fixed"])
-    assert "lang_scores" not in filter_stage.run(spark, str(tmp_path / "clean"), str(tmp_path / "filter2"), fixed)
+    assert "lang_scores" not in stages.run("filter", spark, str(tmp_path / "clean"), str(tmp_path / "filter2"), fixed)

@@ -2,17 +2,17 @@
 filter/stats.json `languages_at_risk`, last on the filter job's console and at the top of report.html."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 
 import numpy as np
 import pytest
 
-from pipeline import config as config_lib, report, schemas
+from pipeline import cli, config as config_lib, report, schemas
 from pipeline.filter import FilterConfig
 from pipeline.filter.langid import score_histogram
-from pipeline.stages import clean, filter as filter_stage
+from pipeline import stages
+from pipeline.stages import filter as filter_stage
 from pipeline.stages.config import PipelineConfig
 from synthetic import DE, RU, document, outside_sections, write_jsonl
 
@@ -33,21 +33,14 @@ def corpus() -> list[dict]:
 def clean_dir(spark, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("alarm")
     write_jsonl(tmp / "in" / "docs.jsonl", corpus())
-    clean.run(spark, str(tmp / "in"), str(tmp / "clean"), PipelineConfig())
+    stages.run("clean", spark, str(tmp / "in"), str(tmp / "clean"), PipelineConfig())
     return tmp
-
-
-def _load_job(name: str):
-    spec = importlib.util.spec_from_file_location(f"job_{name}", f"{REPO}/jobs/{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_a_dropped_language_is_at_risk_in_stats_last_on_the_filter_jobs_console_and_atop_the_report(clean_dir, capsys):
     out = clean_dir / "filter"
     args = ["--input", str(clean_dir / "clean"), "--output", str(out)] + [a for s in DROP_DE_AND_RU for a in ("--set", s)]
-    stats = _load_job("filter").main(args)
+    stats = cli.stage_main("filter", args)
     written = json.loads((out / "stats.json").read_text())
     schemas.validate(written, "stats.v1")
     at_risk = written["languages_at_risk"]
@@ -67,7 +60,7 @@ def test_a_dropped_language_is_at_risk_in_stats_last_on_the_filter_jobs_console_
 def test_the_pipeline_job_lists_the_languages_at_risk_after_every_stage(clean_dir, capsys):
     settings = DROP_DE_AND_RU + ["tokenize.vocab_size=512", "tokenize.sample_tokens=256", "tokenize.min_frequency=1"]
     args = ["--input", str(clean_dir / "in"), "--output", str(clean_dir / "run")] + [a for s in settings for a in ("--set", s)]
-    summary = _load_job("pipeline").main(args)
+    summary = cli.pipeline_main(args)
     assert [s["stage"] for s in summary] == ["clean", "filter", "dedupe", "tokenize"]
     lines = capsys.readouterr().out.rstrip("\n").split("\n")
     assert "language(s) at risk" in lines[-2] and lines[-1].startswith("  de: kept 0 of 25")
@@ -77,14 +70,14 @@ def test_without_the_first_pass_the_quantiles_come_from_the_filtering_pass(spark
     adaptive = config_lib.load(PipelineConfig, overrides=DROP_DE_AND_RU)
     fixed = config_lib.load(PipelineConfig, overrides=DROP_DE_AND_RU + ["filter.lang_threshold=fixed",
                                                                         "filter.adaptive_line_ends=false"])
-    first = filter_stage.run(spark, str(clean_dir / "clean"), str(clean_dir / "f-adaptive"), adaptive)
-    second = filter_stage.run(spark, str(clean_dir / "clean"), str(clean_dir / "f-fixed"), fixed)
+    first = stages.run("filter", spark, str(clean_dir / "clean"), str(clean_dir / "f-adaptive"), adaptive)
+    second = stages.run("filter", spark, str(clean_dir / "clean"), str(clean_dir / "f-fixed"), fixed)
     assert "lang_scores" not in second and "line_ends" not in second  # no first pass ran
     assert second["languages_at_risk"] == first["languages_at_risk"]
 
 
 def test_a_run_keeping_its_languages_alike_has_none_at_risk(spark, clean_dir):
-    stats = filter_stage.run(spark, str(clean_dir / "clean"), str(clean_dir / "f-plain"), PipelineConfig())
+    stats = stages.run("filter", spark, str(clean_dir / "clean"), str(clean_dir / "f-plain"), PipelineConfig())
     assert stats["languages_at_risk"] == {}
     assert filter_stage.describe_at_risk(stats) == ""
 

@@ -9,11 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import config as config_lib
-from pipeline.filter import FilterConfig, filter_batch, langid, quality_train
+from pipeline.filter import FilterConfig, filter_batch, langid, quality_train_spark
 from pipeline.filter.config import language_code
-from pipeline.stages import clean, filter as filter_stage
+from pipeline import stages
 from pipeline.stages.config import PipelineConfig
-from pipeline.stages.spark_io import StageError
+from pipeline.stagedir import StageError
 from synthetic import DE, EN, ZH, batch_of
 
 # Ecuadorian Kichwa, which lid.176 does not know (it is unsure between its Quechua and Spanish).
@@ -29,7 +29,7 @@ def train_fasttext(out_dir: Path, examples: list[tuple[str, str]]) -> str:
     data = out_dir / "train.txt"
     data.write_text("".join(f"__label__{label} {text}\n" for label, text in examples * 4), encoding="utf-8")
     params = {"epoch": 50, "lr": 0.5, "minn": 2, "maxn": 4, "dim": 16, "seed": 1}
-    quality_train.fit(str(data), str(out_dir), params, quantize=False)
+    quality_train_spark.fit(str(data), str(out_dir), params, quantize=False)
     return str(out_dir / "model.bin")
 
 
@@ -67,15 +67,15 @@ def test_filter_stage_identifies_with_the_configured_model_and_refuses_a_bad_one
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
     cfg = config_lib.load(PipelineConfig, overrides=[f"filter.langid_model={glotlid_style_model}"])
-    clean.run(spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
-    stats = filter_stage.run(spark, str(tmp_path / "clean"), str(tmp_path / "filter"), cfg)
+    stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
+    stats = stages.run("filter", spark, str(tmp_path / "clean"), str(tmp_path / "filter"), cfg)
     assert stats["kept"] == 4
     kept = pq.read_table(tmp_path / "filter" / "data").to_pylist()
     assert {r["id"]: r["lang"] for r in kept} == {"d0": "en", "d1": "de", "d2": "zh", "d3": "qug_Latn"}
 
     bad = config_lib.load(PipelineConfig, overrides=[f"filter.langid_model={tmp_path / 'missing.bin'}"])
     with pytest.raises(StageError, match="missing.bin does not exist"):
-        filter_stage.run(spark, str(tmp_path / "clean"), str(tmp_path / "filter"), bad)
+        stages.run("filter", spark, str(tmp_path / "clean"), str(tmp_path / "filter"), bad)
     assert len(pq.read_table(tmp_path / "filter" / "data")) == 4  # the committed output is untouched
 
 

@@ -59,7 +59,7 @@ def test_the_filter_stage_spares_a_language_its_documents_show_unmarked(spark, t
     import itertools
 
     from pipeline import config as config_lib
-    from pipeline.stages import clean, filter as filter_stage
+    from pipeline import stages
     from pipeline.stages.config import PipelineConfig
     from synthetic import documents, write_jsonl
 
@@ -67,11 +67,11 @@ def test_the_filter_stage_spares_a_language_its_documents_show_unmarked(spark, t
             for k, lines in enumerate(itertools.permutations(THAI_LINES))]  # 6 documents
     write_jsonl(tmp_path / "in" / "a.jsonl", documents(12) + thai)
     overrides = ["filter.adaptive_min_docs=5", "filter.main_content=false"]
-    clean.run(spark, str(tmp_path / "in"), str(tmp_path / "clean"), config_lib.load(PipelineConfig, overrides=overrides))
+    stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "clean"), config_lib.load(PipelineConfig, overrides=overrides))
 
     def run(*more):
         cfg = config_lib.load(PipelineConfig, overrides=overrides + list(more))
-        return filter_stage.run(spark, str(tmp_path / "clean"), str(tmp_path / f"filter{len(more)}"), cfg)
+        return stages.run("filter", spark, str(tmp_path / "clean"), str(tmp_path / f"filter{len(more)}"), cfg)
 
     stats = run()
     assert stats["line_ends"]["th"] == {"n": 6, "median": 0.0, "line_punct_rule": False}

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline import config as config_lib
-from pipeline.stages import clean
+from pipeline import stages
 from pipeline.stages.config import PipelineConfig
 
 MAX_TEXT_BYTES = 2000
@@ -74,7 +74,7 @@ def test_every_hostile_line_is_counted_once_and_every_unique_document_survives_c
         if not any(files):
             return
         cfg = config_lib.load(PipelineConfig, overrides=[f"clean.reader.max_text_bytes={MAX_TEXT_BYTES}"])
-        stats = clean.run(spark, str(root / "in"), str(root / "out"), cfg)
+        stats = stages.run("clean", spark, str(root / "in"), str(root / "out"), cfg)
 
         written = sum(len(lines) for lines in files)
         assert stats["input"] == written

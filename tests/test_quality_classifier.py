@@ -14,11 +14,11 @@ import pytest
 
 from pipeline import config as config_lib
 from pipeline.filter import FilterConfig, filter_batch
-from pipeline.filter import quality, quality_train
+from pipeline.filter import quality, quality_train_spark
 from pipeline.filter.quality import REASON
-from pipeline.stages import clean, filter as filter_stage
+from pipeline import stages
 from pipeline.stages.config import PipelineConfig
-from pipeline.stages.spark_io import StageError
+from pipeline.stagedir import StageError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,7 +58,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-SMALL = quality_train.TrainConfig(bucket=10_000, dim=16, min_count=1, holdout_fraction=0.2)
+SMALL = quality_train_spark.TrainConfig(bucket=10_000, dim=16, min_count=1, holdout_fraction=0.2)
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +70,8 @@ def labelled(tmp_path_factory) -> Path:
 
 
 def train_from_table(spark, table: Path, out: Path) -> dict:
-    examples = quality_train.sample(quality_train.labelled_table(spark, str(table)), SMALL)
-    return quality_train.train(examples, str(out), SMALL)
+    examples = quality_train_spark.sample(quality_train_spark.labelled_table(spark, str(table)), SMALL)
+    return quality_train_spark.train(examples, str(out), SMALL)
 
 
 @pytest.fixture(scope="module")
@@ -99,16 +99,16 @@ def test_sample_is_bounded_per_label_and_does_not_depend_on_partitioning(spark, 
     one = write_jsonl(tmp_path / "one" / "all.jsonl", rows)
     for k in range(3):  # the same rows spread over three files (three Spark partitions)
         write_jsonl(tmp_path / "three" / f"part{k}.jsonl", rows[k::3])
-    cfg = quality_train.TrainConfig(max_per_label=50, holdout_fraction=0.2, seed=5)
-    first = quality_train.sample(quality_train.labelled_table(spark, str(one)), cfg)
-    second = quality_train.sample(quality_train.labelled_table(spark, str(tmp_path / "three")), cfg)
+    cfg = quality_train_spark.TrainConfig(max_per_label=50, holdout_fraction=0.2, seed=5)
+    first = quality_train_spark.sample(quality_train_spark.labelled_table(spark, str(one)), cfg)
+    second = quality_train_spark.sample(quality_train_spark.labelled_table(spark, str(tmp_path / "three")), cfg)
     assert first == second
     assert first.available == {"__label__a": 200, "__label__b": 100}
     per_label = {label: sum(t == label for t, _ in first.train + first.holdout) for label in first.available}
     assert per_label == {"__label__a": 50, "__label__b": 50}
     assert len({t for t, _ in first.train[:20]}) == 2  # labels interleaved, not one block after the other
-    other_cfg = quality_train.TrainConfig(max_per_label=50, seed=6)
-    other_seed = quality_train.sample(quality_train.labelled_table(spark, str(one)), other_cfg)
+    other_cfg = quality_train_spark.TrainConfig(max_per_label=50, seed=6)
+    other_seed = quality_train_spark.sample(quality_train_spark.labelled_table(spark, str(one)), other_cfg)
     assert sorted(first.train + first.holdout) != sorted(other_seed.train + other_seed.holdout)
 
 
@@ -141,8 +141,8 @@ def test_filter_stage_drops_with_reason_quality_classifier_and_stats_reconcile(s
     good, bad = documents("good", 30, 20), documents("bad", 20, 21)
     write_jsonl(tmp_path / "in" / "docs.jsonl", good + bad)
     cfg = config_lib.load(PipelineConfig, overrides=[f"filter.quality.model={model_dir / 'model.bin'}"])
-    clean.run(spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
-    stats = filter_stage.run(spark, str(tmp_path / "clean"), str(tmp_path / "filter"), cfg)
+    stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
+    stats = stages.run("filter", spark, str(tmp_path / "clean"), str(tmp_path / "filter"), cfg)
     assert stats["input"] == 50
     assert stats["kept"] == 30 and stats["dropped"] == {REASON: 20}
     kept = pq.read_table(tmp_path / "filter" / "data").to_pylist()
@@ -157,22 +157,22 @@ def test_filter_stage_refuses_a_label_the_model_does_not_have_and_names_its_labe
     cfg = config_lib.load(PipelineConfig, overrides=[
         f"filter.quality.model={model_dir / 'model.bin'}", "filter.quality.label=keep",
     ])
-    clean.run(spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
+    stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
     with pytest.raises(StageError, match="__label__keep"):
-        filter_stage.run(spark, str(tmp_path / "clean"), str(tmp_path / "filter"), cfg)
+        stages.run("filter", spark, str(tmp_path / "clean"), str(tmp_path / "filter"), cfg)
 
 
 def test_training_from_a_stage_directory_per_class_uses_its_subdirectory(spark, tmp_path):
     write_jsonl(tmp_path / "good" / "docs.jsonl", documents("good", 60, 40))
     write_jsonl(tmp_path / "bad" / "docs.jsonl", documents("bad", 60, 41))
-    clean.run(spark, str(tmp_path / "good"), str(tmp_path / "good_clean"), PipelineConfig())
-    examples = quality_train.documents_as(spark, str(tmp_path / "good_clean"), "keep").unionByName(
-        quality_train.documents_as(spark, str(tmp_path / "bad"), "junk")  # raw files, read as clean reads them
+    stages.run("clean", spark, str(tmp_path / "good"), str(tmp_path / "good_clean"), PipelineConfig())
+    examples = quality_train_spark.documents_as(spark, str(tmp_path / "good_clean"), "keep").unionByName(
+        quality_train_spark.documents_as(spark, str(tmp_path / "bad"), "junk")  # raw files, read as clean reads them
     )
-    report = quality_train.train(quality_train.sample(examples, SMALL), str(tmp_path / "model"), SMALL)
+    report = quality_train_spark.train(quality_train_spark.sample(examples, SMALL), str(tmp_path / "model"), SMALL)
     assert {label: c["available"] for label, c in report["labels"].items()} == {"__label__keep": 60, "__label__junk": 60}
     with pytest.raises(StageError, match="dropped"):  # clean kept everything: it has no dropped/ sample
-        quality_train.documents_as(spark, str(tmp_path / "good_clean"), "junk", subdir="dropped")
+        quality_train_spark.documents_as(spark, str(tmp_path / "good_clean"), "junk", subdir="dropped")
 
 
 def test_a_model_on_s3_is_fetched_once_per_process_and_scores_like_the_local_copy(model_dir, tmp_path, monkeypatch):

@@ -14,9 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import config as config_lib
-from pipeline.stages import clean, dedupe, spark_io
+from pipeline import stagedir
+from pipeline import stages
 from pipeline.stages.config import PipelineConfig
-from pipeline.stages.spark_io import SUCCESS, StageError
+from pipeline.stagedir import SUCCESS, StageError
 
 ROOT = Path(__file__).resolve().parents[1]
 PROSE = ("The harbor lights came on one by one as the fishing boats returned before the storm. "
@@ -43,11 +44,11 @@ def test_different_documents_sharing_an_id_across_files_all_survive_dedupe(spark
     write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": "same", "text": PROSE}, {"id": "a2", "text": THIRD}])
     write_jsonl(tmp_path / "in" / "b.jsonl", [{"id": "b1", "text": FOURTH}, {"id": "same", "text": OTHER}])
     cfg = PipelineConfig()
-    stats = clean.run(spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
+    stats = stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
     assert stats["duplicate_ids"] == {"ids": 1, "documents": 2, "examples": ["same"], "policy": "derive"}
     ids = [r["id"] for r in committed_rows(tmp_path / "clean")]
     assert ids == ["same@a.jsonl#1", "a2", "b1", "same@b.jsonl#2"]
-    deduped = dedupe.run(spark, str(tmp_path / "clean"), str(tmp_path / "dedupe"), cfg)
+    deduped = stages.run("dedupe", spark, str(tmp_path / "clean"), str(tmp_path / "dedupe"), cfg)
     assert deduped["kept"] == 4 and deduped["dropped"] == {}
     assert sorted(r["text"] for r in committed_rows(tmp_path / "dedupe")) == sorted([PROSE, THIRD, FOURTH, OTHER])
 
@@ -56,8 +57,8 @@ def test_an_exact_copy_under_a_reused_id_is_still_dropped_once(spark, tmp_path):
     write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": "x", "text": PROSE}])
     write_jsonl(tmp_path / "in" / "b.jsonl", [{"id": "x", "text": PROSE}, {"id": "y", "text": OTHER}])
     cfg = PipelineConfig()
-    clean.run(spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
-    stats = dedupe.run(spark, str(tmp_path / "clean"), str(tmp_path / "dedupe"), cfg)
+    stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
+    stats = stages.run("dedupe", spark, str(tmp_path / "clean"), str(tmp_path / "dedupe"), cfg)
     assert stats["kept"] == 2 and stats["dropped"] == {"exact_duplicate": 1}
     assert sorted(r["text"] for r in committed_rows(tmp_path / "dedupe")) == sorted([PROSE, OTHER])
 
@@ -67,7 +68,7 @@ def test_duplicate_ids_fail_the_clean_stage_when_the_policy_says_so(spark, tmp_p
     write_jsonl(tmp_path / "in" / "b.jsonl", [{"id": "same", "text": OTHER}])
     cfg = config_lib.load(PipelineConfig, overrides=["clean.duplicate_ids=fail"])
     with pytest.raises(StageError, match="1 ids are carried by more than one document.*'same'"):
-        clean.run(spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
+        stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
     assert not (tmp_path / "clean" / SUCCESS).exists()
 
 
@@ -85,14 +86,14 @@ def test_an_output_overlapping_the_input_is_refused_and_the_input_untouched(spar
     write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": "a", "text": PROSE}])
     before = tree(tmp_path / "in")
     with pytest.raises(StageError, match="overlaps input"):
-        clean.run(spark, str(tmp_path / "in"), str(tmp_path / "in" / output), PipelineConfig())
+        stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "in" / output), PipelineConfig())
     assert tree(tmp_path / "in") == before
 
 
 def test_an_input_inside_the_output_is_refused(spark, tmp_path):
     write_jsonl(tmp_path / "out" / "raw" / "a.jsonl", [{"id": "a", "text": PROSE}])
     with pytest.raises(StageError, match="overlaps input"):
-        clean.run(spark, str(tmp_path / "out" / "raw"), str(tmp_path / "out"), PipelineConfig())
+        stages.run("clean", spark, str(tmp_path / "out" / "raw"), str(tmp_path / "out"), PipelineConfig())
     assert (tmp_path / "out" / "raw" / "a.jsonl").exists()
 
 
@@ -103,31 +104,31 @@ def test_a_directory_no_stage_wrote_is_refused_as_output_and_kept(spark, tmp_pat
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     before = tree(tmp_path / "mine")
     with pytest.raises(StageError, match="already holds files no stage wrote"):
-        clean.run(spark, str(tmp_path / "in"), str(tmp_path / "mine"), PipelineConfig())
+        stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "mine"), PipelineConfig())
     assert tree(tmp_path / "mine") == before
 
 
 def test_a_stage_directory_left_by_a_crash_before_any_part_can_be_rerun(spark, tmp_path):
-    from pipeline.stages import spark_io
+    from pipeline import stagedir
 
     write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": "a", "text": PROSE}])
     out = tmp_path / "clean"
-    clean.run(spark, str(tmp_path / "in"), str(out), PipelineConfig())
-    spark_io.begin(str(out), str(tmp_path / "in"))  # a run that died right after starting
+    stages.run("clean", spark, str(tmp_path / "in"), str(out), PipelineConfig())
+    stagedir.begin(str(out), str(tmp_path / "in"))  # a run that died right after starting
     assert not (out / SUCCESS).exists()
-    assert clean.run(spark, str(tmp_path / "in"), str(out), PipelineConfig())["kept"] == 1
+    assert stages.run("clean", spark, str(tmp_path / "in"), str(out), PipelineConfig())["kept"] == 1
 
 
 def test_a_second_run_into_an_output_another_live_run_writes_is_refused(tmp_path):
     out = str(tmp_path / "out")
-    spark_io.begin(out)
+    stagedir.begin(out)
     other = subprocess.run(
-        [sys.executable, "-c", f"from pipeline.stages import spark_io; spark_io.begin({out!r})"],
+        [sys.executable, "-c", f"from pipeline import stagedir; stagedir.begin({out!r})"],
         capture_output=True, text=True, cwd=ROOT,
     )
     assert other.returncode != 0 and "another run is writing this output" in other.stderr
-    spark_io.release(out)
-    assert not (tmp_path / "out" / spark_io.LOCK).exists()
+    stagedir.release(out)
+    assert not (tmp_path / "out" / stagedir.LOCK).exists()
 
 
 def test_a_run_takes_over_the_lock_of_a_dead_run_and_removes_only_its_leftovers(tmp_path):
@@ -135,47 +136,47 @@ def test_a_run_takes_over_the_lock_of_a_dead_run_and_removes_only_its_leftovers(
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (out / "_temporary" / "dead-attempt").mkdir(parents=True)
     (out / "_temporary" / "dead-attempt" / "part-00000-a0.parquet").write_bytes(b"half")
-    (out / spark_io.LOCK).write_text(json.dumps({"run_id": "gone", "host": socket.gethostname(),
+    (out / stagedir.LOCK).write_text(json.dumps({"run_id": "gone", "host": socket.gethostname(),
                                                  "pid": int(dead.stdout), "heartbeat": time.time()}))
-    attempt = spark_io.begin(str(out))
+    attempt = stagedir.begin(str(out))
     assert os.listdir(out / "_temporary") == [attempt]
-    spark_io.commit(str(out), attempt, {}, {"stage": "test"})
+    stagedir.commit(str(out), attempt, {}, {"stage": "test"})
     assert sorted(os.listdir(out)) == ["_SUCCESS", "stats.json"]
 
 
 def test_a_commit_leaves_another_attempts_temporary_files(tmp_path):
     out = str(tmp_path / "out")
-    attempt = spark_io.begin(out)
+    attempt = stagedir.begin(out)
     late = tmp_path / "out" / "_temporary" / "late-attempt" / "part-00000-a0.parquet"
     late.parent.mkdir(parents=True)
     late.write_bytes(b"another writer's")
-    spark_io.commit(out, attempt, {}, {"stage": "test"})
+    stagedir.commit(out, attempt, {}, {"stage": "test"})
     assert late.read_bytes() == b"another writer's"
 
 
 def test_a_failed_run_in_this_process_does_not_lock_out_its_rerun(tmp_path):
     out = str(tmp_path / "out")
-    spark_io.begin(out)  # fails before commit, leaving this process's lock
-    attempt = spark_io.begin(out)
-    spark_io.commit(out, attempt, {}, {"stage": "test"})
-    assert not (tmp_path / "out" / spark_io.LOCK).exists()
+    stagedir.begin(out)  # fails before commit, leaving this process's lock
+    attempt = stagedir.begin(out)
+    stagedir.commit(out, attempt, {}, {"stage": "test"})
+    assert not (tmp_path / "out" / stagedir.LOCK).exists()
 
 
 def test_a_rerun_leaves_nothing_of_an_earlier_run_it_does_not_list(spark, tmp_path):
     write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": "a", "text": PROSE}])
     (tmp_path / "in" / "a.jsonl").write_text((tmp_path / "in" / "a.jsonl").read_text() + "{not json\n")
     out = tmp_path / "clean"
-    clean.run(spark, str(tmp_path / "in"), str(out), PipelineConfig())
+    stages.run("clean", spark, str(tmp_path / "in"), str(out), PipelineConfig())
     assert (out / "rejected").is_dir()
     write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": "a", "text": PROSE}])  # the bad line fixed
-    clean.run(spark, str(tmp_path / "in"), str(out), PipelineConfig())
+    stages.run("clean", spark, str(tmp_path / "in"), str(out), PipelineConfig())
     listed = json.loads((out / SUCCESS).read_text())["files"]
     assert sorted(os.listdir(out)) == sorted([*listed, "stats.json", SUCCESS])
 
 
 def test_a_rerun_over_a_committed_stage_says_it_replaces_it(tmp_path, capsys):
     out = str(tmp_path / "out")
-    spark_io.commit(out, spark_io.begin(out), {}, {"stage": "test"})
+    stagedir.commit(out, stagedir.begin(out), {}, {"stage": "test"})
     assert "committed run" not in capsys.readouterr().out
-    spark_io.commit(out, spark_io.begin(out), {}, {"stage": "test"})
+    stagedir.commit(out, stagedir.begin(out), {}, {"stage": "test"})
     assert "holds a committed run, which this one replaces" in capsys.readouterr().out

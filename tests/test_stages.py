@@ -12,9 +12,9 @@ import pytest
 
 from pipeline import config as config_lib
 from pipeline.cli import load_config, parser
-from pipeline.stages import clean, dedupe, filter as filter_stage, tokenize
+from pipeline import stages
 from pipeline.stages.config import PipelineConfig
-from pipeline.stages.spark_io import SUCCESS, StageError
+from pipeline.stagedir import SUCCESS, StageError
 from synthetic import DE, EN, documents, write_jsonl
 
 def committed_bytes(stage_dir: Path, subdir: str) -> dict[str, bytes]:
@@ -34,10 +34,10 @@ def test_rerunning_a_committed_stage_gives_byte_identical_data_parts(spark, tmp_
     write_jsonl(tmp_path / "in" / "b.jsonl", documents(20, seed=8) + [{"id": "x", "text": None}])
     out = tmp_path / "clean"
     cfg = PipelineConfig()
-    first_stats = clean.run(spark, str(tmp_path / "in"), str(out), cfg)
+    first_stats = stages.run("clean", spark, str(tmp_path / "in"), str(out), cfg)
     first = committed_bytes(out, "data")
     first_rejected = committed_bytes(out, "rejected")
-    second_stats = clean.run(spark, str(tmp_path / "in"), str(out), cfg)
+    second_stats = stages.run("clean", spark, str(tmp_path / "in"), str(out), cfg)
     assert len(first) == 2
     assert committed_bytes(out, "data") == first
     assert committed_bytes(out, "rejected") == first_rejected
@@ -51,7 +51,7 @@ def test_clean_stats_count_decoded_references_and_removed_boilerplate_lines(spar
     docs[0]["text"] = "The keeper&#39;s log &amp; the storm. " + docs[0]["text"]
     docs[1]["text"] += "\nThis website uses cookies to improve your experience."
     write_jsonl(tmp_path / "in" / "a.jsonl", docs)
-    stats = clean.run(spark, str(tmp_path / "in"), str(tmp_path / "clean"), PipelineConfig())
+    stats = stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "clean"), PipelineConfig())
     assert (stats["html_entities_unescaped"], stats["boilerplate_lines_removed"]) == (1, 1)
     text = pq.read_table(tmp_path / "clean" / "data").column("text").to_pylist()[0]
     assert text.startswith("The keeper's log & the storm. ")
@@ -68,8 +68,8 @@ def test_dedupe_keeps_each_input_part_in_its_order_minus_the_dropped_documents(s
     write_jsonl(tmp_path / "in" / "a.jsonl", a)
     write_jsonl(tmp_path / "in" / "b.jsonl", b)
     cfg = PipelineConfig()
-    clean.run(spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
-    stats = dedupe.run(spark, str(tmp_path / "clean"), str(tmp_path / "dedupe"), cfg)
+    stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
+    stats = stages.run("dedupe", spark, str(tmp_path / "clean"), str(tmp_path / "dedupe"), cfg)
     assert stats["dropped"] == {"exact_duplicate": 2, "near_duplicate": 1}
     assert stats["verified_edges"] == 1  # its text was read out of its part for verification
     for part, docs, dropped in (("part-00000", a, {"doc0007"}), ("part-00001", b, {"xdoc0003", "xdoc0010"})):
@@ -81,23 +81,23 @@ def test_filter_and_dedupe_stats_count_every_language_by_outcome(spark, tmp_path
     texts = [EN, DE, DE, "Click here now"]  # the second German text is an exact duplicate; the last is too short
     write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": f"d{i}", "text": t, "source": "test"} for i, t in enumerate(texts)])
     cfg = PipelineConfig()
-    clean.run(spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
-    filtered = filter_stage.run(spark, str(tmp_path / "clean"), str(tmp_path / "filter"), cfg)
+    stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
+    filtered = stages.run("filter", spark, str(tmp_path / "clean"), str(tmp_path / "filter"), cfg)
     assert filtered["languages"] == {"de": {"kept": 2, "dropped": {}, "rejected": {}},
                                      "en": {"kept": 1, "dropped": {"gopher_min_words": 1}, "rejected": {}}}
-    deduped = dedupe.run(spark, str(tmp_path / "filter"), str(tmp_path / "dedupe"), cfg)
+    deduped = stages.run("dedupe", spark, str(tmp_path / "filter"), str(tmp_path / "dedupe"), cfg)
     assert deduped["languages"] == {"de": {"kept": 1, "dropped": {"exact_duplicate": 1}, "rejected": {}},
                                     "en": {"kept": 1, "dropped": {}, "rejected": {}}}
 
 
-@pytest.mark.parametrize("next_stage", [dedupe, tokenize], ids=["dedupe", "tokenize"])
+@pytest.mark.parametrize("next_stage", ["dedupe", "tokenize"])
 def test_next_stage_refuses_an_input_stage_without_success_and_names_it(spark, tmp_path, next_stage):
     write_jsonl(tmp_path / "in" / "a.jsonl", documents(5))
     stage_dir = tmp_path / "clean"
-    clean.run(spark, str(tmp_path / "in"), str(stage_dir), PipelineConfig())
+    stages.run("clean", spark, str(tmp_path / "in"), str(stage_dir), PipelineConfig())
     (stage_dir / SUCCESS).unlink()
     with pytest.raises(StageError, match=SUCCESS) as err:
-        next_stage.run(spark, str(stage_dir), str(tmp_path / "next"), PipelineConfig())
+        stages.run(next_stage, spark, str(stage_dir), str(tmp_path / "next"), PipelineConfig())
     assert str(stage_dir) in str(err.value)
     assert not (tmp_path / "next" / SUCCESS).exists()
 
@@ -132,9 +132,9 @@ def test_tokenize_output_does_not_depend_on_input_partitioning(spark, tmp_path):
     try:
         for layout, shuffle_partitions in (("one", "4"), ("three", "7")):
             spark.conf.set("spark.sql.shuffle.partitions", shuffle_partitions)
-            clean.run(spark, str(tmp_path / layout), str(tmp_path / f"{layout}-clean"), cfg)
+            stages.run("clean", spark, str(tmp_path / layout), str(tmp_path / f"{layout}-clean"), cfg)
             out = tmp_path / f"{layout}-tokenize"
-            tokenize.run(spark, str(tmp_path / f"{layout}-clean"), str(out), cfg)
+            stages.run("tokenize", spark, str(tmp_path / f"{layout}-clean"), str(out), cfg)
             outputs[layout] = out
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", previous)

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import storage
-from pipeline.stages import clean
+from pipeline import stages
 from pipeline.stages.config import PipelineConfig
 from synthetic import HIDDEN, KEY, SECRET, TOKEN, write_docs
 
@@ -57,7 +57,7 @@ def test_a_file_uri_with_a_remote_host_is_refused():
 def test_clean_keeps_every_record_of_files_named_with_hash_and_question_mark(spark, tmp_path, form):
     texts = [t for name in ODD_NAMES for t in write_docs(tmp_path / "in", name, 3)]
     inp = str(tmp_path / "in") if form == "path" else f"file://{tmp_path}/in"
-    stats = clean.run(spark, inp, str(tmp_path / "clean"), PipelineConfig())
+    stats = stages.run("clean", spark, inp, str(tmp_path / "clean"), PipelineConfig())
     assert stats["input"] == stats["kept"] == len(texts) == 9
     kept = [t for p in (tmp_path / "clean" / "data").glob("*.parquet") for t in pq.read_table(p)["text"].to_pylist()]
     assert sorted(kept) == sorted(texts)

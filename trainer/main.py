@@ -18,9 +18,10 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline import config as cfglib  # noqa: E402
 from pipeline.config import ConfigError  # noqa: E402
 from pipeline.tokenize.shards import ShardError  # noqa: E402
-from trainer.config import PRESETS, load  # noqa: E402
+from trainer.config import PRESETS, TrainConfig, load  # noqa: E402
 from trainer.train import RunError, train  # noqa: E402
 
 
@@ -29,6 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Train a GPT on the token shards listed in a corpusforge manifest.json. Start it with "
         "torchrun for several processes (DDP: NCCL on GPUs, gloo on CPU); a plain `python` run uses one. "
         "Configuration is applied in order: defaults, --preset, --config, --set, then the flags below.",
+        epilog="configuration keys (YAML or --set key=value; defaults before --preset):\n"
+        + "\n".join(cfglib.describe_keys(TrainConfig())),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", action="append", default=[], metavar="MANIFEST",
                    help="manifest.json of the tokenize stage (path, file://, s3:// or hdfs://); repeat it to train on "

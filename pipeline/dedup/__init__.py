@@ -1,4 +1,3 @@
-"""Exact and near-duplicate removal: pure MinHash functions (`minhash`) and the Spark stage (`dedupe`)."""
-from pipeline.dedup.dedupe_spark import DedupeConfig, DedupeResult, dedupe
-
-__all__ = ["DedupeConfig", "DedupeResult", "dedupe"]
+"""Exact and near-duplicate removal: pure MinHash functions (`minhash`), the keep rule (`keep`), the
+settings (`config`, Spark-free), the Spark algorithm (`dedupe_spark`), connected components
+(`components_spark`) and the persisted index of earlier batches (`index_spark`)."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
@@ -27,6 +26,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipeline.dedup import keep, minhash
+from pipeline.dedup.config import DedupeConfig
 from pipeline.dedup.components_spark import checkpoint, connected_components
 
 log = logging.getLogger(__name__)
@@ -37,51 +37,8 @@ SIGN_ROWS = 2000
 
 
 @dataclass
-class DedupeConfig:
-    threshold: float = 0.8  # Jaccard of shingle sets at or above which two documents are duplicates
-    num_perm: int = 128
-    # LSH bands x rows; None takes both from datasketch's optimiser for threshold and num_perm. Misses
-    # weigh 19x more than false candidates there, because verification removes false candidates.
-    bands: Optional[int] = None
-    rows: Optional[int] = None
-    false_positive_weight: float = 0.05
-    false_negative_weight: float = 0.95
-    ngram: int = 5  # word n-grams for space-delimited text
-    char_ngram: int = 5  # character n-grams for text in no-space scripts
-    # "auto": character n-grams when at least char_script_fraction of a document's characters are
-    # Han, kana, Thai, Lao, Khmer, Myanmar or Tibetan; "always" / "never" force one kind.
-    char_shingles: str = "auto"
-    char_script_fraction: float = 0.3
-    seed: int = 1
-    verify: bool = True
-    max_cc_rounds: int = 50
-    # Connected components finish on the driver once the edges left are this few (~50 bytes each
-    # there); 0 always runs the distributed rounds to convergence.
-    cc_driver_max_edges: int = 1_000_000
-
-    def lsh_params(self) -> tuple[int, int]:
-        if self.bands is not None and self.rows is not None:
-            return self.bands, self.rows
-        if self.bands is not None or self.rows is not None:
-            raise ValueError("set both dedupe bands and rows, or neither")
-        return _optimal_param(self.threshold, self.num_perm, self.false_positive_weight,
-                              self.false_negative_weight)
-
-    def shingle_spec(self) -> minhash.ShingleSpec:
-        return minhash.ShingleSpec(self.ngram, self.char_ngram, self.char_shingles, self.char_script_fraction)
-
-
-@lru_cache(maxsize=None)
-def _optimal_param(threshold: float, num_perm: int, fp_weight: float, fn_weight: float) -> tuple[int, int]:
-    from datasketch.lsh import _optimal_param as optimise
-
-    return tuple(int(x) for x in optimise(threshold, num_perm, fp_weight, fn_weight))
-
-
-@dataclass
 class DedupeResult:
-    docs: DataFrame  # every input row and column, plus _status ('kept'|'dropped') and _reason
-    decisions: DataFrame  # id, _reason: the dropped documents only (what `docs` joins in)
+    decisions: DataFrame  # id, _reason: the dropped documents only (each part marks its own: decisions.mark)
     clusters: DataFrame  # id, cluster_id, kept: every document in a duplicate cluster of >= 2
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -204,10 +161,10 @@ def verify_edges(candidates: DataFrame, texts: Texts, cfg: DedupeConfig, checkpo
 
 def dedupe(docs: DataFrame, cfg: DedupeConfig, checkpoint_dir: str,
            features: Optional[DataFrame] = None, texts: Optional[Texts] = None) -> DedupeResult:
-    """Mark exact and near duplicates in `docs` (columns id, text, ...): see the module docstring.
+    """Decide the exact and near duplicates in `docs` (columns id, text, ...): see the module docstring.
 
-    `docs` is evaluated three times (signatures, texts of candidate pairs, the marked output): cache or
-    checkpoint it first if it is expensive or not deterministic. Intermediate results are written as
+    `docs` is evaluated twice (signatures, texts of candidate pairs): cache or checkpoint it first if it is
+    expensive or not deterministic. Intermediate results are written as
     Parquet under `checkpoint_dir` (Spark must be able to write there); the caller removes it.
     `features` (the `FEATURES` columns of exactly these documents) saves signing them again when the
     caller already has them, as the incremental index does; `texts` gives the candidate pairs' texts
@@ -248,11 +205,6 @@ def dedupe(docs: DataFrame, cfg: DedupeConfig, checkpoint_dir: str,
 
     decisions = members.where(F.col("id") != F.col("cluster_id")).select(
         "id", F.when(F.col("exact"), "exact_duplicate").otherwise("near_duplicate").alias("_reason"))
-    marked = docs.join(decisions, "id", "left").select(
-        *[docs[c] for c in docs.columns],
-        F.when(F.col("_reason").isNull(), "kept").otherwise("dropped").alias("_status"),
-        "_reason",
-    )
     clusters = members.select("id", "cluster_id", (F.col("id") == F.col("cluster_id")).alias("kept"))
 
     reasons = {r["_reason"]: r["count"] for r in decisions.groupBy("_reason").count().collect()}
@@ -271,4 +223,4 @@ def dedupe(docs: DataFrame, cfg: DedupeConfig, checkpoint_dir: str,
         "parameters": {**asdict(cfg), "bands": bands, "rows": rows},
     }
     log.info("dedupe: %s", {k: v for k, v in stats.items() if k != "parameters"})
-    return DedupeResult(marked, decisions, clusters, stats)
+    return DedupeResult(decisions, clusters, stats)

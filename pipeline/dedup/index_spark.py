@@ -33,7 +33,7 @@ from pipeline.dedup.components_spark import checkpoint
 from pipeline.dedup.dedupe_spark import (
     SIGN_ROWS, SIGNED_FEATURES, DedupeConfig, DedupeResult, Texts, _slices, dedupe, features_fn, signing_columns,
 )
-from pipeline.stages import spark_io
+from pipeline import spark_io, stagedir
 
 GENERATIONS = "generations.json"
 COLUMNS = ["id", "exact", "bands", "signature"]  # one row per kept document; bands null for empty text
@@ -45,7 +45,7 @@ ESTIMATE = T.StructType([
 ])
 
 
-class IndexMismatch(spark_io.StageError):
+class IndexMismatch(stagedir.StageError):
     pass
 
 
@@ -130,8 +130,35 @@ def history_candidates(new: DataFrame, past: DataFrame) -> DataFrame:
 
 @dataclass
 class IndexedResult:
-    result: DedupeResult  # docs marked with the history reasons too; in-batch clusters; stats
+    result: DedupeResult  # decisions with the history reasons too; in-batch clusters; stats
     additions: DataFrame  # COLUMNS of the kept documents the index does not hold yet
+
+
+def history_drops(new: DataFrame, features: DataFrame, past: DataFrame, cfg: DedupeConfig,
+                  checkpoint_dir: Optional[str] = None,
+                  reasons: tuple[str, str] = (EXACT_REASON, NEAR_REASON)) -> tuple[DataFrame, DataFrame]:
+    """((id, _reason) of the `new` documents that duplicate history, the candidate pairs verified).
+
+    `new`: id, key, exact, shingles, bands; `features`: their signatures (id, signature); `past`:
+    history_id, exact, bands, signature, in_batch, history_key. A document is an exact duplicate when a
+    history document it does not outrank has its normalised-text digest, a near one when it shares an LSH
+    bucket with one whose signature estimate reaches `cfg.threshold` (any shared bucket with verify off).
+    The ablation's decontamination matches a training set against held-out documents with it too, under
+    its own `reasons` (exact, near)."""
+    exact = (new.select("id", "key", "exact")
+             .join(past.select("history_id", "exact", "in_batch", "history_key"), "exact")
+             .where(outranks()).select("id").distinct().select("id", F.lit(reasons[0]).alias("_reason")))
+    candidates = history_candidates(new.join(exact, "id", "left_anti"), past)
+    if checkpoint_dir:
+        candidates = checkpoint(candidates, f"{checkpoint_dir}/history-candidates")
+    matches = candidates
+    if cfg.verify:
+        pairs = (candidates.join(features.select("id", "signature"), "id")
+                 .join(past.select("history_id", F.col("signature").alias("history_signature")), "history_id")
+                 .select("id", "signature", "history_signature"))
+        matches = pairs.mapInArrow(estimate_fn(cfg.num_perm), ESTIMATE).where(F.col("estimate") >= cfg.threshold)
+    near = matches.select("id").distinct().select("id", F.lit(reasons[1]).alias("_reason"))
+    return exact.unionByName(near), candidates
 
 
 def dedupe_against_index(docs: DataFrame, cfg: DedupeConfig, index: Index, checkpoint_dir: str,
@@ -150,24 +177,11 @@ def dedupe_against_index(docs: DataFrame, cfg: DedupeConfig, index: Index, check
                                F.col("key").alias("history_key"))
     past = history.withColumnRenamed("id", "history_id").join(resubmitted, "history_id", "left")
 
-    exact = (new.select("id", "key", "exact")
-             .join(past.select("history_id", "exact", "in_batch", "history_key"), "exact")
-             .where(outranks()).select("id").distinct().select("id", F.lit(EXACT_REASON).alias("_reason")))
-    candidates = checkpoint(history_candidates(new.join(exact, "id", "left_anti"), past),
-                            f"{checkpoint_dir}/history-candidates")
-    matches = candidates
-    if cfg.verify:
-        pairs = (candidates.join(features.select("id", "signature"), "id")
-                 .join(past.select("history_id", F.col("signature").alias("history_signature")), "history_id")
-                 .select("id", "signature", "history_signature"))
-        matches = pairs.mapInArrow(estimate_fn(cfg.num_perm), ESTIMATE).where(F.col("estimate") >= cfg.threshold)
-    near = matches.select("id").distinct().select("id", F.lit(NEAR_REASON).alias("_reason"))
-    drops = checkpoint(exact.unionByName(near), f"{checkpoint_dir}/history-drops")
+    matched, candidates = history_drops(new, features, past, cfg, checkpoint_dir)
+    drops = checkpoint(matched, f"{checkpoint_dir}/history-drops")
 
     rest = features.join(drops, "id", "left_anti")
     result = dedupe(docs.join(drops, "id", "left_anti"), cfg, f"{checkpoint_dir}/batch", rest, texts)
-    dropped_by_history = docs.join(drops, "id").select(
-        *docs.columns, F.lit("dropped").alias("_status"), "_reason")
     in_batch_dropped = result.clusters.where(~F.col("kept")).select("id")
     additions = (rest.join(known.select("id"), "id", "left_anti").join(in_batch_dropped, "id", "left_anti")
                  .select(*COLUMNS))
@@ -179,9 +193,8 @@ def dedupe_against_index(docs: DataFrame, cfg: DedupeConfig, index: Index, check
         "near_duplicates_of_history": reasons.get(NEAR_REASON, 0),
         "history_candidate_edges": candidates.count(),
     }
-    marked = result.docs.unionByName(dropped_by_history)
     decisions = result.decisions.unionByName(drops.select("id", "_reason"))
-    return IndexedResult(DedupeResult(marked, decisions, result.clusters, stats), additions)
+    return IndexedResult(DedupeResult(decisions, result.clusters, stats), additions)
 
 
 @dataclass
@@ -197,12 +210,12 @@ def write_generation(additions: DataFrame, index: Index, partitions: int) -> Opt
     None, and nothing left behind, when the batch adds no document."""
     name = f"gen-{len(index.generations) + 1:06d}"
     gen_uri = storage.join(index.uri, name)
-    attempt = spark_io.begin(gen_uri)
+    attempt = stagedir.begin(gen_uri)
     rows = additions.repartition(partitions, "id").sortWithinPartitions("id")
-    written = spark_io.write_parts(rows, gen_uri, {"kept": spark_io.Route("data", COLUMNS)}, attempt)
+    written = spark_io.write_parts(rows, gen_uri, {"kept": stagedir.Route("data", COLUMNS)}, attempt)
     documents = written.rows.get("kept", 0)
     if documents == 0:
-        spark_io.release(gen_uri)
+        stagedir.release(gen_uri)
         storage.delete(gen_uri)  # not listed in generations.json, so never part of the index
         return None
     return PendingGeneration(name, attempt, dict(written.files), documents)
@@ -210,7 +223,7 @@ def write_generation(additions: DataFrame, index: Index, partitions: int) -> Opt
 
 def commit_generation(index: Index, pending: PendingGeneration) -> Index:
     """Commit the generation's directory, then list it in generations.json (the index's commit point)."""
-    spark_io.commit(storage.join(index.uri, pending.name), pending.attempt, pending.files,
+    stagedir.commit(storage.join(index.uri, pending.name), pending.attempt, pending.files,
                     {"stage": "dedupe", "generation": pending.name, "documents": pending.documents})
     generations = index.generations + [{"name": pending.name, "documents": pending.documents}]
     listing = {"schema_version": 1, "parameters": index.parameters, "generations": generations,

@@ -1,4 +1,4 @@
-"""Run as a script by `quality_train.fit`: train one fastText model in a bare interpreter.
+"""Run as a script by `quality_train_spark.fit`: train one fastText model in a bare interpreter.
 
     python fasttext_fit.py '{"data": ..., "out_dir": ..., "params": {...}, "quantize": false}'
 

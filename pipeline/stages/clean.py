@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import sys
-import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline import storage
+from pipeline import spark_io, stagedir, storage
 from pipeline.clean.batch import COUNTERS, clean_batch
 from pipeline.clean.ids import derived_ids
-from pipeline.stages import spark_io
-from pipeline.stages.config import PipelineConfig
+from pipeline.stagedir import Route
+from pipeline.stages.stage import Output, Stage, document_routes
 
 DOC_COLUMNS = ["id", "text", "source", "url", "created", "file", "line"]  # schemas/document.v2.json
 REJECT_COLUMNS = ["file", "line", "id", "_reason", "_detail", "excerpt"]
@@ -41,7 +40,7 @@ def _ids_by_part(spark: SparkSession, paths: list[str]) -> DataFrame:
     return uris.mapInArrow(read, "id string, part int")
 
 
-def resolve_duplicate_ids(spark: SparkSession, written: spark_io.WriteResult, labels: list[str], policy: str,
+def resolve_duplicate_ids(spark: SparkSession, written: stagedir.WriteResult, labels: list[str], policy: str,
                           work_uri: str) -> dict:
     """Find ids that more than one kept document carries (a distributed count: only the totals and a few
     examples reach the driver) and, by `policy`, derive unique ids for them or fail. Returns stats.json's
@@ -59,7 +58,7 @@ def resolve_duplicate_ids(spark: SparkSession, written: spark_io.WriteResult, la
     said = (f"clean: {total.ids} ids are carried by more than one document ({summary['documents']} documents), "
             f"e.g. {', '.join(map(repr, examples))}")
     if policy == "fail":
-        raise spark_io.StageError(f"{said}; set clean.duplicate_ids=derive to keep each under ID@FILE#ROW")
+        raise stagedir.StageError(f"{said}; set clean.duplicate_ids=derive to keep each under ID@FILE#ROW")
     print(f"warning: {said}; each is kept under ID@FILE#ROW (clean.duplicate_ids=fail refuses such input)",
           file=sys.stderr)
     by_part_uri = storage.join(work_uri, "duplicate_ids")
@@ -88,46 +87,37 @@ def resolve_duplicate_ids(spark: SparkSession, written: spark_io.WriteResult, la
     return summary
 
 
-def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfig, files: list[str] | None = None) -> dict:
-    """Clean every raw file under `input_uri`, or only `files` (a scheduled run's new files)."""
-    start = time.time()
-    attempt = spark_io.begin(output_uri, input_uri)
-    files = files or spark_io.list_inputs(input_uri)
-    clean_cfg = cfg.clean
-    counters = {name: spark.sparkContext.accumulator(0) for name in COUNTERS}
+class Clean(Stage):
+    name = "clean"
+    reads_raw = True
 
-    routes = {
-        "kept": spark_io.Route("data", DOC_COLUMNS),
-        "rejected": spark_io.Route("rejected", REJECT_COLUMNS),
-        "dropped": spark_io.Route("dropped", DOC_COLUMNS + ["_reason"], sample=cfg.audit.dropped_samples_per_reason),
-    }
-    write = spark_io.part_writer(output_uri, routes, attempt)
+    def prepare(self) -> None:
+        self.files = sorted(self.files or spark_io.list_inputs(self.input_uri))
+        self.counters = {name: self.spark.sparkContext.accumulator(0) for name in COUNTERS}
 
-    def clean_and_write(batches):
-        def cleaned():
+    def routes(self) -> dict[str, Route]:
+        return {**document_routes(DOC_COLUMNS, self.cfg), "rejected": Route("rejected", REJECT_COLUMNS)}
+
+    def transform(self) -> spark_io.Transform:
+        clean_cfg, counters = self.cfg.clean, self.counters
+
+        def cleaned(batches):
             for batch in batches:
                 out, counts = clean_batch(batch, clean_cfg)
                 for name, n in counts.items():
                     counters[name].add(n)
                 yield out
 
-        return write(cleaned())
+        return cleaned
 
-    # Each file is read, cleaned and written by one Python task: the text never crosses into the JVM.
-    result = spark_io.collect_written(spark_io.read_raw(
-        spark, input_uri, cfg.clean.reader, cfg.clean.html, files, transform=clean_and_write, schema=spark_io.WRITTEN))
-    duplicates = resolve_duplicate_ids(spark, result, spark_io.labels_of(input_uri, sorted(files)),
-                                       clean_cfg.duplicate_ids, storage.join(output_uri, spark_io.TEMPORARY, attempt))
-    records = sum(result.counts.values())  # one record per input line/row/WARC record, by the readers' contract
-    stats = spark_io.stage_stats(
-        "clean",
-        records,
-        result,
-        time.time() - start,
-        input_files=len(files),
-        document_schema=spark_io.DOCUMENT_SCHEMA,
-        duplicate_ids=duplicates,
-        **{name: acc.value for name, acc in counters.items()},
-    )
-    spark_io.commit(output_uri, attempt, dict(result.files), stats)
-    return stats
+    def input_count(self, output: Output) -> int:
+        return sum(output.written.counts.values())  # one record per input line/row/WARC record, by the readers' contract
+
+    def finish(self, output: Output) -> dict:
+        duplicates = resolve_duplicate_ids(self.spark, output.written, spark_io.labels_of(self.input_uri, self.files),
+                                           self.cfg.clean.duplicate_ids, self.work_uri)
+        return {"input_files": len(self.files), "document_schema": stagedir.DOCUMENT_SCHEMA,
+                "duplicate_ids": duplicates, **{name: acc.value for name, acc in self.counters.items()}}
+
+
+STAGE = Clean

@@ -3,16 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.clean.text import TextConfig
-from pipeline.config import ConfigError, check_ranges
-from pipeline.dedup import DedupeConfig
+from pipeline.clean.config import CleanConfig
+from pipeline.config import check_ranges
+from pipeline.dedup.config import DedupeConfig
 from pipeline.filter.config import FilterConfig
-from pipeline.readers.html import HtmlConfig
-from pipeline.readers.records import ReaderConfig
 from pipeline.state import StateConfig
 from pipeline.tokenize.tokenizer import TokenizeConfig
-
-DUPLICATE_ID_POLICIES = ("derive", "fail")
 
 # The values each numeric setting can take (pipeline.config.check_ranges), checked whenever a config is
 # loaded, so a mistyped number fails before any stage starts rather than deep inside a Spark job.
@@ -77,27 +73,6 @@ RANGES = {
     "tokenize.val_fraction": "[0, 1]",
     "audit.dropped_samples_per_reason": "[0, inf)",
 }
-
-
-@dataclass
-class CleanConfig:
-    reader: ReaderConfig = field(default_factory=ReaderConfig)
-    html: HtmlConfig = field(default_factory=HtmlConfig)
-    text: TextConfig = field(default_factory=TextConfig)
-    # Decode HTML character references left in plain text, "&#39;" -> "'" (pipeline/clean/entities.py).
-    unescape_html_entities: bool = True
-    # C4-style removal of cookie/privacy/javascript notice lines (pipeline/clean/boilerplate.py).
-    remove_boilerplate_lines: bool = True
-    # An id that more than one kept record carries (corpora merged from several sources reuse ids):
-    # "derive" keeps every such record under `ID@FILE#ROW` (ROW: its 1-based row in that file's kept
-    # documents), so later stages, which key documents by id, never mistake one for another; "fail" stops
-    # the stage naming examples. Either way stats.json's `duplicate_ids` counts them.
-    duplicate_ids: str = "derive"
-
-    def __post_init__(self):
-        if self.duplicate_ids not in DUPLICATE_ID_POLICIES:
-            raise ConfigError(f"clean.duplicate_ids: expected one of {', '.join(DUPLICATE_ID_POLICIES)}, "
-                              f"got {self.duplicate_ids!r}")
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from urllib.parse import urlparse
 
 import numpy as np
@@ -14,13 +13,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from pipeline import storage
-from pipeline.dedup import dedupe, index_spark
+from pipeline import spark_io, stagedir, storage
+from pipeline.dedup import index_spark
 from pipeline.dedup.components_spark import checkpoint
 from pipeline.dedup.decisions import mark
-from pipeline.dedup.dedupe_spark import FEATURES, SIGNED_FEATURES, Texts, features_fn
-from pipeline.stages import spark_io
-from pipeline.stages.config import PipelineConfig
+from pipeline.dedup.dedupe_spark import FEATURES, SIGNED_FEATURES, Texts, dedupe, features_fn
+from pipeline.stagedir import Route
+from pipeline.stages.stage import Output, Stage
 
 
 def _checkpoint_dir(output_uri: str, configured: str, attempt: str) -> tuple[str, str | None]:
@@ -29,7 +28,7 @@ def _checkpoint_dir(output_uri: str, configured: str, attempt: str) -> tuple[str
         return storage.join(configured, attempt), None
     if urlparse(output_uri).scheme in ("", "file"):
         fs, path = storage.resolve(output_uri)
-        return f"{path}/{spark_io.TEMPORARY}/{attempt}/cc", None
+        return f"{path}/{stagedir.TEMPORARY}/{attempt}/cc", None
     tmp = tempfile.mkdtemp(prefix="corpusforge-cc-")
     return tmp, tmp
 
@@ -71,70 +70,70 @@ def _select_by_part(ids_uri: str) -> spark_io.Transform:
     return run
 
 
-def _mark_and_write(decisions_uri: str, write: spark_io.Transform) -> spark_io.Transform:
-    """Each part marked with its own decisions (`write_by_part`) and written, in the task that reads it."""
+def _marked(decisions_uri: str) -> spark_io.Transform:
+    """Each part marked with its own decisions (`write_by_part`), in the task that reads it."""
 
     def run(batches):
         dropped = spark_io.read_part(decisions_uri, spark_io.task_attempt()[0])
-        return write(mark(batch, dropped) for batch in batches)
+        return (mark(batch, dropped) for batch in batches)
 
     return run
 
 
-def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfig) -> dict:
-    start = time.time()
-    expected = spark_io.read_stats(input_uri)["kept"]
-    attempt = spark_io.begin(output_uri, input_uri)
-    docs = spark_io.read_stage(spark, input_uri)
-    partitions = cfg.dedupe.partitions or docs.rdd.getNumPartitions()
-    checkpoint_dir, local_tmp = _checkpoint_dir(output_uri, cfg.dedupe.checkpoint_dir, attempt)
-    index = index_spark.open_index(cfg.dedupe.index, cfg.dedupe) if cfg.dedupe.index else None
-    try:
-        # Signed in the reading task: the text goes from the files to MinHash without crossing the JVM.
-        schema = SIGNED_FEATURES if index else FEATURES
-        signed = spark_io.read_stage(spark, input_uri, transform=_signed_by_part(cfg.dedupe, bool(index)),
+class Dedupe(Stage):
+    name = "dedupe"
+
+    def prepare(self) -> None:
+        """Every decision, before the output pass: features signed in the reading task (the text goes from
+        the files to MinHash without crossing the JVM), exact and near duplicates found, and the dropped ids
+        written by part for `transform`."""
+        cfg = self.cfg.dedupe
+        docs = spark_io.read_stage(self.spark, self.input_uri)
+        self.partitions = cfg.partitions or docs.rdd.getNumPartitions()
+        self.checkpoint_dir, self.local_tmp = _checkpoint_dir(self.output_uri, cfg.checkpoint_dir, self.attempt)
+        self.index = index_spark.open_index(cfg.index, cfg) if cfg.index else None
+        schema = SIGNED_FEATURES if self.index else FEATURES
+        signed = spark_io.read_stage(self.spark, self.input_uri, transform=_signed_by_part(cfg, bool(self.index)),
                                      schema=T.StructType(schema.fields + [T.StructField("part", T.IntegerType(), False)]))
-        features = checkpoint(signed, f"{checkpoint_dir}/features")
+        features = checkpoint(signed, f"{self.checkpoint_dir}/features")
         parts = features.select("id", "part")
-        texts = _texts_by_part(spark, input_uri, parts, f"{checkpoint_dir}/edge_ids")
-        if index:
-            indexed = index_spark.dedupe_against_index(docs, cfg.dedupe, index, checkpoint_dir, features, texts)
-            result = indexed.result
+        texts = _texts_by_part(self.spark, self.input_uri, parts, f"{self.checkpoint_dir}/edge_ids")
+        self.additions = None
+        if self.index:
+            indexed = index_spark.dedupe_against_index(docs, cfg, self.index, self.checkpoint_dir, features, texts)
+            self.result, self.additions = indexed.result, indexed.additions
         else:
-            result = dedupe(docs, cfg.dedupe, checkpoint_dir, features, texts)
-        # The output keeps the input's parts and order, minus the dropped documents: each part's task reads
-        # its decisions and its documents and writes them, and the text never crosses into the JVM.
-        decisions_uri = f"{checkpoint_dir}/decisions"
-        spark_io.write_by_part(result.decisions.join(parts, "id"), decisions_uri)
-        doc_columns = docs.columns
-        routes = {
-            "kept": spark_io.Route("data", doc_columns),
-            "dropped": spark_io.Route("dropped", doc_columns + ["_reason"], sample=cfg.audit.dropped_samples_per_reason),
-        }
-        write = spark_io.part_writer(output_uri, routes, attempt)
-        written = spark_io.collect_written(spark_io.read_stage(
-            spark, input_uri, transform=_mark_and_write(decisions_uri, write), schema=spark_io.WRITTEN))
-        clusters = result.clusters.repartition(partitions, "cluster_id").sortWithinPartitions("cluster_id", "id")
+            self.result = dedupe(docs, cfg, self.checkpoint_dir, features, texts)
+        self.decisions_uri = f"{self.checkpoint_dir}/decisions"
+        spark_io.write_by_part(self.result.decisions.join(parts, "id"), self.decisions_uri)
+
+    def transform(self) -> spark_io.Transform:
+        # The output keeps the input's parts and order, minus the dropped documents.
+        return _marked(self.decisions_uri)
+
+    def finish(self, output: Output) -> dict:
+        """The clusters beside the documents, and the index's next generation (committed after the stage)."""
+        clusters = self.result.clusters.repartition(self.partitions, "cluster_id").sortWithinPartitions("cluster_id", "id")
         cluster_parts = spark_io.write_parts(
             clusters.withColumn("_status", F.lit("kept")).withColumn("_reason", F.lit(None).cast("string")),
-            output_uri,
-            {"kept": spark_io.Route("clusters", ["id", "cluster_id", "kept"])},
-            attempt,
-        )
-        extra, pending = {}, None
-        if index:
-            pending = index_spark.write_generation(indexed.additions, index, partitions)
-            extra = index_spark.index_stats(index, pending)
-        stats = spark_io.stage_stats("dedupe", expected, written, time.time() - start, **result.stats, **extra,
-                                      document_schema=spark_io.DOCUMENT_SCHEMA)
-        files = dict(written.files)
-        files["clusters"] = cluster_parts.files.get("kept", [])
-        spark_io.commit(output_uri, attempt, files, stats)
-        # The index commits after the stage: a crash in between leaves an index without this batch, and
-        # re-running the stage then gives the same output and adds it.
-        if pending:
-            index_spark.commit_generation(index, pending)
-    finally:
-        if local_tmp:
-            shutil.rmtree(local_tmp, ignore_errors=True)
-    return stats
+            self.output_uri, {"kept": Route("clusters", ["id", "cluster_id", "kept"])}, self.attempt)
+        output.written.files["clusters"] = cluster_parts.files.get("kept", [])
+        index = {}
+        self.pending = None
+        if self.index:
+            self.pending = index_spark.write_generation(self.additions, self.index, self.partitions)
+            index = index_spark.index_stats(self.index, self.pending)
+        return {**self.result.stats, **index, "document_schema": stagedir.DOCUMENT_SCHEMA}
+
+    def close(self) -> None:
+        if getattr(self, "local_tmp", None):
+            shutil.rmtree(self.local_tmp, ignore_errors=True)
+
+    def after_commit(self) -> None:
+        # A crash between the stage's commit and the index's leaves an index without this batch; re-running
+        # the stage then gives the same output and adds it.
+        if self.pending:
+            index_spark.commit_generation(self.index, self.pending)
+
+
+STAGE = Dedupe

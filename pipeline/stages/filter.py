@@ -3,7 +3,6 @@ the languages it keeps far less often than the rest."""
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections import Counter
 
 import numpy as np
@@ -13,13 +12,13 @@ from pyspark.accumulators import AccumulatorParam
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from pipeline import spark_io, stagedir
+from pipeline.filter import langid, line_ends, quality
+from pipeline.filter.batch import filter_batch, filter_counters
 from pipeline.filter.config import FilterConfig
 from pipeline.filter.pii import replace_pii_batch
-
-from pipeline.filter.batch import filter_batch, filter_counters
-from pipeline.filter import langid, line_ends, quality
-from pipeline.stages import spark_io
-from pipeline.stages.config import PipelineConfig
+from pipeline.stagedir import Route
+from pipeline.stages.stage import Output, Stage, document_routes
 
 
 _BINS_SCHEMA = pa.schema([("what", pa.string()), ("lang", pa.string()), ("bin", pa.int64()), ("n", pa.int64())])
@@ -94,7 +93,7 @@ def languages_at_risk(languages: dict[str, dict], hists: dict[str, np.ndarray], 
         if n < cfg.at_risk_min_docs or c["kept"] / n >= cfg.at_risk_keep_ratio * run_rate:
             continue
         reasons = Counter(c["dropped"]) + Counter(c["rejected"])
-        hist = hists.get("" if lang == spark_io.UNKNOWN_LANGUAGE else lang)
+        hist = hists.get("" if lang == stagedir.UNKNOWN_LANGUAGE else lang)
         out[lang] = {
             "documents": n, "kept": c["kept"], "keep_rate": round(c["kept"] / n, 4),
             "drop_reasons": dict(reasons.most_common(AT_RISK_REASONS)),
@@ -118,81 +117,87 @@ def describe_at_risk(stats: dict) -> str:
     return "\n".join(lines)
 
 
-def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfig) -> dict:
-    start = time.time()
-    expected = spark_io.read_stats(input_uri)["kept"]
-    filter_cfg = cfg.filter
-    added = [("lang", pa.string()), ("lang_score", pa.float32())]
-    try:  # before the old output is touched
-        if filter_cfg.langid_model:
-            langid.check_model(filter_cfg.langid_model)
+class Filter(Stage):
+    name = "filter"
+
+    def check(self) -> None:
+        try:  # before the old output is touched
+            if self.cfg.filter.langid_model:
+                langid.check_model(self.cfg.filter.langid_model)
+            if self.cfg.filter.quality.enabled:
+                quality.check_model(self.cfg.filter.quality)
+        except ValueError as e:
+            raise stagedir.StageError(str(e)) from None
+
+    def prepare(self) -> None:
+        """The adaptive thresholds, from a first pass over the run's own documents (module docs)."""
+        filter_cfg = self.cfg.filter
+        self.added = [("lang", pa.string()), ("lang_score", pa.float32())]
         if filter_cfg.quality.enabled:
-            quality.check_model(filter_cfg.quality)
-    except ValueError as e:
-        raise spark_io.StageError(str(e)) from None
-    if filter_cfg.quality.enabled:
-        added.append(("quality_score", pa.float32()))
-    lang_scores = hists = line_end_stats = None
-    if filter_cfg.lang_threshold == "adaptive" or filter_cfg.adaptive_line_ends:
-        hists, line_end_hists = first_pass(spark, input_uri, filter_cfg)
-    if filter_cfg.lang_threshold == "adaptive":
-        lang_scores = langid.language_score_stats(hists, filter_cfg.adaptive_min_docs, filter_cfg.min_lang_score)
-        filter_cfg = dataclasses.replace(filter_cfg, lang_thresholds={
-            lang: s["threshold"] for lang, s in lang_scores.items() if s["adaptive"]})
-        for lang, s in lang_scores.items():  # the threshold used: an explicit per-language minimum wins
-            s["threshold"] = filter_cfg.min_lang_score_for(lang)
-    if filter_cfg.adaptive_line_ends:
-        line_end_stats = line_ends.line_end_stats(
-            line_end_hists, filter_cfg.adaptive_min_docs,
-            {lang: filter_cfg.rules_for(lang).fineweb.line_punct_thr for lang in line_end_hists})
-        filter_cfg = dataclasses.replace(filter_cfg, unmarked_languages=sorted(
-            lang for lang, s in line_end_stats.items() if not s["line_punct_rule"]))
-        for lang, s in line_end_stats.items():  # whether the rule applies: a per-language threshold wins
-            s["line_punct_rule"] = filter_cfg.rules_for(lang).fineweb.line_punct_thr is not None
-    attempt = spark_io.begin(output_uri, input_uri)
-    read_schema = spark_io.stage_schema(input_uri)
-    schema = pa.schema(
-        list(read_schema)
-        + added
-        + [("_status", pa.string()), ("_reason", pa.string()), ("_main_content", pa.bool_())]
-    )
-    pii_email = spark.sparkContext.accumulator(0)
-    pii_ip = spark.sparkContext.accumulator(0)
-    main_content = spark.sparkContext.accumulator(0)
-    # Without a first pass the scores are counted here; a retried task may add its part twice, which moves
-    # the quantiles of an alarm little.
-    main_hists = spark.sparkContext.accumulator({}, _Histograms()) if hists is None else None
+            self.added.append(("quality_score", pa.float32()))
+        self.lang_scores = self.hists = self.line_end_stats = None
+        if filter_cfg.lang_threshold == "adaptive" or filter_cfg.adaptive_line_ends:
+            self.hists, line_end_hists = first_pass(self.spark, self.input_uri, filter_cfg)
+        if filter_cfg.lang_threshold == "adaptive":
+            self.lang_scores = langid.language_score_stats(self.hists, filter_cfg.adaptive_min_docs,
+                                                           filter_cfg.min_lang_score)
+            filter_cfg = dataclasses.replace(filter_cfg, lang_thresholds={
+                lang: s["threshold"] for lang, s in self.lang_scores.items() if s["adaptive"]})
+            for lang, s in self.lang_scores.items():  # the threshold used: an explicit per-language minimum wins
+                s["threshold"] = filter_cfg.min_lang_score_for(lang)
+        if filter_cfg.adaptive_line_ends:
+            self.line_end_stats = line_ends.line_end_stats(
+                line_end_hists, filter_cfg.adaptive_min_docs,
+                {lang: filter_cfg.rules_for(lang).fineweb.line_punct_thr for lang in line_end_hists})
+            filter_cfg = dataclasses.replace(filter_cfg, unmarked_languages=sorted(
+                lang for lang, s in self.line_end_stats.items() if not s["line_punct_rule"]))
+            for lang, s in self.line_end_stats.items():  # whether the rule applies: a per-language threshold wins
+                s["line_punct_rule"] = filter_cfg.rules_for(lang).fineweb.line_punct_thr is not None
+        self.filter_cfg = filter_cfg
+        sc = self.spark.sparkContext
+        self.counters = {"pii_email": sc.accumulator(0), "pii_ip": sc.accumulator(0),
+                         "main_content_extracted": sc.accumulator(0)}
+        # Without a first pass the scores are counted here; a retried task may add its part twice, which
+        # moves the quantiles of an alarm little.
+        self.main_hists = sc.accumulator({}, _Histograms()) if self.hists is None else None
 
-    def annotate(batches):
-        for batch in batches:
-            out = filter_batch(batch, filter_cfg)
-            counters = filter_counters(out)
-            pii_email.add(counters.get("pii_email", 0))
-            pii_ip.add(counters.get("pii_ip", 0))
-            main_content.add(counters["main_content_extracted"])
-            if main_hists is not None:
-                langs = out.column("lang").to_numpy(zero_copy_only=False)
-                scores = out.column("lang_score").to_numpy(zero_copy_only=False)
-                main_hists.add({lang: langid.score_histogram(scores[langs == lang]) for lang in set(langs.tolist())})
-            yield out.cast(schema)
+    def routes(self) -> dict[str, Route]:
+        return document_routes(spark_io.stage_schema(self.input_uri).names + [name for name, _ in self.added], self.cfg)
 
-    doc_columns = read_schema.names + [name for name, _ in added]
-    routes = {
-        "kept": spark_io.Route("data", doc_columns),
-        "dropped": spark_io.Route("dropped", doc_columns + ["_reason"], sample=cfg.audit.dropped_samples_per_reason),
-    }
-    write = spark_io.part_writer(output_uri, routes, attempt)
-    # Each part is read, filtered and written by one Python task: the text never crosses into the JVM.
-    result = spark_io.collect_written(spark_io.read_stage(
-        spark, input_uri, transform=lambda batches: write(annotate(batches)), schema=spark_io.WRITTEN))
-    at_risk = languages_at_risk(result.by_language(), hists if hists is not None else main_hists.value, cfg.filter)
-    stats = spark_io.stage_stats(
-        "filter", expected, result, time.time() - start, pii={"email": pii_email.value, "ip": pii_ip.value},
-        main_content_extracted=main_content.value, document_schema=spark_io.DOCUMENT_SCHEMA,
-        **({"lang_scores": lang_scores} if lang_scores is not None else {}),
-        **({"line_ends": line_end_stats} if line_end_stats is not None else {}),
-        languages_at_risk=at_risk,
-    )
-    spark_io.commit(output_uri, attempt, dict(result.files), stats)
-    return stats
+    def transform(self) -> spark_io.Transform:
+        filter_cfg, counters, main_hists = self.filter_cfg, self.counters, self.main_hists
+        schema = pa.schema(list(spark_io.stage_schema(self.input_uri)) + self.added
+                           + [("_status", pa.string()), ("_reason", pa.string()), ("_main_content", pa.bool_())])
 
+        def annotate(batches):
+            for batch in batches:
+                out = filter_batch(batch, filter_cfg)
+                counts = filter_counters(out)
+                for name, acc in counters.items():
+                    acc.add(counts.get(name, 0))
+                if main_hists is not None:
+                    langs = out.column("lang").to_numpy(zero_copy_only=False)
+                    scores = out.column("lang_score").to_numpy(zero_copy_only=False)
+                    main_hists.add({lang: langid.score_histogram(scores[langs == lang]) for lang in set(langs.tolist())})
+                yield out.cast(schema)
+
+        return annotate
+
+    def finish(self, output: Output) -> dict:
+        hists = self.hists if self.hists is not None else self.main_hists.value
+        at_risk = languages_at_risk(output.written.by_language(), hists, self.cfg.filter)
+        return {
+            "pii": {"email": self.counters["pii_email"].value, "ip": self.counters["pii_ip"].value},
+            "main_content_extracted": self.counters["main_content_extracted"].value,
+            "document_schema": stagedir.DOCUMENT_SCHEMA,
+            **({"lang_scores": self.lang_scores} if self.lang_scores is not None else {}),
+            **({"line_ends": self.line_end_stats} if self.line_end_stats is not None else {}),
+            "languages_at_risk": at_risk,
+        }
+
+    @classmethod
+    def notes(cls, stats: dict) -> str:
+        return describe_at_risk(stats)
+
+
+STAGE = Filter

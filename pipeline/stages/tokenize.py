@@ -20,9 +20,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from pipeline import config as config_lib
-from pipeline import storage
-from pipeline.stages import spark_io
-from pipeline.stages.config import PipelineConfig
+from pipeline import spark_io, stagedir, storage
+from pipeline.stages.stage import Output, Stage
 from pipeline.tokenize.shards import build_manifest, pack_documents, token_dtype, write_shard
 from pipeline.tokenize.tokenizer import encode_texts, eos_id, load_tokenizer, shared_tokenizer, split_of, train_bpe, utf8_lengths
 
@@ -141,93 +140,90 @@ def _encode_threads(totals: dict[str, tuple[int, int]], n_shards: dict[str, int]
     return {s: max(1, min(cores, round(cores * b / n_shards[s] / text))) for s, (_, b) in totals.items()}
 
 
-def run(spark: SparkSession, input_uri: str, output_uri: str, cfg: PipelineConfig) -> dict:
-    start = time.time()
-    tcfg = cfg.tokenize
-    expected = spark_io.read_stats(input_uri)["kept"]
-    attempt = spark_io.begin(output_uri, input_uri)
-    # The manifest is what trainers open: a re-run must not leave the old one pointing at shards it replaces.
-    storage.delete(storage.join(output_uri, "manifest.json"))
-    # Three jobs scan the documents (the tokenizer's sample, the split totals, the shuffle to shards): read the
-    # parts and hash the ids once, in the reading task, not three times.
-    assigned = spark_io.read_stage(spark, input_uri, transform=_assign_fn(tcfg.val_fraction),
-                                   schema=spark_io.spark_schema(ASSIGNED))
-    assigned = assigned.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        return _tokenize(assigned, output_uri, cfg, expected, attempt, start, _executor_cores(spark))
-    finally:
-        assigned.unpersist()
+class Tokenize(Stage):
+    """Writes token shards, not rows by route: `write` is its own, and the tokenizer and manifest commit
+    after them (the manifest last: trainers wait for it)."""
+
+    name = "tokenize"
+
+    def prepare(self) -> None:
+        # The manifest is what trainers open: a re-run must not leave the old one pointing at shards it replaces.
+        storage.delete(storage.join(self.output_uri, "manifest.json"))
+        # Three jobs scan the documents (the tokenizer's sample, the split totals, the shuffle to shards): read
+        # the parts and hash the ids once, in the reading task, not three times.
+        self.assigned = spark_io.read_stage(self.spark, self.input_uri, transform=_assign_fn(self.cfg.tokenize.val_fraction),
+                                            schema=spark_io.spark_schema(ASSIGNED)).persist(StorageLevel.MEMORY_AND_DISK)
+
+    def close(self) -> None:
+        if getattr(self, "assigned", None) is not None:
+            self.assigned.unpersist()
+
+    def write(self) -> Output:
+        """Train or load the tokenizer, size the shards, encode and write them, and build the manifest."""
+        tcfg, assigned = self.cfg.tokenize, self.assigned
+        tok_json, sample = tokenizer_and_sample(assigned, tcfg)
+        tok = load_tokenizer(tok_json)
+        vocab_size, eos = tok.get_vocab_size(), eos_id(tok)
+        dtype = np.dtype(token_dtype(vocab_size))
+
+        # Shard counts are fixed before encoding, from text bytes and the sample's bytes per token, so each
+        # document's shard is known up front and the one shuffle moves text to the task that encodes and writes.
+        per_token = bytes_per_token(tok, sample)
+        totals = {r.split: (r.documents, r.text_bytes) for r in assigned.groupBy("split").agg(
+            F.count("*").alias("documents"), F.sum("text_bytes").alias("text_bytes")).collect()}
+        n_shards = {s: max(1, math.ceil((b / per_token + n) * dtype.itemsize / tcfg.shard_bytes))
+                    for s, (n, b) in totals.items()}
+        print(f"[tokenize] documents and text bytes per split {totals}; {per_token:.2f} bytes per token on the "
+              f"sample; shards per split {n_shards}", flush=True)
+        shard_count = F.lit(0)
+        for split, n in n_shards.items():
+            shard_count = F.when(F.col("split") == split, F.lit(n)).otherwise(shard_count)
+        arranged = (
+            assigned.withColumn("shard", F.pmod(F.xxhash64(F.lit(tcfg.seed), "id"), shard_count))
+            .withColumn("order", F.xxhash64(F.lit(tcfg.seed + 1), "id"))
+            .repartition(max(1, sum(n_shards.values())), "split", "shard")
+            .sortWithinPartitions("split", "shard", "order", "id")
+        )
+        threads = _encode_threads(totals, n_shards, _executor_cores(self.spark))
+        write = _write_fn(self.work_uri, tok_json, dtype, tcfg.sample_tokens, threads)
+        infos = [r.asDict() for r in arranged.mapInArrow(write, spark_io.spark_schema(SHARD_INFO)).collect()]
+
+        # Final names are dense per split (shard-000000, -000001, ...) in shard order.
+        infos.sort(key=lambda i: (i["split"], i["shard"]))
+        final, written, splits = {}, stagedir.WriteResult(), {}
+        for split, group in itertools.groupby(infos, key=lambda i: i["split"]):
+            for k, info in enumerate(group):
+                name = f"shard-{k:06d}.tar"
+                final[info["path"]] = name
+                written.files[split].append(info["path"])
+                splits.setdefault(split, []).append({**info, "url": f"shards/{split}/{name}"})
+        written.counts[("kept", None)] = sum(i["documents"] for i in infos)
+
+        tok_bytes = tok_json.encode("utf-8")
+        self.manifest = build_manifest(
+            tokenizer={"path": "tokenizer.json", "sha256": hashlib.sha256(tok_bytes).hexdigest(),
+                       "vocab_size": vocab_size, "eos_id": eos},
+            dtype=dtype,
+            sample_tokens=tcfg.sample_tokens,
+            seed=tcfg.seed,
+            splits=splits,
+            config=config_lib.to_dict(self.cfg),
+        )
+        return Output(written,
+                      extra_files={"tokenizer.json": tok_bytes,
+                                   "manifest.json": json.dumps(self.manifest, indent=1).encode()},
+                      final_names=lambda route, path: final[path])
+
+    def finish(self, output: Output) -> dict:
+        splits = self.manifest["splits"]
+        return {
+            "tokens": {s: v["tokens"] for s, v in splits.items()},
+            "documents": {s: v["documents"] for s, v in splits.items()},
+            "shards": {s: len(v["shards"]) for s, v in splits.items()},
+            "text_bytes": {s: v["text_bytes"] for s, v in splits.items()},
+            "vocab_size": self.manifest["tokenizer"]["vocab_size"],
+            "dtype": self.manifest["dtype"],
+        }
 
 
-def _tokenize(assigned, output_uri: str, cfg: PipelineConfig, expected: int, attempt: str, start: float,
-              cores: int) -> dict:
-    """Train or load the tokenizer, size the shards, encode and write them, and commit."""
-    tcfg = cfg.tokenize
-    tok_json, sample = tokenizer_and_sample(assigned, tcfg)
-    tok = load_tokenizer(tok_json)
-    vocab_size, eos = tok.get_vocab_size(), eos_id(tok)
-    dtype = np.dtype(token_dtype(vocab_size))
-
-    # Shard counts are fixed before encoding, from text bytes and the sample's bytes per token, so each
-    # document's shard is known up front and the one shuffle moves text to the task that encodes and writes.
-    per_token = bytes_per_token(tok, sample)
-    totals = {r.split: (r.documents, r.text_bytes) for r in assigned.groupBy("split").agg(
-        F.count("*").alias("documents"), F.sum("text_bytes").alias("text_bytes")).collect()}
-    n_shards = {s: max(1, math.ceil((b / per_token + n) * dtype.itemsize / tcfg.shard_bytes)) for s, (n, b) in totals.items()}
-    print(f"[tokenize] documents and text bytes per split {totals}; {per_token:.2f} bytes per token on the "
-          f"sample; shards per split {n_shards}", flush=True)
-    shard_count = F.lit(0)
-    for split, n in n_shards.items():
-        shard_count = F.when(F.col("split") == split, F.lit(n)).otherwise(shard_count)
-    arranged = (
-        assigned.withColumn("shard", F.pmod(F.xxhash64(F.lit(tcfg.seed), "id"), shard_count))
-        .withColumn("order", F.xxhash64(F.lit(tcfg.seed + 1), "id"))
-        .repartition(max(1, sum(n_shards.values())), "split", "shard")
-        .sortWithinPartitions("split", "shard", "order", "id")
-    )
-    tmp_root = storage.join(output_uri, spark_io.TEMPORARY, attempt)
-    write = _write_fn(tmp_root, tok_json, dtype, tcfg.sample_tokens, _encode_threads(totals, n_shards, cores))
-    infos = [r.asDict() for r in arranged.mapInArrow(write, spark_io.spark_schema(SHARD_INFO)).collect()]
-
-    # Final names are dense per split (shard-000000, -000001, ...) in shard order.
-    infos.sort(key=lambda i: (i["split"], i["shard"]))
-    final, files, splits = {}, {}, {}
-    for split, group in itertools.groupby(infos, key=lambda i: i["split"]):
-        for k, info in enumerate(group):
-            name = f"shard-{k:06d}.tar"
-            final[info["path"]] = name
-            files.setdefault(split, []).append(info["path"])
-            splits.setdefault(split, []).append({**info, "url": f"shards/{split}/{name}"})
-
-    tok_bytes = tok_json.encode("utf-8")
-    manifest = build_manifest(
-        tokenizer={"path": "tokenizer.json", "sha256": hashlib.sha256(tok_bytes).hexdigest(), "vocab_size": vocab_size, "eos_id": eos},
-        dtype=dtype,
-        sample_tokens=tcfg.sample_tokens,
-        seed=tcfg.seed,
-        splits=splits,
-        config=config_lib.to_dict(cfg),
-    )
-    result = spark_io.WriteResult()
-    result.counts[("kept", None)] = sum(i["documents"] for i in infos)
-    stats = spark_io.stage_stats(
-        "tokenize",
-        expected,
-        result,
-        time.time() - start,
-        tokens={s: v["tokens"] for s, v in manifest["splits"].items()},
-        documents={s: v["documents"] for s, v in manifest["splits"].items()},
-        shards={s: len(v["shards"]) for s, v in manifest["splits"].items()},
-        text_bytes={s: v["text_bytes"] for s, v in manifest["splits"].items()},
-        vocab_size=vocab_size,
-        dtype=dtype.name,
-    )
-    spark_io.commit(
-        output_uri,
-        attempt,
-        files,
-        stats,
-        extra_files={"tokenizer.json": tok_bytes, "manifest.json": json.dumps(manifest, indent=1).encode()},
-        final_names=lambda route, path: final[path],
-    )
-    return stats
+STAGE = Tokenize

@@ -30,9 +30,9 @@ from pyspark.sql import functions as F
 from pipeline import storage
 from pipeline.filter.config import MODEL_INPUT_CHARS
 from pipeline.filter.quality import model_input
-from pipeline.stages import spark_io
-from pipeline.stages.config import CleanConfig
-from pipeline.stages.layout import is_committed
+from pipeline import spark_io
+from pipeline.clean.config import CleanConfig
+from pipeline.stagedir import is_committed
 
 FIT_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fasttext_fit.py")
 LABEL_PREFIX = "__label__"

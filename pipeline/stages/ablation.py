@@ -1,6 +1,6 @@
 """Stage ablation: does each pipeline stage make a better model? One command answers it on your corpus.
 
-    python -m trainer.ablate --input RAW_URI --output OUT_URI [--config FILE.yaml] [--set key=value ...]
+    spark-submit jobs/ablate.py --input RAW_URI --output OUT_URI [--config FILE.yaml] [--set key=value ...]
 
 1. Clean every raw document once (`OUT/stages/clean`), then hold out a fixed fraction of them by a seeded
    hash of their id (`holdout`). The held-out documents are filtered and deduplicated among themselves and
@@ -42,7 +42,9 @@ from urllib.parse import urlparse
 
 from pipeline import config as cfglib
 from pipeline import storage
-from pipeline.stages import STAGES
+from pipeline import spark_io, stages
+from pipeline.stagedir import Route
+from pipeline.stages.stage import Output, Stage, document_routes
 from pipeline.stages.config import PipelineConfig
 from pipeline.tokenize.tokenizer import TokenizeConfig
 from trainer import config as trainer_config
@@ -132,81 +134,77 @@ def load_config(path: str | None = None, overrides: list[str] = ()) -> AblationC
 # ---------------------------------------------------------------------------------------------- stages
 
 
-def hold_out(spark, input_uri: str, output_uri: str, cfg: HoldoutConfig, side: str) -> dict:
+class HoldOut(Stage):
     """One side ('train' or 'heldout') of the hold-out split of a committed stage, committed as a stage:
     the other side's documents count as dropped, so its stats reconcile like any stage's."""
-    from pyspark.sql import functions as F
 
-    from pipeline.stages import spark_io
+    name = "holdout"
 
-    start = time.time()
-    expected = spark_io.read_stats(input_uri)["kept"]
-    attempt = spark_io.begin(output_uri)
-    docs = spark_io.read_stage(spark, input_uri)
-    held = F.pmod(F.xxhash64(F.lit(cfg.seed), "id"), F.lit(1_000_000)) < F.lit(int(round(cfg.fraction * 1_000_000)))
-    keep = held if side == "heldout" else ~held
-    marked = docs.select(
-        *docs.columns,
-        F.when(keep, "kept").otherwise("dropped").alias("_status"),
-        F.when(keep, F.lit(None)).otherwise(TRAINING_REASON if side == "heldout" else HELD_OUT_REASON).alias("_reason"),
-    )
-    result = spark_io.write_parts(marked, output_uri, {"kept": spark_io.Route("data", docs.columns)}, attempt)
-    stats = spark_io.stage_stats("holdout", expected, result, time.time() - start, fraction=cfg.fraction, seed=cfg.seed)
-    spark_io.commit(output_uri, attempt, dict(result.files), stats)
-    return stats
+    def __init__(self, spark, input_uri: str, output_uri: str, cfg: HoldoutConfig, side: str):
+        super().__init__(spark, input_uri, output_uri, cfg)
+        self.side = side
+
+    def write(self) -> Output:
+        from pyspark.sql import functions as F
+
+        cfg, docs = self.cfg, spark_io.read_stage(self.spark, self.input_uri)
+        held = F.pmod(F.xxhash64(F.lit(cfg.seed), "id"), F.lit(1_000_000)) < F.lit(int(round(cfg.fraction * 1_000_000)))
+        keep = held if self.side == "heldout" else ~held
+        marked = docs.select(
+            *docs.columns,
+            F.when(keep, "kept").otherwise("dropped").alias("_status"),
+            F.when(keep, F.lit(None)).otherwise(TRAINING_REASON if self.side == "heldout" else HELD_OUT_REASON)
+            .alias("_reason"),
+        )
+        return Output(spark_io.write_parts(marked, self.output_uri, {"kept": Route("data", docs.columns)}, self.attempt))
+
+    def finish(self, output: Output) -> dict:
+        return {"fraction": self.cfg.fraction, "seed": self.cfg.seed}
 
 
-def decontaminate(spark, input_uri: str, output_uri: str, index_uri: str, cfg: PipelineConfig) -> dict:
+class AgainstHeldOut(Stage):
     """Drop documents that are exact or near duplicates of a document of the dedupe index at `index_uri`
-    (the held-out set), by the index's own rules: same normalised-text digest, or a shared LSH bucket
-    and a signature Jaccard estimate >= dedupe.threshold. Documents are not compared with each other."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
+    (the held-out set), by the index's own rules (`index_spark.history_drops`): same normalised-text digest,
+    or a shared LSH bucket and a signature Jaccard estimate >= dedupe.threshold. Documents are not compared
+    with each other."""
 
-    from pipeline.dedup import index_spark
-    from pipeline.dedup.dedupe_spark import SIGNED_FEATURES, features_fn, signing_columns
-    from pipeline.stages import spark_io
+    name = "decontaminate"
 
-    start = time.time()
-    expected = spark_io.read_stats(input_uri)["kept"]
-    attempt = spark_io.begin(output_uri)
-    docs = spark_io.read_stage(spark, input_uri)
-    history = index_spark.read_history(spark, index_spark.open_index(index_uri, cfg.dedupe))
-    features = signing_columns(docs).mapInArrow(features_fn(cfg.dedupe, signature=True), SIGNED_FEATURES)
-    features = features.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        if history is None:
-            drops = spark.createDataFrame([], "id string, _reason string")
-        else:
-            past = history.select(F.col("id").alias("history_id"), "exact", "bands", "signature",
-                                  F.lit(None).cast("boolean").alias("in_batch"),
-                                  F.lit(None).cast("string").alias("history_key"))
-            exact = features.join(past.select("exact"), "exact", "left_semi").select("id")
-            candidates = index_spark.history_candidates(features.join(exact, "id", "left_anti"), past)
-            near = candidates
-            if cfg.dedupe.verify:
-                pairs = (candidates.join(features.select("id", "signature"), "id")
-                         .join(past.select("history_id", F.col("signature").alias("history_signature")), "history_id")
-                         .select("id", "signature", "history_signature"))
-                near = (pairs.mapInArrow(index_spark.estimate_fn(cfg.dedupe.num_perm), index_spark.ESTIMATE)
-                        .where(F.col("estimate") >= cfg.dedupe.threshold))
-            drops = exact.select("id", F.lit(EXACT_REASON).alias("_reason")).unionByName(
-                near.select("id").distinct().select("id", F.lit(NEAR_REASON).alias("_reason")))
-        marked = (docs.join(drops, "id", "left")
-                  .select(*docs.columns, F.when(F.col("_reason").isNull(), "kept").otherwise("dropped").alias("_status"),
-                          "_reason")
-                  .repartition(docs.rdd.getNumPartitions(), "id").sortWithinPartitions("id"))
-        routes = {
-            "kept": spark_io.Route("data", docs.columns),
-            "dropped": spark_io.Route("dropped", docs.columns + ["_reason"], sample=cfg.audit.dropped_samples_per_reason),
-        }
-        result = spark_io.write_parts(marked, output_uri, routes, attempt)
-    finally:
-        features.unpersist()
-    stats = spark_io.stage_stats("decontaminate", expected, result, time.time() - start,
-                                 index_documents=0 if history is None else history.count())
-    spark_io.commit(output_uri, attempt, dict(result.files), stats)
-    return stats
+    def __init__(self, spark, input_uri: str, output_uri: str, cfg: PipelineConfig, index_uri: str):
+        super().__init__(spark, input_uri, output_uri, cfg)
+        self.index_uri = index_uri
+
+    def write(self) -> Output:
+        from pyspark import StorageLevel
+        from pyspark.sql import functions as F
+
+        from pipeline.dedup import index_spark
+        from pipeline.dedup.dedupe_spark import SIGNED_FEATURES, features_fn, signing_columns
+
+        cfg = self.cfg
+        docs = spark_io.read_stage(self.spark, self.input_uri)
+        self.history = index_spark.read_history(self.spark, index_spark.open_index(self.index_uri, cfg.dedupe))
+        features = signing_columns(docs).mapInArrow(features_fn(cfg.dedupe, signature=True), SIGNED_FEATURES)
+        features = features.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            if self.history is None:
+                drops = self.spark.createDataFrame([], "id string, _reason string")
+            else:
+                past = self.history.select(F.col("id").alias("history_id"), "exact", "bands", "signature",
+                                           F.lit(None).cast("boolean").alias("in_batch"),
+                                           F.lit(None).cast("string").alias("history_key"))
+                drops, _ = index_spark.history_drops(features, features, past, cfg.dedupe,
+                                                     reasons=(EXACT_REASON, NEAR_REASON))
+            marked = (docs.join(drops, "id", "left")
+                      .select(*docs.columns, F.when(F.col("_reason").isNull(), "kept").otherwise("dropped")
+                              .alias("_status"), "_reason")
+                      .repartition(docs.rdd.getNumPartitions(), "id").sortWithinPartitions("id"))
+            return Output(spark_io.write_parts(marked, self.output_uri, document_routes(docs.columns, cfg), self.attempt))
+        finally:
+            features.unpersist()
+
+    def finish(self, output: Output) -> dict:
+        return {"index_documents": 0 if self.history is None else self.history.count()}
 
 
 def _step(stage: str, cfg: PipelineConfig) -> tuple[str, str]:
@@ -235,36 +233,35 @@ class Builder:
     to it (same stages, same settings), so `raw`, `dedupe` and `filter` build on one another."""
 
     def __init__(self, spark, cfg: AblationConfig, input_uri: str, output_uri: str):
-        from pipeline.stages import clean, dedupe, filter
 
         self.spark, self.cfg, self.input, self.root = spark, cfg, input_uri, storage.join(output_uri, "stages")
         self.index = storage.join(self.root, "heldout", "index")
         self.built: dict[tuple, tuple[str, dict]] = {}
         self.runners: dict[str, Callable[[str, str, PipelineConfig], dict]] = {
-            "clean": lambda inp, out, c: clean.run(spark, self.input, out, c),
-            "holdout": lambda inp, out, c: hold_out(spark, inp, out, cfg.holdout, "train"),
-            "decontaminate": lambda inp, out, c: decontaminate(spark, inp, out, self.index, cfg.pipeline()),
-            "dedupe": lambda inp, out, c: dedupe.run(spark, inp, out, c),
-            "filter": lambda inp, out, c: filter.run(spark, inp, out, c),
+            "clean": lambda inp, out, c: stages.run("clean", spark, self.input, out, c),
+            "holdout": lambda inp, out, c: HoldOut(spark, inp, out, cfg.holdout, "train").run(),
+            "decontaminate": lambda inp, out, c: AgainstHeldOut(spark, inp, out, cfg.pipeline(), self.index).run(),
+            "dedupe": lambda inp, out, c: stages.run("dedupe", spark, inp, out, c),
+            "filter": lambda inp, out, c: stages.run("filter", spark, inp, out, c),
         }
 
     def chain(self, base: str) -> list[str]:
         """The stages of a base; `filter`'s are the pipeline's own between clean and tokenize, in its order."""
         steps = ["clean", "holdout"] + (["decontaminate"] if self.cfg.holdout.decontaminate else [])
-        return steps + {"raw": [], "dedupe": ["dedupe"], "filter": list(STAGES[1:-1])}[base]
+        between = [e.name for e in stages.enabled(self.cfg.pipeline())][1:-1]
+        return steps + {"raw": [], "dedupe": ["dedupe"], "filter": between}[base]
 
     def heldout(self) -> dict[str, dict]:
         """The evaluation set: the held-out side of the split, filtered, then deduplicated among itself
         into a fresh dedupe index (which decontaminates the training side)."""
-        from pipeline.stages import dedupe, filter
 
         base, root = self.cfg.pipeline(), storage.join(self.root, "heldout")
         clean_uri, _ = self.stage("clean", (_step("clean", base),), base, storage.join(self.root, "clean"))
-        stats = {"holdout": hold_out(self.spark, clean_uri, storage.join(root, "holdout"), self.cfg.holdout, "heldout")}
-        stats["filter"] = filter.run(self.spark, storage.join(root, "holdout"), storage.join(root, "filter"), base)
+        stats = {"holdout": HoldOut(self.spark, clean_uri, storage.join(root, "holdout"), self.cfg.holdout, "heldout").run()}
+        stats["filter"] = stages.run("filter", self.spark, storage.join(root, "holdout"), storage.join(root, "filter"), base)
         storage.delete(self.index)
         indexed = replace(base, dedupe=replace(base.dedupe, index=self.index))
-        stats["dedupe"] = dedupe.run(self.spark, storage.join(root, "filter"), storage.join(root, "dedupe"), indexed)
+        stats["dedupe"] = stages.run("dedupe", self.spark, storage.join(root, "filter"), storage.join(root, "dedupe"), indexed)
         return stats
 
     def stage(self, stage: str, key: tuple, cfg: PipelineConfig, out: str, inp: str = "") -> tuple[str, dict]:
@@ -301,19 +298,18 @@ def tokenize_all(spark, builder: Builder, variants: list[Variant], heldout_uri: 
     """Tokenize every variant (train split only) and the held-out set (val only) with one BPE, trained on
     the first variant's documents (`raw`); write OUT/tokens/NAME.json manifests joining the two. Returns
     {name: manifest URI}."""
-    from pipeline.stages import tokenize
 
     root = storage.join(output_uri, "tokens")
     base = builder.cfg.pipeline()
     first = variants[0]
     print(f"[ablate] tokenize {first.name} (training the shared tokenizer)", flush=True)
-    first.stages["tokenize"] = tokenize.run(spark, first.documents, storage.join(root, first.name),
+    first.stages["tokenize"] = stages.run("tokenize", spark, first.documents, storage.join(root, first.name),
                                             replace(base, tokenize=replace(base.tokenize, val_fraction=0.0)))
     shared = replace(base.tokenize, tokenizer=storage.join(root, first.name, "tokenizer.json"))
-    tokenize.run(spark, heldout_uri, storage.join(root, "heldout"), replace(base, tokenize=replace(shared, val_fraction=1.0)))
+    stages.run("tokenize", spark, heldout_uri, storage.join(root, "heldout"), replace(base, tokenize=replace(shared, val_fraction=1.0)))
     for v in variants[1:]:
         print(f"[ablate] tokenize {v.name}", flush=True)
-        v.stages["tokenize"] = tokenize.run(spark, v.documents, storage.join(root, v.name),
+        v.stages["tokenize"] = stages.run("tokenize", spark, v.documents, storage.join(root, v.name),
                                             replace(base, tokenize=replace(shared, val_fraction=0.0)))
     return {v.name: write_manifest(root, v.name, first.name) for v in variants}
 
@@ -487,7 +483,7 @@ def run(spark, input_uri: str, output_uri: str, cfg: AblationConfig) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(
-        prog="python -m trainer.ablate",
+        prog="spark-submit jobs/ablate.py",
         description=__doc__.split("\n\n", 1)[0] + " Builds variants of the corpus (raw, +dedupe, +filter, and "
         "configured ones), trains the same model on each for the same number of tokens, and scores all on "
         "one held-out set: OUTPUT/ablation.{json,md,png}.",
@@ -495,7 +491,7 @@ def main(argv: list[str] | None = None) -> dict:
         "`spark-submit jobs/pipeline.py --help`) as the base of every variant, plus holdout.fraction, "
         "holdout.seed, holdout.decontaminate, preset, train.* (trainer/config.py keys, on top of the preset) "
         "and variants: [{name, base: raw|dedupe|filter, set: [section.key=value, ...]}]. Spark runs "
-        "in-process (local[*] unless PYSPARK_SUBMIT_ARGS says otherwise); training uses one process.",
+        "as spark-submit sets it (--master); training uses one process, through the trainer's own entry point.",
     )
     p.add_argument("--input", required=True, help="raw input URI (directory or file; local, file://, s3://, hdfs://)")
     p.add_argument("--output", required=True, help="output URI: stages/, tokens/, runs/ and ablation.{json,md,png}")
@@ -514,7 +510,3 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"[ablate] {storage.display(storage.join(args.output, 'ablation.md'))} "
           f"({result['seconds']['total'] / 60:.1f} min)", flush=True)
     return result
-
-
-if __name__ == "__main__":
-    main()
