@@ -16,6 +16,10 @@ def _always(cfg) -> bool:
     return True
 
 
+def _with_benchmarks(cfg) -> bool:
+    return bool(cfg.decontaminate.benchmarks)
+
+
 @dataclass(frozen=True)
 class Entry:
     name: str  # its directory under the pipeline's OUTPUT, its job (jobs/<name>.py) and its config section
@@ -40,6 +44,11 @@ REGISTRY = (
     Entry("dedupe", "Remove exact duplicates (hash of normalised text), then near duplicates (MinHash LSH, "
           "verified edges, distributed connected components); each cluster keeps its earliest-published copy "
           "(created date, then canonical URL, then id); writes clusters/."),
+    Entry("decontaminate", "Drop the documents that share a word n-gram (13 words by default, as GPT-3 and OLMo) "
+          "with a benchmark's text: decontaminate.benchmarks lists JSONL or Parquet files (each a benchmark named "
+          "after its file), decontaminate.fields the fields matched; each drop says benchmark_overlap, with the "
+          "benchmark and the count of shared n-grams in dropped/ (decontaminate.mode=mark keeps and marks them).",
+          enabled=_with_benchmarks),
     Entry("tokenize", "Train (or load) a byte-level BPE, encode every document with EOS, and write WebDataset "
           "token shards for train/val plus tokenizer.json and manifest.json.", documents=False),
 )

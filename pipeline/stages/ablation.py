@@ -116,6 +116,9 @@ def load_config(path: str | None = None, overrides: list[str] = ()) -> AblationC
     train = cfglib.merge(cfglib.merge(trainer_config.load(preset), TRAIN_DEFAULTS), PRESET_DEFAULTS.get(preset, {}))
     base = AblationConfig(preset=preset, train=train)
     cfg = cfglib.load(AblationConfig, path, overrides, base=base)
+    if cfg.decontaminate.benchmarks:
+        raise cfglib.ConfigError("decontaminate.benchmarks: the ablation decontaminates against its own held-out "
+                                 "set (holdout.decontaminate); run benchmark decontamination on the corpus first")
     names = set()
     for v in cfg.variants:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", v.name) or v.name in BASES or v.name in names:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from pipeline.clean.config import CleanConfig
 from pipeline.config import check_ranges
+from pipeline.decontaminate import DecontaminateConfig
 from pipeline.dedup.config import DedupeConfig
 from pipeline.filter.config import FilterConfig
 from pipeline.state import StateConfig
@@ -71,6 +72,8 @@ RANGES = {
     "tokenize.sample_tokens": "[1, inf)",
     "tokenize.shard_bytes": "[1, inf)",
     "tokenize.val_fraction": "[0, 1]",
+    "decontaminate.ngram": "[1, inf)",
+    "decontaminate.char_ngram": "[1, inf)",
     "audit.dropped_samples_per_reason": "[0, inf)",
 }
 
@@ -100,6 +103,8 @@ class PipelineConfig:
     clean: CleanConfig = field(default_factory=CleanConfig)
     dedupe: DedupeStageConfig = field(default_factory=DedupeStageConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
+    # benchmark decontamination, after dedupe (runs when decontaminate.benchmarks is set)
+    decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     state: StateConfig = field(default_factory=StateConfig)  # scheduled runs (jobs/pipeline.py --state)
