@@ -7,6 +7,8 @@ committed, is `pipeline.stagedir`'s (no Spark needed).
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections import defaultdict
 from typing import Callable, Iterator
 
@@ -16,7 +18,8 @@ import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 
 from pipeline import storage
-from pipeline.readers import PATTERNS, read_file, to_batches
+from pipeline.readers import PATTERNS, read_piece, to_batches
+from pipeline.readers import splits as splits_lib
 from pipeline.readers.records import RAW_SCHEMA
 from pipeline.stagedir import TEMPORARY, UNKNOWN_LANGUAGE, Route, StageError, WriteResult, committed_files
 
@@ -77,24 +80,48 @@ def labels_of(input_uri: str, files: list[str]) -> list[str]:
     return [f[len(root) + 1 :] if f.startswith(root + "/") else f.rsplit("/", 1)[-1] for f in files]
 
 
+def input_splits(spark: SparkSession, input_uri: str, split_bytes: int,
+                 files: list[str] | None = None) -> list[list[splits_lib.Piece]]:
+    """What each clean task reads (pipeline/readers/splits.py), planned by size: a pure function of the
+    files, their sizes and `split_bytes`. Byte ranges get the newlines before them from a counting pass,
+    one task per range."""
+    files = sorted(files) if files else list_inputs(input_uri)
+    planned, unsplittable = splits_lib.plan(list(zip(files, labels_of(input_uri, files), storage.sizes(files))),
+                                            split_bytes)
+    if unsplittable:
+        print(f"[clean] {unsplittable} compressed input file(s) larger than clean.reader.split_bytes="
+              f"{split_bytes:,} are read whole, one task each (compression cannot be split); plain JSONL, "
+              f"Parquet or smaller files give more parallelism", flush=True)
+    print(f"[clean] {len(files)} input file(s) in {len(planned)} task(s) of up to {split_bytes:,} bytes", flush=True)
+    ranges = [p for split in planned for p in split if p.ranged]
+    if not ranges:
+        return planned
+    counted = spark.sparkContext.parallelize(ranges, numSlices=len(ranges)).map(
+        lambda p: ((p.uri, p.start), splits_lib.count_newlines(p))).collect()
+    return splits_lib.with_newlines(planned, dict(counted))
+
+
 def read_raw(spark: SparkSession, input_uri: str, reader_cfg, html_cfg, files: list[str] | None = None,
              transform: Transform | None = None, schema=None) -> DataFrame:
-    """Raw records of every input file (or of `files`, under `input_uri`), one Spark partition per file, in
-    file then line order. Files are labelled by their path relative to `input_uri`. `transform` (a `mapInArrow`
-    function giving Spark schema `schema`) runs on the batches in the reading task, as in `read_stage`."""
-    files = sorted(files) if files else list_inputs(input_uri)
-    labels = labels_of(input_uri, files)
-    rows = spark.sparkContext.parallelize(list(zip(files, labels)), numSlices=len(files))
-    paths = spark.createDataFrame(rows, "uri string, label string")
+    """Raw records of every input file (or of `files`, under `input_uri`) in file then line order, one Spark
+    partition per split (`input_splits`). Files are labelled by their path relative to `input_uri`.
+    `transform` (a `mapInArrow` function giving Spark schema `schema`) runs on the batches in the reading
+    task, as in `read_stage`."""
+    planned = input_splits(spark, input_uri, reader_cfg.split_bytes, files)
+    rows = spark.sparkContext.parallelize([(json.dumps([dataclasses.asdict(p) for p in split]),) for split in planned],
+                                          numSlices=len(planned))
+    pieces = spark.createDataFrame(rows, "pieces string")
 
     def read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            for uri, label in zip(batch.column("uri").to_pylist(), batch.column("label").to_pylist()):
-                yield from to_batches(read_file(uri, label, reader_cfg, html_cfg))
+            for listed in batch.column("pieces").to_pylist():
+                for piece in json.loads(listed):
+                    yield from to_batches(read_piece(splits_lib.Piece(**piece), reader_cfg, html_cfg))
 
     if transform is None:
-        return paths.mapInArrow(read, spark_schema(RAW_SCHEMA))
-    return paths.mapInArrow(lambda batches: transform(read(batches)), schema)
+        return pieces.mapInArrow(read, spark_schema(RAW_SCHEMA))
+    return pieces.mapInArrow(lambda batches: transform(read(batches)), schema)
+
 
 def _parts(stage_uri: str, subdir: str) -> list[str]:
     files = committed_files(stage_uri, subdir)

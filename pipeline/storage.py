@@ -152,6 +152,23 @@ def size(uri: str) -> int:
     return fs.get_file_info(path).size
 
 
+def sizes(uris: list[str]) -> list[int]:
+    """The sizes of files in bytes, in one call per file system (pyarrow runs an object store's in parallel)."""
+    out = []
+    for uri in uris:
+        fs, path = resolve(uri)
+        out.append((fs, path))
+    by_fs: dict[int, list[int]] = {}
+    for i, (fs, _) in enumerate(out):
+        by_fs.setdefault(id(fs), []).append(i)
+    result = [0] * len(uris)
+    for indices in by_fs.values():
+        fs = out[indices[0]][0]
+        for i, info in zip(indices, fs.get_file_info([out[i][1] for i in indices])):
+            result[i] = info.size
+    return result
+
+
 def list_files(uri: str, patterns: Iterable[str] = ("*",)) -> list[str]:
     """Files under `uri` (recursively) whose base name matches a pattern, sorted; `uri` may be one file.
 

@@ -38,7 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
 JOB_TIMEOUT = 300  # seconds a job may take before the test gives up on it
 WAIT_TIMEOUT = 120  # seconds to wait for the state that triggers a fault
-INPUT_FILES = 4  # clean runs one task per input file: with 2 cores, tasks are still queued when the first part appears
+INPUT_FILES = 4  # clean runs one task per input file here: with 2 cores, tasks are still queued when the first part appears
+ONE_TASK_PER_FILE = ["--set", "clean.reader.split_bytes=1"]  # small files would otherwise share one task
 OUTAGE_SECONDS = 4  # how long the S3 server stays down; well inside storage.S3_MAX_ATTEMPTS' backoff
 TOKENIZE = ["--set", "vocab_size=512", "--set", "sample_tokens=256", "--set", "shard_bytes=8000",
             "--set", "val_fraction=0.1", "--set", "min_frequency=1"]
@@ -94,7 +95,7 @@ def start_job(master: str, stage: str, args: list[str], log_dir: Path, *, pyfile
         cmd += ["--py-files", str(pyfiles)]
     for key, value in settings.items():
         cmd += ["--conf", f"{key}={value}"]
-    cmd += [str(REPO / "jobs" / f"{stage}.py"), *args]
+    cmd += [str(REPO / "jobs" / f"{stage}.py"), *args, *(ONE_TASK_PER_FILE if stage == "clean" else [])]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     full_env.update(SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
                     **(env or {}))

@@ -17,6 +17,8 @@ from pipeline.stages.config import PipelineConfig
 from pipeline.stagedir import SUCCESS, StageError
 from synthetic import DE, EN, documents, write_jsonl
 
+ONE_TASK_PER_FILE = "clean.reader.split_bytes=1"  # two small files would otherwise share one task and part
+
 def committed_bytes(stage_dir: Path, subdir: str) -> dict[str, bytes]:
     listing = json.loads((stage_dir / SUCCESS).read_text())["files"][subdir]
     return {p: (stage_dir / p).read_bytes() for p in listing}
@@ -33,7 +35,7 @@ def test_rerunning_a_committed_stage_gives_byte_identical_data_parts(spark, tmp_
     write_jsonl(tmp_path / "in" / "a.jsonl", documents(40))
     write_jsonl(tmp_path / "in" / "b.jsonl", documents(20, seed=8) + [{"id": "x", "text": None}])
     out = tmp_path / "clean"
-    cfg = PipelineConfig()
+    cfg = config_lib.load(PipelineConfig, overrides=[ONE_TASK_PER_FILE])
     first_stats = stages.run("clean", spark, str(tmp_path / "in"), str(out), cfg)
     first = committed_bytes(out, "data")
     first_rejected = committed_bytes(out, "rejected")
@@ -67,7 +69,7 @@ def test_dedupe_keeps_each_input_part_in_its_order_minus_the_dropped_documents(s
     b[10]["text"] = a[12]["text"] + " Indeed."  # xdoc0010 nearly duplicates doc0012
     write_jsonl(tmp_path / "in" / "a.jsonl", a)
     write_jsonl(tmp_path / "in" / "b.jsonl", b)
-    cfg = PipelineConfig()
+    cfg = config_lib.load(PipelineConfig, overrides=[ONE_TASK_PER_FILE])
     stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "clean"), cfg)
     stats = stages.run("dedupe", spark, str(tmp_path / "clean"), str(tmp_path / "dedupe"), cfg)
     assert stats["dropped"] == {"exact_duplicate": 2, "near_duplicate": 1}

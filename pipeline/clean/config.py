@@ -22,9 +22,9 @@ class CleanConfig:
     # C4-style removal of cookie/privacy/javascript notice lines (pipeline/clean/boilerplate.py).
     remove_boilerplate_lines: bool = True
     # An id that more than one kept record carries (corpora merged from several sources reuse ids):
-    # "derive" keeps every such record under `ID@FILE#ROW` (ROW: its 1-based row in that file's kept
-    # documents), so later stages, which key documents by id, never mistake one for another; "fail" stops
-    # the stage naming examples. Either way stats.json's `duplicate_ids` counts them.
+    # "derive" keeps every such record under `ID@FILE#LINE` (its input file and line, or row, or record),
+    # so later stages, which key documents by id, never mistake one for another; "fail" stops the stage
+    # naming examples. Either way stats.json's `duplicate_ids` counts them.
     duplicate_ids: str = "derive"
 
     def __post_init__(self):

@@ -3,18 +3,16 @@ split assignment), so two different documents under one id would be taken for on
 second as a duplicate of the first whatever its text."""
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 
-def derived_ids(ids: pa.Array, duplicated: pa.Array, label: str) -> pa.Array:
-    """`ids` with every id found in `duplicated` replaced by `ID@LABEL#ROW`, ROW the 1-based position in
-    `ids` (the kept documents of the input file `label`, in line order): unique, stable for the same input
-    and config, and it names the file a document came from."""
+def derived_ids(ids: pa.Array, duplicated: pa.Array, files: pa.Array, lines: pa.Array) -> pa.Array:
+    """`ids` with every id found in `duplicated` replaced by `ID@FILE#LINE`, from each document's own input
+    file and line (row, record): unique, stable for the same input whatever the split of the input into
+    tasks, and it says where the document came from."""
     hit = pc.is_in(ids, value_set=duplicated)
     if not pc.any(hit).as_py():
         return ids
-    rows = pa.array(np.arange(1, len(ids) + 1).astype(str), type=pa.string())
-    derived = pc.binary_join_element_wise(ids, pa.scalar(f"@{label}#"), rows, "")
+    derived = pc.binary_join_element_wise(ids, pa.scalar("@"), files, pa.scalar("#"), pc.cast(lines, pa.string()), "")
     return pc.if_else(hit, derived, ids)

@@ -129,6 +129,21 @@ def read_file(uri: str, file_label: str, cfg: ReaderConfig, html_cfg=None) -> It
             yield rejected(file_label, 0, "unknown_format", f"no reader for {uri}", b"")
 
 
+def read_piece(piece, cfg: ReaderConfig, html_cfg=None) -> Iterator[dict]:
+    """Every record of one piece of a split (pipeline/readers/splits.py): a whole file, or the lines that
+    start in a byte range of a plain JSONL file, numbered as in the whole file."""
+    if not piece.ranged:
+        yield from read_file(piece.uri, piece.label, cfg, html_cfg)
+        return
+    from pipeline.readers.jsonl import read_jsonl
+    from pipeline.readers.splits import RangeStream
+
+    fs, path = storage.resolve(piece.uri)
+    with fs.open_input_file(path) as f:
+        stream = RangeStream(f, piece.start, piece.end, piece.newlines)
+        yield from read_jsonl(stream, piece.label, cfg, stream.first_line)
+
+
 def _complete(records: Iterator[dict], file_label: str) -> Iterator[dict]:
     """Give web records the same columns and id rule as JSON ones."""
     for r in records:

@@ -10,7 +10,8 @@ CHUNK = 1 << 20
 EXCERPT_BYTES = EXCERPT_CHARS * 4  # enough UTF-8 for an excerpt of a line too large to keep
 
 
-def iter_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, bytes, str | None, str | None]]:
+def iter_lines(stream: BinaryIO, max_line_bytes: int,
+               first_line: int = 1) -> Iterator[tuple[int, bytes, str | None, str | None]]:
     """Yield (line number, raw bytes, None, None) per line, or (line number, excerpt bytes, reason, detail)
     for a line that cannot be read: `line_too_large` as soon as a line passes `max_line_bytes` (the rest of
     it is skipped unheld, so a huge line costs linear time and bounded memory), or once, last, for the rest
@@ -19,7 +20,7 @@ def iter_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, byt
     Splits on b"\\n" ourselves so one bad byte sequence never desynchronises the rest of the file, and a
     corrupt compressed stream ends the file with a rejection instead of a crash.
     """
-    lineno = 0
+    lineno = first_line - 1  # a byte range of a file starts at its own line (pipeline/readers/splits.py)
     parts: list[bytes] = []  # the current line's pieces, while it is within the limit
     size = 0  # bytes of the current line so far
     # read1 hands over what is already decompressed, so a stream that breaks loses no good lines before it.
@@ -57,8 +58,8 @@ def iter_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, byt
         yield lineno + 1, b"".join(parts), None, None
 
 
-def read_jsonl(stream: BinaryIO, file_label: str, cfg: ReaderConfig) -> Iterator[dict]:
-    for lineno, raw, reason, detail in iter_lines(stream, cfg.max_line_bytes):
+def read_jsonl(stream: BinaryIO, file_label: str, cfg: ReaderConfig, first_line: int = 1) -> Iterator[dict]:
+    for lineno, raw, reason, detail in iter_lines(stream, cfg.max_line_bytes, first_line):
         if reason is not None:
             yield rejected(file_label, lineno, reason, detail, raw)
             if reason == "line_too_large":

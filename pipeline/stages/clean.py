@@ -20,7 +20,7 @@ DUPLICATE_EXAMPLES = 5  # ids named in stats.json and on the console
 
 
 def _part_of(path: str) -> int:
-    """part-00003-a7.parquet -> 3: a clean part's number is its input file's index in sorted order."""
+    """part-00003-a7.parquet -> 3: a clean part's number is its input split's (pipeline/readers/splits.py)."""
     return int(path.rsplit("/", 1)[-1].split("-")[1].split(".")[0])
 
 
@@ -40,8 +40,7 @@ def _ids_by_part(spark: SparkSession, paths: list[str]) -> DataFrame:
     return uris.mapInArrow(read, "id string, part int")
 
 
-def resolve_duplicate_ids(spark: SparkSession, written: stagedir.WriteResult, labels: list[str], policy: str,
-                          work_uri: str) -> dict:
+def resolve_duplicate_ids(spark: SparkSession, written: stagedir.WriteResult, policy: str, work_uri: str) -> dict:
     """Find ids that more than one kept document carries (a distributed count: only the totals and a few
     examples reach the driver) and, by `policy`, derive unique ids for them or fail. Returns stats.json's
     `duplicate_ids`; rewritten parts replace their originals in `written`."""
@@ -64,24 +63,26 @@ def resolve_duplicate_ids(spark: SparkSession, written: stagedir.WriteResult, la
     by_part_uri = storage.join(work_uri, "duplicate_ids")
     carriers = ids.join(repeated.select("id"), "id", "left_semi").distinct()
     spark_io.write_by_part(carriers, by_part_uri)
-    affected = {r.part for r in carriers.select("part").distinct().collect()}  # at most one row per input file
-    todo = [(p, _part_of(p), labels[_part_of(p)]) for p in paths if _part_of(p) in affected]
+    affected = {r.part for r in carriers.select("part").distinct().collect()}  # at most one row per part
+    todo = [(p, _part_of(p)) for p in paths if _part_of(p) in affected]
 
     def rewrite(batches):
         for batch in batches:
-            for uri, part, label in zip(*(batch.column(c).to_pylist() for c in ("uri", "part", "label"))):
+            for uri, part in zip(*(batch.column(c).to_pylist() for c in ("uri", "part"))):
                 fs, p = storage.resolve(uri)
                 with fs.open_input_file(p) as f:
                     table = pq.read_table(f)
                 duplicated = spark_io.read_part(by_part_uri, part).column("id").combine_chunks()
-                table = table.set_column(0, "id", derived_ids(table.column("id").combine_chunks(), duplicated, label))
+                table = table.set_column(0, "id", derived_ids(table.column("id").combine_chunks(), duplicated,
+                                                              table.column("file").combine_chunks(),
+                                                              table.column("line").combine_chunks()))
                 new_uri = uri[: -len(".parquet")] + "-ids.parquet"
                 with storage.open_output(new_uri) as sink:
                     pq.write_table(table, sink, compression="zstd")
                 storage.delete(uri)
                 yield pa.RecordBatch.from_pylist([{"old": uri, "new": new_uri}])
 
-    jobs = spark.createDataFrame(spark.sparkContext.parallelize(todo, numSlices=len(todo)), "uri string, part int, label string")
+    jobs = spark.createDataFrame(spark.sparkContext.parallelize(todo, numSlices=len(todo)), "uri string, part int")
     moved = {r.old: r.new for r in jobs.mapInArrow(rewrite, "old string, new string").collect()}
     written.files["kept"] = [moved.get(p, p) for p in paths]
     return summary
@@ -114,8 +115,7 @@ class Clean(Stage):
         return sum(output.written.counts.values())  # one record per input line/row/WARC record, by the readers' contract
 
     def finish(self, output: Output) -> dict:
-        duplicates = resolve_duplicate_ids(self.spark, output.written, spark_io.labels_of(self.input_uri, self.files),
-                                           self.cfg.clean.duplicate_ids, self.work_uri)
+        duplicates = resolve_duplicate_ids(self.spark, output.written, self.cfg.clean.duplicate_ids, self.work_uri)
         return {"input_files": len(self.files), "document_schema": stagedir.DOCUMENT_SCHEMA,
                 "duplicate_ids": duplicates, **{name: acc.value for name, acc in self.counters.items()}}
 

@@ -17,6 +17,7 @@ from pipeline.tokenize.tokenizer import TokenizeConfig
 RANGES = {
     "clean.reader.max_text_bytes": "[1, inf)",
     "clean.reader.max_line_bytes": "[1, inf)",
+    "clean.reader.split_bytes": "[1, inf)",
     "clean.reader.max_decompressed_bytes": "[1, inf)",
     "clean.html.max_html_bytes": "[1, inf)",
     "clean.html.max_bad_char_share": "[0, 1]",

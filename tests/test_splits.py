@@ -1,0 +1,83 @@
+"""Input split by size (pipeline/readers/splits.py): small files grouped, a large plain JSONL file cut into
+line-aligned byte ranges with exact line numbers, compressed files whole; the clean stage's documents the
+same for any split size."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import random
+
+import pyarrow.parquet as pq
+
+from pipeline import config as config_lib
+from pipeline import stages
+from pipeline.readers.splits import MIN_RANGE_BYTES, RangeStream, plan
+from pipeline.stages.config import PipelineConfig
+from synthetic import documents, write_jsonl
+
+
+def test_small_files_are_grouped_a_large_plain_jsonl_is_cut_and_a_compressed_one_stays_whole():
+    M = MIN_RANGE_BYTES
+    files = [("a.jsonl", "a.jsonl", 30 * M), ("b.jsonl", "b.jsonl", 50 * M), ("c.jsonl", "c.jsonl", 40 * M),
+             ("big.jsonl", "big.jsonl", 250 * M), ("big.jsonl.gz", "big.jsonl.gz", 300 * M),
+             ("small.jsonl.gz", "small.jsonl.gz", 20 * M), ("d.parquet", "d.parquet", 10 * M)]
+    splits, unsplittable = plan(files, 100 * M)
+    assert [[(p.uri, p.start, p.end) for p in s] for s in splits] == [
+        [("a.jsonl", 0, -1), ("b.jsonl", 0, -1)], [("c.jsonl", 0, -1)],
+        [("big.jsonl", 0, 250 * M // 3)], [("big.jsonl", 250 * M // 3, 500 * M // 3)],
+        [("big.jsonl", 500 * M // 3, 250 * M)], [("big.jsonl.gz", 0, -1)],
+        [("small.jsonl.gz", 0, -1), ("d.parquet", 0, -1)]]  # a compressed file weighs 4x its size
+    assert unsplittable == 1
+    assert plan(files, 100 * M) == (splits, unsplittable)  # a pure function of the files and the size
+    one_each, _ = plan([("a.jsonl", "a.jsonl", 1000), ("b.jsonl", "b.jsonl", 3 * M // 2)], 1)
+    assert [[(p.uri, p.start, p.end) for p in s] for s in one_each] == [[("a.jsonl", 0, -1)], [("b.jsonl", 0, -1)]]
+
+
+def test_byte_ranges_hold_every_line_once_each_with_its_line_number_in_the_file():
+    rng = random.Random(5)
+    for _ in range(50):
+        lines = [("x" * rng.randint(0, 40)).encode() for _ in range(rng.randint(1, 60))]
+        data = b"\n".join(lines) + (b"\n" if rng.random() < 0.5 else b"")
+        bounds = sorted({0, len(data), *(rng.randint(0, len(data)) for _ in range(rng.randint(1, 12)))})
+        joined = b""
+        for start, end in zip(bounds, bounds[1:]):
+            stream = RangeStream(io.BytesIO(data), start, end, data[:start].count(b"\n"))
+            got = b"".join(iter(lambda: stream.read(7), b""))
+            if got:
+                assert stream.first_line == data[: len(joined)].count(b"\n") + 1
+            joined += got
+        assert joined == data
+
+
+def _rows(stage) -> list[dict]:
+    listing = json.loads((stage / "_SUCCESS").read_text())["files"]["data"]
+    return [r for p in listing for r in pq.read_table(stage / p).to_pylist()]
+
+
+def test_one_big_jsonl_file_is_read_in_several_tasks_giving_the_same_documents_and_lines(spark, tmp_path):
+    docs = documents(12000, seed=3)  # about 3.5 MB: cut into ranges of the 1 MiB minimum
+    write_jsonl(tmp_path / "in" / "all.jsonl", docs)
+    (tmp_path / "in" / "all.jsonl").write_text((tmp_path / "in" / "all.jsonl").read_text() + "not json\n")
+    whole = stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "whole"), PipelineConfig())
+    small = config_lib.load(PipelineConfig, overrides=["clean.reader.split_bytes=1"])
+    split = stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "split"), small)
+    parts = json.loads((tmp_path / "split" / "_SUCCESS").read_text())["files"]["data"]
+    assert len(parts) == (tmp_path / "in" / "all.jsonl").stat().st_size // MIN_RANGE_BYTES > 1 and len(json.loads((tmp_path / "whole" / "_SUCCESS").read_text())["files"]["data"]) == 1
+    assert _rows(tmp_path / "split") == _rows(tmp_path / "whole")
+    assert [r["line"] for r in _rows(tmp_path / "split")] == list(range(1, 12001))
+    assert split["input"] == whole["input"] == 12001 and split["rejected"] == whole["rejected"] == {"invalid_json": 1}
+
+
+def test_many_small_files_are_read_in_few_tasks_with_the_same_documents(spark, tmp_path):
+    for i in range(12):
+        write_jsonl(tmp_path / "in" / f"f{i:02d}.jsonl", documents(5, seed=i))
+    with gzip.open(tmp_path / "in" / "z.jsonl.gz", "wt") as f:
+        f.write(json.dumps({"id": "z", "text": "A compressed file read whole, with its own line numbers."}) + "\n")
+    one_each = config_lib.load(PipelineConfig, overrides=["clean.reader.split_bytes=1"])
+    many = stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "many"), one_each)
+    grouped = stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "grouped"), PipelineConfig())
+    assert len(json.loads((tmp_path / "grouped" / "_SUCCESS").read_text())["files"]["data"]) == 1
+    assert len(json.loads((tmp_path / "many" / "_SUCCESS").read_text())["files"]["data"]) == 13
+    assert _rows(tmp_path / "grouped") == _rows(tmp_path / "many")
+    assert grouped["input"] == many["input"] == 61
