@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pyspark import StorageLevel
 from pyspark.accumulators import AccumulatorParam
 from pyspark.sql import functions as F
 
@@ -94,10 +95,14 @@ class Decontaminate(Stage):
         self.table_uri = storage.join(self.work_uri, "benchmark-ngrams.parquet")
         listed = self.spark.createDataFrame(self.spark.sparkContext.parallelize(
             list(enumerate(files)), numSlices=len(files)), "index int, uri string")
-        hashed = listed.mapInArrow(_hash_fn(cfg), spark_io.spark_schema(TABLE))
-        self.ngrams = {r.benchmark: r.n for r in hashed.groupBy("benchmark").agg(F.count("*").alias("n")).collect()}
-        distinct = hashed.groupBy("hash").agg(F.min("benchmark").alias("benchmark")).coalesce(1)
-        distinct.mapInArrow(_table_writer(self.table_uri), spark_io.spark_schema(COUNTS)).collect()
+        # Persisted: the per-benchmark counts and the table both read it, and each file is hashed once.
+        hashed = listed.mapInArrow(_hash_fn(cfg), spark_io.spark_schema(TABLE)).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            self.ngrams = {r.benchmark: r.n for r in hashed.groupBy("benchmark").agg(F.count("*").alias("n")).collect()}
+            distinct = hashed.groupBy("hash").agg(F.min("benchmark").alias("benchmark")).coalesce(1)
+            distinct.mapInArrow(_table_writer(self.table_uri), spark_io.spark_schema(COUNTS)).collect()
+        finally:
+            hashed.unpersist()
         self.matched = self.spark.sparkContext.accumulator({}, _Counts())
 
     def routes(self) -> dict[str, Route]:
