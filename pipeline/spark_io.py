@@ -83,8 +83,8 @@ def labels_of(input_uri: str, files: list[str]) -> list[str]:
 def input_splits(spark: SparkSession, input_uri: str, split_bytes: int,
                  files: list[str] | None = None) -> list[list[splits_lib.Piece]]:
     """What each clean task reads (pipeline/readers/splits.py), planned by size: a pure function of the
-    files, their sizes and `split_bytes`. Byte ranges get the newlines before them from a counting pass,
-    one task per range."""
+    files, their sizes and `split_bytes`. JSONL byte ranges get the newlines before them from a counting
+    pass, one task per range."""
     files = sorted(files) if files else list_inputs(input_uri)
     planned, unsplittable = splits_lib.plan(list(zip(files, labels_of(input_uri, files), storage.sizes(files))),
                                             split_bytes)
@@ -93,7 +93,7 @@ def input_splits(spark: SparkSession, input_uri: str, split_bytes: int,
               f"{split_bytes:,} are read whole, one task each (compression cannot be split); plain JSONL, "
               f"Parquet or smaller files give more parallelism", flush=True)
     print(f"[clean] {len(files)} input file(s) in {len(planned)} task(s) of up to {split_bytes:,} bytes", flush=True)
-    ranges = [p for split in planned for p in split if p.ranged]
+    ranges = [p for split in planned for p in split if splits_lib.needs_line_count(p)]
     if not ranges:
         return planned
     counted = spark.sparkContext.parallelize(ranges, numSlices=len(ranges)).map(

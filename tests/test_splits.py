@@ -1,6 +1,6 @@
 """Input split by size (pipeline/readers/splits.py): small files grouped, a large plain JSONL file cut into
-line-aligned byte ranges with exact line numbers, compressed files whole; the clean stage's documents the
-same for any split size."""
+line-aligned byte ranges with exact line numbers, a large Parquet file by row groups, compressed files
+whole; the clean stage's documents the same for any split size."""
 from __future__ import annotations
 
 import gzip
@@ -8,26 +8,28 @@ import io
 import json
 import random
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import config as config_lib
 from pipeline import stages
-from pipeline.readers.splits import MIN_RANGE_BYTES, RangeStream, plan
+from pipeline.readers.splits import MIN_RANGE_BYTES, RangeStream, plan, row_groups_in
 from pipeline.stages.config import PipelineConfig
 from synthetic import documents, write_jsonl
 
 
-def test_small_files_are_grouped_a_large_plain_jsonl_is_cut_and_a_compressed_one_stays_whole():
+def test_small_files_are_grouped_large_plain_jsonl_and_parquet_are_cut_and_a_compressed_one_stays_whole():
     M = MIN_RANGE_BYTES
     files = [("a.jsonl", "a.jsonl", 30 * M), ("b.jsonl", "b.jsonl", 50 * M), ("c.jsonl", "c.jsonl", 40 * M),
              ("big.jsonl", "big.jsonl", 250 * M), ("big.jsonl.gz", "big.jsonl.gz", 300 * M),
-             ("small.jsonl.gz", "small.jsonl.gz", 20 * M), ("d.parquet", "d.parquet", 10 * M)]
+             ("small.jsonl.gz", "small.jsonl.gz", 20 * M), ("d.parquet", "d.parquet", 40 * M)]
     splits, unsplittable = plan(files, 100 * M)
     assert [[(p.uri, p.start, p.end) for p in s] for s in splits] == [
         [("a.jsonl", 0, -1), ("b.jsonl", 0, -1)], [("c.jsonl", 0, -1)],
         [("big.jsonl", 0, 250 * M // 3)], [("big.jsonl", 250 * M // 3, 500 * M // 3)],
         [("big.jsonl", 500 * M // 3, 250 * M)], [("big.jsonl.gz", 0, -1)],
-        [("small.jsonl.gz", 0, -1), ("d.parquet", 0, -1)]]  # a compressed file weighs 4x its size
+        [("small.jsonl.gz", 0, -1)], [("d.parquet", 0, 20 * M)], [("d.parquet", 20 * M, 40 * M)]]
+    # a compressed file, and Parquet (its pages are), weighs 4x its size
     assert unsplittable == 1
     assert plan(files, 100 * M) == (splits, unsplittable)  # a pure function of the files and the size
     one_each, _ = plan([("a.jsonl", "a.jsonl", 1000), ("b.jsonl", "b.jsonl", 3 * M // 2)], 1)
@@ -48,6 +50,19 @@ def test_byte_ranges_hold_every_line_once_each_with_its_line_number_in_the_file(
                 assert stream.first_line == data[: len(joined)].count(b"\n") + 1
             joined += got
         assert joined == data
+
+
+def test_every_row_group_of_a_parquet_file_falls_in_exactly_one_range_of_any_cut(tmp_path):
+    rng = random.Random(8)
+    path = tmp_path / "groups.parquet"
+    texts = ["".join(rng.choice("abcdefgh ") for _ in range(rng.randint(10, 400))) for _ in range(3000)]
+    pq.write_table(pa.table({"id": [str(i) for i in range(3000)], "text": texts}), path, row_group_size=97)
+    meta = pq.ParquetFile(path).metadata
+    size = path.stat().st_size
+    for _ in range(30):
+        bounds = sorted({0, size, *(rng.randint(0, size) for _ in range(rng.randint(1, 20)))})
+        groups = [g for a, b in zip(bounds, bounds[1:]) for g in row_groups_in(meta, a, b)]
+        assert groups == list(range(meta.num_row_groups))
 
 
 def _rows(stage) -> list[dict]:
@@ -81,3 +96,20 @@ def test_many_small_files_are_read_in_few_tasks_with_the_same_documents(spark, t
     assert len(json.loads((tmp_path / "many" / "_SUCCESS").read_text())["files"]["data"]) == 13
     assert _rows(tmp_path / "grouped") == _rows(tmp_path / "many")
     assert grouped["input"] == many["input"] == 61
+
+
+def test_one_big_parquet_file_is_read_by_row_groups_in_several_tasks_with_the_same_rows(spark, tmp_path):
+    docs = documents(12000, seed=4)
+    (tmp_path / "in").mkdir()
+    table = pa.table({"id": [d["id"] for d in docs], "text": [d["text"] for d in docs]})
+    pq.write_table(table, tmp_path / "in" / "all.parquet", row_group_size=500, compression="none",
+                   use_dictionary=False)
+    size = (tmp_path / "in" / "all.parquet").stat().st_size
+    whole = stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "whole"), PipelineConfig())
+    small = config_lib.load(PipelineConfig, overrides=["clean.reader.split_bytes=1"])
+    split = stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "split"), small)
+    parts = json.loads((tmp_path / "split" / "_SUCCESS").read_text())["files"]["data"]
+    assert len(parts) == size // MIN_RANGE_BYTES > 1
+    assert _rows(tmp_path / "split") == _rows(tmp_path / "whole")
+    assert [r["line"] for r in _rows(tmp_path / "split")] == list(range(1, 12001))
+    assert split["input"] == whole["input"] == 12000

@@ -13,11 +13,12 @@ from pipeline.readers.records import RAW_SCHEMA, DecompressedTooLarge, ReaderCon
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 WARC_SUFFIXES = (".warc", ".wet")
 HTML_SUFFIXES = (".html", ".htm")
+PARQUET_SUFFIX = ".parquet"
 COMPRESSIONS = ("", ".gz", ".zst")
 PATTERNS = (
     tuple(f"*{s}{c}" for s in JSONL_SUFFIXES + HTML_SUFFIXES for c in COMPRESSIONS)
     + tuple(f"*{s}{c}" for s in WARC_SUFFIXES for c in ("", ".gz"))  # warc.gz is gzip per record
-    + ("*.parquet",)
+    + (f"*{PARQUET_SUFFIX}",)
 )
 
 
@@ -26,7 +27,7 @@ def _split_name(name: str) -> tuple[str, str]:
     lower = name.lower()
     compression = next((c for c in (".gz", ".zst") if lower.endswith(c)), "")
     stem = lower[: len(lower) - len(compression)] if compression else lower
-    fmt = next((s for s in JSONL_SUFFIXES + WARC_SUFFIXES + HTML_SUFFIXES + (".parquet",) if stem.endswith(s)), "")
+    fmt = next((s for s in JSONL_SUFFIXES + WARC_SUFFIXES + HTML_SUFFIXES + (PARQUET_SUFFIX,) if stem.endswith(s)), "")
     return fmt, compression
 
 
@@ -104,7 +105,7 @@ def read_file(uri: str, file_label: str, cfg: ReaderConfig, html_cfg=None) -> It
 
         html_cfg = HtmlConfig()
     fmt, compression = _split_name(uri)
-    if fmt == ".parquet":
+    if fmt == PARQUET_SUFFIX:
         from pipeline.readers.parquet import read_parquet
 
         fs, path = storage.resolve(uri)
@@ -130,16 +131,22 @@ def read_file(uri: str, file_label: str, cfg: ReaderConfig, html_cfg=None) -> It
 
 
 def read_piece(piece, cfg: ReaderConfig, html_cfg=None) -> Iterator[dict]:
-    """Every record of one piece of a split (pipeline/readers/splits.py): a whole file, or the lines that
-    start in a byte range of a plain JSONL file, numbered as in the whole file."""
+    """Every record of one piece of a split (pipeline/readers/splits.py): a whole file, the lines that start
+    in a byte range of a plain JSONL file or the row groups of a Parquet file centred in it, numbered as in
+    the whole file."""
     if not piece.ranged:
         yield from read_file(piece.uri, piece.label, cfg, html_cfg)
         return
-    from pipeline.readers.jsonl import read_jsonl
-    from pipeline.readers.splits import RangeStream
-
     fs, path = storage.resolve(piece.uri)
     with fs.open_input_file(path) as f:
+        if _split_name(piece.uri)[0] == PARQUET_SUFFIX:
+            from pipeline.readers.parquet import read_parquet
+
+            yield from read_parquet(f, piece.label, cfg, (piece.start, piece.end))
+            return
+        from pipeline.readers.jsonl import read_jsonl
+        from pipeline.readers.splits import RangeStream
+
         stream = RangeStream(f, piece.start, piece.end, piece.newlines)
         yield from read_jsonl(stream, piece.label, cfg, stream.first_line)
 

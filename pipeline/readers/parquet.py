@@ -1,15 +1,18 @@
-"""Parquet input: rows are checked like JSON records; `line` is the 1-based row number in the file.
+"""Parquet input: rows are checked like JSON records; `line` is the 1-based row number in the file, also
+when a task reads only some of its row groups (a byte range, pipeline/readers/splits.py).
 
 Damage stays local: a row that cannot be converted is rejected alone, and a row group that cannot be read
 rejects each of its rows not yet read, then the next row group is read."""
 from __future__ import annotations
 
+import itertools
 from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.readers.records import ReaderConfig, record_from_object, rejected
+from pipeline.readers.splits import row_groups_in
 
 BATCH_ROWS = 4096
 
@@ -39,16 +42,20 @@ def _rows(batch: pa.RecordBatch, first_line: int, file_label: str, cfg: ReaderCo
             yield record_from_object(obj, file_label, first_line + i, cfg)
 
 
-def read_parquet(source, file_label: str, cfg: ReaderConfig) -> Iterator[dict]:
-    """`source` must be seekable (a pyarrow random-access file)."""
+def read_parquet(source, file_label: str, cfg: ReaderConfig, byte_range: tuple[int, int] | None = None) -> Iterator[dict]:
+    """The rows of the whole file, or of the row groups centred in `byte_range`. `source` must be seekable
+    (a pyarrow random-access file)."""
     try:
         pf = pq.ParquetFile(source)
-    except Exception as e:  # not a Parquet file, truncated footer
-        yield rejected(file_label, 1, "invalid_parquet", _error(e), b"")
+    except Exception as e:  # not a Parquet file, truncated footer: reported once, by the file's first range
+        if byte_range is None or byte_range[0] == 0:
+            yield rejected(file_label, 1, "invalid_parquet", _error(e), b"")
         return
-    done = 0  # rows yielded so far
-    for group in range(pf.num_row_groups):
-        end = done + pf.metadata.row_group(group).num_rows
+    meta = pf.metadata
+    groups = range(meta.num_row_groups) if byte_range is None else row_groups_in(meta, *byte_range)
+    starts = [0, *itertools.accumulate(meta.row_group(g).num_rows for g in range(meta.num_row_groups))]
+    for group in groups:
+        done, end = starts[group], starts[group + 1]  # rows of the file before this group, and after it
         try:
             for batch in pf.iter_batches(batch_size=BATCH_ROWS, row_groups=[group]):
                 yield from _rows(batch, done + 1, file_label, cfg)
@@ -57,4 +64,3 @@ def read_parquet(source, file_label: str, cfg: ReaderConfig) -> Iterator[dict]:
             detail = f"row group {group}: {_error(e)}"
             for line in range(done + 1, end + 1):
                 yield rejected(file_label, line, "invalid_parquet", detail, b"")
-        done = end

@@ -41,9 +41,9 @@ class ReaderConfig:
     # file uncompressed, the largest input we expect, and about a minute of gzip decompression on one core.
     max_decompressed_bytes: int = 16 << 30
     default_source: str = ""
-    # Bytes of input one clean task reads (pipeline/readers/splits.py; a compressed file counts 4x its size):
-    # smaller files are grouped up to it, a larger plain JSONL file is cut into line-aligned ranges of it, a
-    # compressed one is read whole. So parallelism follows the data's size, not its file layout; the output
+    # Bytes of input one clean task reads (pipeline/readers/splits.py; a compressed or Parquet file counts 4x
+    # its size): smaller files are grouped up to it, a larger plain JSONL file is cut into line-aligned ranges
+    # of it and a larger Parquet file into ranges of its row groups, a compressed one is read whole. So parallelism follows the data's size, not its file layout; the output
     # depends on it, never on the cores. Raise it on large clusters (256 MiB for terabytes: fewer tasks).
     split_bytes: int = 32 << 20
 

@@ -1,8 +1,10 @@
 """Input split into tasks by size, whatever the files look like.
 
-A split is what one task reads: several whole small files, one whole file, or a byte range of a plain
-(uncompressed) JSONL file, aligned to line boundaries as Hadoop's text input does (a range holds the lines
-that start inside it, the last one read to its end). Compressed files cannot be split and stay one task
+A split is what one task reads: several whole small files, one whole file, or a byte range of a large
+file: of a plain (uncompressed) JSONL file, aligned to line boundaries as Hadoop's text input does (a range
+holds the lines that start inside it, the last one read to its end); of a Parquet file, the row groups
+whose middle byte lies in it, as Spark and Hadoop split Parquet (each task reads the footer; a file of one
+row group stays one task's work however it is cut). Compressed files cannot be split and stay one task
 each. The plan is a pure function of the sorted files, their sizes and `split_bytes`, never of the cores, so
 the output is the same under local[1], local[2] or a cluster.
 
@@ -16,11 +18,12 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from pipeline import storage
-from pipeline.readers import JSONL_SUFFIXES, _split_name
+from pipeline.readers import JSONL_SUFFIXES, PARQUET_SUFFIX, _split_name
 
 CHUNK = 1 << 20
 # A compressed file counts as about the text it expands to (gzip and zstd give 3-5x on web text), so a
-# task of compressed files holds about as much work as one of plain ones.
+# task of compressed files holds about as much work as one of plain ones. Parquet counts as compressed:
+# its pages nearly always are (snappy is the default of Spark and pyarrow, zstd the other common choice).
 COMPRESSED_WEIGHT = 4
 # No byte range is smaller than this: a task costs more than so little text gains, and `split_bytes=1`
 # then means one task per file.
@@ -31,7 +34,7 @@ MIN_RANGE_BYTES = 1 << 20
 class Piece:
     uri: str
     label: str  # the file's path relative to the input
-    start: int = 0  # a byte range [start, end) of a plain JSONL file; end -1: the whole file
+    start: int = 0  # a byte range [start, end) of a plain JSONL or a Parquet file; end -1: the whole file
     end: int = -1
     newlines: int = 0  # newlines in the file before `start` (filled in by the counting pass)
 
@@ -42,18 +45,25 @@ class Piece:
 
 def splittable(uri: str) -> bool:
     fmt, compression = _split_name(uri)
-    return fmt in JSONL_SUFFIXES and not compression
+    return fmt == PARQUET_SUFFIX or (fmt in JSONL_SUFFIXES and not compression)
+
+
+def needs_line_count(piece: Piece) -> bool:
+    """A JSONL range's line numbers depend on the newlines before it; a Parquet range's rows are counted
+    in the footer its task reads anyway."""
+    return piece.ranged and _split_name(piece.uri)[0] in JSONL_SUFFIXES
 
 
 def weight(uri: str, size: int) -> int:
     """A file's share of a split: its size, times COMPRESSED_WEIGHT when compressed."""
-    return size * COMPRESSED_WEIGHT if _split_name(uri)[1] else size
+    fmt, compression = _split_name(uri)
+    return size * COMPRESSED_WEIGHT if compression or fmt == PARQUET_SUFFIX else size
 
 
 def plan(files: list[tuple[str, str, int]], split_bytes: int) -> tuple[list[list[Piece]], int]:
     """The splits of (uri, label, size) files in their order: consecutive small files grouped up to
-    `split_bytes` (by `weight`), a larger plain JSONL file cut into ranges of about `split_bytes` (at least
-    MIN_RANGE_BYTES), any other file on its own. Also returns how many compressed files larger than
+    `split_bytes` (by `weight`), a larger plain JSONL or Parquet file cut into ranges of about `split_bytes`
+    of weight (at least MIN_RANGE_BYTES of the file), any other file on its own. Also returns how many compressed files larger than
     `split_bytes` had to be read whole."""
     splits: list[list[Piece]] = []
     group: list[Piece] = []
@@ -99,13 +109,13 @@ def count_newlines(piece: Piece) -> int:
 
 
 def with_newlines(splits: list[list[Piece]], counts: dict[tuple[str, int], int]) -> list[list[Piece]]:
-    """Each range given the newlines before it, from every range's own count (keyed by uri, start)."""
+    """Each JSONL range given the newlines before it, from every range's own count (keyed by uri, start)."""
     before: dict[str, int] = {}
     out = []
     for split in splits:
         pieces = []
         for p in split:
-            if p.ranged:
+            if needs_line_count(p):
                 pieces.append(replace(p, newlines=before.get(p.uri, 0)))
                 before[p.uri] = before.get(p.uri, 0) + counts[(p.uri, p.start)]
             else:
@@ -161,3 +171,17 @@ class RangeStream:
                 chunk = chunk[: k + 1]
                 self.done = True
         return chunk
+
+
+def row_groups_in(metadata, start: int, end: int) -> list[int]:
+    """The row groups of a Parquet file (its footer's metadata) whose middle byte lies in [start, end):
+    every group falls in exactly one of a file's ranges, whatever the cut."""
+    groups = []
+    for i in range(metadata.num_row_groups):
+        group = metadata.row_group(i)
+        columns = [group.column(c) for c in range(group.num_columns)]
+        first = min(c.dictionary_page_offset if c.has_dictionary_page else c.data_page_offset for c in columns)
+        middle = first + sum(c.total_compressed_size for c in columns) // 2
+        if start <= middle < end:
+            groups.append(i)
+    return groups
