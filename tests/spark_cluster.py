@@ -1,5 +1,5 @@
-"""A real Spark standalone cluster on loopback for tests: one master and one worker, from the pip package alone,
-and the project zip (`make pyfiles`) its executors import.
+"""A real Spark standalone cluster on loopback for tests: one master and one or more workers, from the pip
+package alone, and the project zip (`make pyfiles`) its executors import.
 
 The daemons are plain JVMs started with `spark-class` (the pip package has no sbin/start-*.sh), bound to
 127.0.0.1, logging into a temporary directory, and stopped by PID.
@@ -84,10 +84,11 @@ def _stop(proc: subprocess.Popen, grace: float = 15.0) -> None:
 @dataclass(frozen=True)
 class Cluster:
     url: str  # spark://127.0.0.1:PORT
-    worker_pid: int
+    worker_pids: tuple[int, ...]
+    work_dirs: tuple[Path, ...]  # each worker's --work-dir: WORK/APP_ID/EXECUTOR_ID/stderr is an executor's log
 
     def executor_pids(self) -> list[int]:
-        """PIDs of the executor JVMs (CoarseGrainedExecutorBackend) this cluster's worker has launched."""
+        """PIDs of the executor JVMs (CoarseGrainedExecutorBackend) this cluster's workers have launched."""
         pids = []
         for proc in Path("/proc").iterdir():
             if not proc.name.isdigit():
@@ -97,39 +98,44 @@ class Cluster:
                 cmdline = (proc / "cmdline").read_bytes()
             except (OSError, IndexError, ValueError):  # the process exited while we looked
                 continue
-            if ppid == self.worker_pid and b"CoarseGrainedExecutorBackend" in cmdline:
+            if ppid in self.worker_pids and b"CoarseGrainedExecutorBackend" in cmdline:
                 pids.append(int(proc.name))
         return sorted(pids)
 
+    def tasks_run(self, app_index: int) -> list[int]:
+        """Per worker, the tasks its executors ran for the app_index-th application submitted (0-based; the
+        master numbers application ids in submission order), counted from the executors' own logs."""
+        counts = []
+        for work in self.work_dirs:
+            apps = sorted(work.glob("app-*"), key=lambda d: d.name.rsplit("-", 1)[1])
+            app = next((d for d in apps if int(d.name.rsplit("-", 1)[1]) == app_index), None)
+            logs = app.glob("*/stderr") if app else []
+            counts.append(sum(log.read_text(errors="replace").count("Running task ") for log in logs))
+        return counts
+
 
 @contextlib.contextmanager
-def running_cluster(cores: int = 2, memory: str = "2g", log_dir: Path | None = None):
-    """Yield a Cluster: a running master with one registered worker."""
-    with tempfile.TemporaryDirectory(prefix="spark-cluster-") as tmp:
+def running_cluster(cores: int = 2, memory: str = "2g", log_dir: Path | None = None, workers: int = 1):
+    """Yield a Cluster: a running master with `workers` registered workers of `cores` cores each."""
+    with tempfile.TemporaryDirectory(prefix="spark-cluster-") as tmp, contextlib.ExitStack() as stack:
         logs = Path(log_dir or Path(tmp) / "logs")
         logs.mkdir(parents=True, exist_ok=True)
-        work = Path(tmp) / "work"
-        work.mkdir()
         port = free_port()
         url = f"spark://127.0.0.1:{port}"
         master = _start("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                                    "--port", str(port), "--webui-port", str(free_port())],
                         logs, "I have been elected leader")
-        try:
-            worker = _start("worker", ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
-                                       "--webui-port", str(free_port()), "--cores", str(cores),
-                                       "--memory", memory, "--work-dir", str(work), url],
+        stack.callback(_stop, master)
+        pids, work_dirs = [], []
+        for i in range(workers):
+            work = Path(tmp) / f"work-{i}"
+            work.mkdir()
+            worker = _start(f"worker-{i}", ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
+                                            "--webui-port", str(free_port()), "--cores", str(cores),
+                                            "--memory", memory, "--work-dir", str(work), url],
                             logs, "Successfully registered with master")
-            try:
-                yield Cluster(url, worker.pid)
-            finally:
-                _stop(worker)
-        finally:
-            _stop(master)
+            stack.callback(_stop, worker)  # stopped before the master, in reverse order
+            pids.append(worker.pid)
+            work_dirs.append(work)
+        yield Cluster(url, tuple(pids), tuple(work_dirs))
 
-
-@contextlib.contextmanager
-def standalone_cluster(cores: int = 2, memory: str = "2g", log_dir: Path | None = None):
-    """Yield the master URL (spark://127.0.0.1:PORT) of a running master with one registered worker."""
-    with running_cluster(cores, memory, log_dir) as cluster:
-        yield cluster.url

@@ -1,5 +1,6 @@
-"""The pipeline on a real standalone Spark cluster (master + worker on 127.0.0.1) against a real S3 server
-gives the same bytes as local[2] on a local disk, and runs as scheduled batches.
+"""The pipeline on a real standalone Spark cluster (a master and two workers on 127.0.0.1) against a real S3
+server gives the same bytes as local[2] on a local disk, and runs as scheduled batches. Its input is one
+large plain JSONL file, which both workers' executors read in byte ranges.
 
 The executors get the project only from `--py-files build/corpusforge.zip`, as on a real cluster: the jobs
 are submitted from a directory outside the repo, and a probe job checks from inside a task that `pipeline`
@@ -26,7 +27,7 @@ import pytest
 
 from pipeline.tokenize.shards import parse_manifest, verify_shard
 from s3server import S3Server, seaweedfs
-from spark_cluster import build_pyfiles, standalone_cluster
+from spark_cluster import build_pyfiles, running_cluster
 from synthetic import near_copy, write_corpus
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 SUBMIT_TIMEOUT = 300
-SETTINGS = ["tokenize.vocab_size=512", "tokenize.sample_tokens=256", "tokenize.shard_bytes=20000",
+SETTINGS = ["clean.reader.split_bytes=1", "tokenize.vocab_size=512", "tokenize.sample_tokens=256", "tokenize.shard_bytes=20000",
             "tokenize.val_fraction=0.1", "tokenize.min_frequency=1"]
 PROBE = """\
 import json, sys
@@ -110,28 +111,35 @@ def pyfiles_zip(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, pyfiles_zip):
-    """One pipeline run on local[2] from local disk, and on the cluster from S3 to S3 with the same input and
-    settings; then three scheduled runs on the cluster against S3 (two date partitions, then nothing new)."""
+    """One pipeline run on local[2] from local disk, and on the cluster from S3 to S3 with the same input (one
+    plain JSONL file of several MiB, read in byte ranges) and settings; then three scheduled runs on the
+    cluster against S3 (two date partitions, then nothing new)."""
     if shutil.which("java") is None:
         pytest.skip("java not found: a standalone Spark cluster needs a JVM")
     tmp = tmp_path_factory.mktemp("cluster")
     write_corpus(tmp / "raw")
+    write_corpus(tmp / "large", n=2500)
+    (tmp / "one").mkdir()
+    with open(tmp / "one" / "all.jsonl", "wb") as out:
+        for part in sorted((tmp / "large").iterdir()):
+            out.write(gzip.decompress(part.read_bytes()))
     (tmp / "probe.py").write_text(PROBE)
     cwd = tmp / "submit"
     cwd.mkdir()
     job = REPO / "jobs" / "pipeline.py"
     args = [a for s in SETTINGS for a in ("--set", s)]
-    submit("local[2]", job, ["--input", str(tmp / "raw"), "--output", str(tmp / "local"), *args], pyfiles_zip, cwd)
+    submit("local[2]", job, ["--input", str(tmp / "one"), "--output", str(tmp / "local"), *args], pyfiles_zip, cwd)
     extra = tmp / "extra.jsonl"  # batch 2 also brings a near duplicate of a batch-1 document
     first_day = [json.loads(line) for line in gzip.open(tmp / "raw" / "docs-0.jsonl.gz", "rt")]
     extra.write_text(json.dumps({"id": "late-near-copy", "text": near_copy(first_day[0]["text"], "zeppelin")}) + "\n")
     with seaweedfs(tmp / "seaweedfs") as s3, node_environment(s3.env()), \
-            standalone_cluster(log_dir=tmp / "cluster-logs") as master:
-        for name in ("docs-0.jsonl.gz", "docs-1.jsonl.gz"):
-            put_file(s3, f"raw/{name}", tmp / "raw" / name)
+            running_cluster(cores=1, workers=2, log_dir=tmp / "cluster-logs") as cluster:
+        master = cluster.url
+        put_file(s3, "raw/all.jsonl", tmp / "one" / "all.jsonl")
         probe = submit(master, tmp / "probe.py", [], pyfiles_zip, cwd)
         bucket = f"s3://{s3.bucket}"
         submit(master, job, ["--input", f"{bucket}/raw", "--output", f"{bucket}/cluster", *args], pyfiles_zip, cwd, s3)
+        tasks_per_worker = cluster.tasks_run(app_index=1)
         scheduled = ["--input", f"{bucket}/daily", "--output", f"{bucket}/scheduled", "--state", f"{bucket}/state", *args]
         logs = []
         put_file(s3, "daily/date=2026-11-01/docs-0.jsonl.gz", tmp / "raw" / "docs-0.jsonl.gz")
@@ -141,7 +149,7 @@ def runs(tmp_path_factory, pyfiles_zip):
         logs.append(submit(master, job, scheduled, pyfiles_zip, cwd, s3))
         before_noop = files_under("scheduled", s3)
         logs.append(submit(master, job, scheduled, pyfiles_zip, cwd, s3))
-        yield {"local": tmp / "local", "s3": s3, "probe": json.loads(probe.split("PROBE ", 1)[1].splitlines()[0]),
+        yield {"local": tmp / "local", "s3": s3, "tasks_per_worker": tasks_per_worker, "probe": json.loads(probe.split("PROBE ", 1)[1].splitlines()[0]),
                "scheduled_logs": logs, "before_noop": before_noop, "scheduled": files_under("scheduled", s3)}
 
 
@@ -166,6 +174,13 @@ def test_executors_import_the_project_from_the_pyfiles_zip(runs):
     assert runs["probe"], "the probe job returned nothing"
     for package_file, module_file in runs["probe"]:
         assert "corpusforge.zip" in package_file and "corpusforge.zip" in module_file, (package_file, module_file)
+
+
+def test_one_large_input_file_is_read_by_both_workers_in_several_parts(runs):
+    assert all(n > 0 for n in runs["tasks_per_worker"]), runs["tasks_per_worker"]
+    for stage in ("clean", "filter", "dedupe"):
+        parts = json.loads((runs["local"] / stage / "_SUCCESS").read_text())["files"]["data"]
+        assert len(parts) > 1, (stage, parts)
 
 
 def test_cluster_run_writes_the_same_manifest_as_local(runs):
