@@ -1,4 +1,5 @@
-"""Shared fixtures: one local Spark session per test run (it costs ~7 s to start) and the shared corpus."""
+"""Shared fixtures: one local Spark session per test run (it costs ~7 s to start), the shared corpus, and
+one default pipeline run over the fixed input of tests/data/stage-outputs."""
 from __future__ import annotations
 
 import os
@@ -42,3 +43,17 @@ def shared_corpus() -> Path:
     if not (SHARED_CORPUS / "raw").is_dir():
         pytest.skip(f"shared corpus not found at {SHARED_CORPUS} (set CORPUSFORGE_SHARED_CORPUS)")
     return SHARED_CORPUS
+
+
+FIXED_INPUT = REPO / "tests" / "data" / "stage-outputs" / "input"
+
+
+@pytest.fixture(scope="session")
+def fixed_input_run(spark, tmp_path_factory) -> tuple[Path, list[dict]]:
+    """(output directory, stage summaries) of `run_stages` with the default config over FIXED_INPUT, run once
+    for the tests that read it (none may write into it)."""
+    from pipeline import cli
+    from pipeline.stages.config import PipelineConfig
+
+    out = tmp_path_factory.mktemp("fixed-input-run")
+    return out, cli.run_stages(spark, str(FIXED_INPUT), str(out), PipelineConfig())

@@ -13,9 +13,6 @@ import json
 import os
 from pathlib import Path
 
-from pipeline import cli
-from pipeline.stages.config import PipelineConfig
-
 DATA = Path(__file__).parent / "data" / "stage-outputs"
 RECORD = DATA / "outputs.json"
 # stats.json and manifest.json hold timings and the whole config (which gains keys as stages are added);
@@ -35,9 +32,9 @@ def committed_digests(out: Path) -> dict[str, str]:
     return digests
 
 
-def test_every_stage_writes_the_recorded_bytes_for_a_fixed_input(spark, tmp_path):
-    summary = cli.run_stages(spark, str(DATA / "input"), str(tmp_path), PipelineConfig())
-    got = {"files": committed_digests(tmp_path), "counts": {s["stage"]: {k: s[k] for k in COUNTS} for s in summary}}
+def test_every_stage_writes_the_recorded_bytes_for_a_fixed_input(fixed_input_run):
+    out, summary = fixed_input_run
+    got = {"files": committed_digests(out), "counts": {s["stage"]: {k: s[k] for k in COUNTS} for s in summary}}
     if os.environ.get("CORPUSFORGE_RECORD_OUTPUTS"):
         RECORD.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
     recorded = json.loads(RECORD.read_text())
