@@ -2,18 +2,23 @@
 to pass the repetition filters, with enough stop words to be English for the language identifier and
 Gopher's stop-word rule), one short text per language for the filter, filter helpers, small JSONL
 inputs for the stages, a reader of report.html's sections, and the trainer tests' tokenized dataset and
-torchrun launch."""
+torchrun launches (one node, or several agents on loopback)."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import importlib
 import inspect
 import json
+import os
 import random
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -301,6 +306,68 @@ def worker_pid(agent: int, rank: int, timeout: float = 60.0) -> int:
                 continue
         time.sleep(0.05)
     raise AssertionError(f"no worker with RANK={rank} under torchrun pid {agent}")
+
+
+def run_killing_a_worker(cmd: list[str], out: Path, log: Path) -> str:
+    """Run torchrun `cmd` (given --max-restarts) on one node, SIGKILL its rank 1 worker once the run's first
+    checkpoint (step 10) exists, and wait for the restarted group to finish; the log's text."""
+    with open(log, "w") as f:
+        # `unshare -n` and `sh -c exec` both exec, so proc.pid is torchrun's own pid.
+        proc = subprocess.Popen(in_namespace(cmd), cwd=REPO, start_new_session=True, stdout=f, stderr=subprocess.STDOUT)
+    try:
+        victim = worker_pid(proc.pid, rank=1)
+        first = out / "checkpoints" / "step-00000010.pt"
+        while not first.exists() and proc.poll() is None:
+            time.sleep(0.01)
+        os.kill(victim, signal.SIGKILL)
+        assert not (out / "checkpoints" / f"step-{STEPS:08d}.pt").exists(), "the run finished before the kill"
+        assert proc.wait(timeout=300) == 0, log.read_text()[-4000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return log.read_text()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_nodes(script: Path, node_args: list[list[str]], nproc: int, env: dict[str, str],
+              timeout: float = 300) -> list[str]:
+    """One torchrun agent per entry of `node_args` (its node's arguments to `script`), meeting at 127.0.0.1 by
+    static rendezvous on a free port, all started together; each agent's output, once every one exited 0.
+
+    Not in a network namespace, so the workers reach servers the test runs on loopback; gloo is bound to
+    loopback too."""
+    port = free_port()
+    procs, logs = [], []
+    try:
+        for node, args in enumerate(node_args):
+            cmd = [str(TORCHRUN), f"--nnodes={len(node_args)}", f"--node-rank={node}", f"--nproc-per-node={nproc}",
+                   "--master-addr=127.0.0.1", f"--master-port={port}", str(script), *args]
+            logs.append(tempfile.TemporaryFile("w+"))  # not pipes: an agent must never block on a full one
+            procs.append(subprocess.Popen(cmd, cwd=REPO, env={**env, "GLOO_SOCKET_IFNAME": "lo"},
+                                          start_new_session=True, stdout=logs[-1], stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(subprocess.TimeoutExpired):  # then killed below, and reported with their logs
+            for p in procs:
+                p.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    outputs = []
+    for log in logs:
+        log.seek(0)
+        outputs.append(log.read())
+        log.close()
+    for node, (p, output) in enumerate(zip(procs, outputs)):
+        assert p.returncode == 0, f"node {node} exited {p.returncode}:\n{output[-4000:]}"
+    return outputs
 
 
 # report.html, read back: its sections in order, and what lies outside them.

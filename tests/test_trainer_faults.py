@@ -7,22 +7,19 @@ in for two nodes meeting through a c10d rendezvous.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from pipeline.tokenize.shards import ShardError, read_manifest
-from synthetic import REPO, STEPS, TORCHRUN, UNSHARE, WRAPPER, in_namespace, make_dataset, worker_pid
+from synthetic import (REPO, STEPS, TORCHRUN, UNSHARE, WRAPPER, free_port, in_namespace, make_dataset,
+                       run_killing_a_worker)
 from trainer import flops
 from trainer.config import ModelConfig, load
 from trainer.data import ShardStore
@@ -37,12 +34,6 @@ def _metrics(out: Path) -> list[dict]:
 
 def _params(out: Path, rank: int) -> dict[str, torch.Tensor]:
     return torch.load(out / f"params-rank{rank}.pt", weights_only=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -65,27 +56,9 @@ def test_torchrun_restarts_the_group_after_a_worker_is_killed_and_the_run_matche
         setup, tmp_path):
     script, manifest, reference = setup
     out = tmp_path / "restarted"
-    log = tmp_path / "torchrun.log"
     cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "--max-restarts=1", str(script),
            "--data", str(manifest), "--out", str(out), *ARGS]
-    with open(log, "w") as f:
-        # `unshare -n` and `sh -c exec` both exec, so proc.pid is torchrun's own pid.
-        proc = subprocess.Popen(in_namespace(cmd), cwd=REPO, start_new_session=True, stdout=f,
-                                stderr=subprocess.STDOUT)
-    try:
-        victim = worker_pid(proc.pid, rank=1)
-        first = out / "checkpoints" / "step-00000010.pt"
-        while not first.exists() and proc.poll() is None:
-            time.sleep(0.01)
-        os.kill(victim, signal.SIGKILL)
-        assert not (out / "checkpoints" / f"step-{STEPS:08d}.pt").exists(), "the run finished before the kill"
-        assert proc.wait(timeout=300) == 0, log.read_text()[-4000:]
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-    text = log.read_text()
+    text = run_killing_a_worker(cmd, out, tmp_path / "torchrun.log")
     assert "from scratch" in text and "resumed from step-000000" in text, text[-4000:]
     got, want = _metrics(out), _metrics(reference)
     assert [r["step"] for r in got] == list(range(1, STEPS + 1))
@@ -98,7 +71,7 @@ def test_torchrun_restarts_the_group_after_a_worker_is_killed_and_the_run_matche
 def test_two_nodes_on_loopback_meet_by_c10d_rendezvous_and_keep_replicas_equal(setup, tmp_path):
     script, manifest, reference = setup
     out = tmp_path / "two_nodes"
-    port = _free_port()
+    port = free_port()
 
     def agent(node_rank: int) -> str:
         return shlex.join([

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 import subprocess
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import pytest
 
 from pipeline.tokenize.shards import iter_shard, read_manifest
 from synthetic import (MODULES, REPO, STEPS, TORCHRUN, WRAPPER, docstrings, doc_language, in_namespace,
-                       make_dataset, worker_pid)
+                       make_dataset, run_killing_a_worker)
 from trainer.config import load
 from trainer.data import Mixture, ShardStore, TrainWindows, allocate, micro_positions, step_layout
 from trainer.train import RunError, train
@@ -219,27 +216,12 @@ def test_a_two_process_3_to_1_mixture_logs_tokens_and_bits_per_byte_by_source_an
 def test_a_mixture_whose_worker_is_killed_resumes_under_torchrun_to_the_same_loss_at_every_step(
         corpora, reference, tmp_path):
     out = tmp_path / "restarted"
-    log = tmp_path / "torchrun.log"
     script = tmp_path / "run_trainer.py"
     script.write_text(WRAPPER)
     data = [a for m in corpora.values() for a in ("--data", str(m))]
     cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "--max-restarts=1", str(script), *data,
            "--out", str(out), *ARGS]
-    with open(log, "w") as f:
-        proc = subprocess.Popen(in_namespace(cmd), cwd=REPO, start_new_session=True, stdout=f, stderr=subprocess.STDOUT)
-    try:
-        victim = worker_pid(proc.pid, rank=1)
-        first = out / "checkpoints" / "step-00000010.pt"
-        while not first.exists() and proc.poll() is None:
-            time.sleep(0.01)
-        os.kill(victim, signal.SIGKILL)
-        assert not (out / "checkpoints" / f"step-{STEPS:08d}.pt").exists(), "the run finished before the kill"
-        assert proc.wait(timeout=300) == 0, log.read_text()[-4000:]
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    text = log.read_text()
+    text = run_killing_a_worker(cmd, out, tmp_path / "torchrun.log")
     assert "from scratch" in text and "resumed from step-000000" in text, text[-4000:]
     got, want = _metrics(out), _metrics(reference)
     assert [r["step"] for r in got] == list(range(1, STEPS + 1))

@@ -87,6 +87,14 @@ class DataConfig:
     # (rules in trainer/data.py). `--data` given once or more stands for sources named after their directories.
     sources: list[SourceConfig] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)  # the sources' weights in order (overrides theirs); empty = theirs
+    # A directory through which the processes of one node share fetched shards, so each leaves storage once
+    # per node (trainer/node_cache.py): "auto" = one under the system temp dir named after the manifests, when
+    # a manifest is remote (s3://, hdfs://, ...) and torchrun starts several processes per node; a path = that
+    # directory, always; "none" or "" = off, every process fetches its own.
+    node_cache: str = "auto"
+    # Bytes of shards the node cache keeps; beyond them the least recently used are deleted (and fetched
+    # again when needed). Where the temp dir is a tmpfs, this bounds the memory the cache takes.
+    node_cache_bytes: int = 4 << 30
 
     def __post_init__(self):
         if self.on_bad_shard not in BAD_SHARD_POLICIES:
@@ -128,6 +136,7 @@ RANGES = {
     "data.batch_size": "[1, inf)",
     "data.micro_batch_size": "[1, inf)",
     "data.seed": "[0, inf)",  # NumPy's generators take no negative seed
+    "data.node_cache_bytes": "[0, inf)",
     "eval.every": "[0, inf)",
     "eval.shards": "[0, inf)",
     "eval.generate_tokens": "[0, inf)",

@@ -33,6 +33,12 @@ Reading. Each process fetches a shard's bytes once (pipeline.storage: local, fil
 checks its sha256 against the manifest (an error names the shard), decodes the tar once and keeps the
 stream as one NumPy array; a batch is a single fancy-indexing gather. No DataLoader workers and no
 per-sample IPC are involved, and the next shard is fetched by a background thread while this one is used.
+The processes of one node share what they fetch (trainer/node_cache.py, `data.node_cache`; on by default when
+a manifest is remote and torchrun starts several processes per node): the first of them to need a shard
+fetches it under a per-shard file lock, checks it and writes it to a local file named by its sha256, the
+others wait on the lock and read that file, so each shard leaves storage once per node. The store sees only
+the `read` callable it is given, so windows, order and losses are the same with the cache or without it;
+`bytes_fetched` in metrics.jsonl is what rank 0's node read from storage.
 
 Bad shards. A shard whose bytes fail the sha256 check or do not decode (truncated, wrong counts, a token
 id outside the vocabulary) raises ShardError naming it. With `on_bad_shard="skip"` the store logs it and marks it skipped instead, and every

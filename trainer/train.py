@@ -8,7 +8,9 @@ is then rescaled to the mean over the targets the step really had.
 Each step's loss sum, target count and time spent waiting for the loader travel in one all-reduce, so the
 logged `train_loss` and `data_wait` (the ranks' mean fraction of step time spent fetching batches) cost no
 extra communication. `tokens_by_source` and `epochs_by_source` follow from the step alone (the mixture's
-allocation, trainer/data.py), so they cost none either.
+allocation, trainer/data.py), so they cost none either. `bytes_fetched` (the shard bytes rank 0's node has
+read from storage since this process started, trainer/node_cache.py) takes one small all-reduce of a vector
+by node per logged row, after the row's evaluation, so it counts what that evaluation read too.
 
 Evaluation runs over each source's val shards and sums every target's loss into its source and its
 document's language; dividing by the text bytes of the same documents gives `val_bpb_by_source` and
@@ -39,6 +41,7 @@ from trainer.metrics import MetricsLog
 from trainer.config import SourceConfig, TrainConfig
 from trainer.data import Mixture, ShardStore, eval_batches, eval_text_bytes, micro_positions
 from trainer.model import GPT, IGNORE_INDEX
+from trainer.node_cache import NodeCache, cache_directory
 
 
 class RunError(RuntimeError):
@@ -139,6 +142,10 @@ class Dist:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
+        # torchrun's node layout: the processes of one node share its cache of shards.
+        self.local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        self.nodes = max(1, self.world // self.local_world)
+        self.node = int(os.environ.get("GROUP_RANK", self.rank // self.local_world))
         cuda = torch.cuda.is_available()
         self.device = torch.device(f"cuda:{local}") if cuda else torch.device("cpu")
         if cuda:
@@ -311,6 +318,8 @@ def train(cfg: TrainConfig, data: str | Sequence[str], out: Path) -> GPT:
 
 
 def _train(cfg: TrainConfig, data: str | Sequence[str], out: Path, d: Dist) -> GPT:
+    from pipeline import storage
+
     sources = read_sources(cfg, [data] if isinstance(data, str) else list(data))
     # config.yaml records the mixture as run: its sources by name, manifest and weight.
     cfg = replace(cfg, data=replace(cfg.data, weights=[], sources=[
@@ -334,8 +343,16 @@ def _train(cfg: TrainConfig, data: str | Sequence[str], out: Path, d: Dist) -> G
     optimizer = raw.configure_optimizer(cfg.optim.weight_decay, cfg.optim.lr, (cfg.optim.beta1, cfg.optim.beta2),
                                         fused=d.device.type == "cuda")
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, cfg))
-    stores = {s.name: ShardStore(s.manifest, "train", cfg.data.verify_sha256, on_bad_shard=cfg.data.on_bad_shard)
-              for s in sources}
+    # Every shard through one reader: the node's processes share what it fetches, and it counts bytes_fetched.
+    shards = {s.manifest.resolve(shard.url): shard.sha256 for s in sources for split in s.manifest.splits.values()
+              for shard in split.shards}
+    directory = cache_directory(cfg.data.node_cache, [s.uri for s in sources], d.local_world)
+    try:
+        node_cache = NodeCache(storage.read_bytes, directory, shards, cfg.data.node_cache_bytes)
+    except OSError as e:
+        raise RunError(f"data.node_cache {directory}: {e.strerror or e}; pass a writable directory, or none") from None
+    stores = {s.name: ShardStore(s.manifest, "train", cfg.data.verify_sha256, read=node_cache,
+                                 on_bad_shard=cfg.data.on_bad_shard) for s in sources}
     try:
         windows = Mixture(list(stores), list(stores.values()), [s.weight for s in sources], cfg.model.block_size,
                           cfg.data.batch_size, cfg.data.seed)
@@ -343,8 +360,8 @@ def _train(cfg: TrainConfig, data: str | Sequence[str], out: Path, d: Dist) -> G
         raise
     except ValueError as e:  # weights that leave a source less than a window per step
         raise cfglib.ConfigError(str(e)) from None
-    val = {s.name: ShardStore(s.manifest, "val", cfg.data.verify_sha256, languages=True) for s in sources
-           if "val" in s.manifest.splits and s.manifest.splits["val"].shards}
+    val = {s.name: ShardStore(s.manifest, "val", cfg.data.verify_sha256, read=node_cache, languages=True)
+           for s in sources if "val" in s.manifest.splits and s.manifest.splits["val"].shards}
 
     start, position = 0, 0
     resume = checkpoint.latest(ckpt_dir)
@@ -446,6 +463,13 @@ def _train(cfg: TrainConfig, data: str | Sequence[str], out: Path, d: Dist) -> G
         if eval_due:
             row = (row or {"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss, "lr": lr})
             row.update(evaluate(raw, val, cfg, d))
+        if row is not None:  # every rank alike, so the sum over nodes is safe here
+            by_node = torch.zeros(d.nodes, dtype=torch.float64, device=d.device)
+            by_node[d.node] = node_cache.fetched
+            fetched = [int(b) for b in d.sum_(by_node).tolist()]
+            row["bytes_fetched"] = fetched[d.node]
+            if d.nodes > 1:
+                row["bytes_fetched_by_node"] = {str(n): b for n, b in enumerate(fetched)}
         if row is not None and skip_bad:
             row["skipped_shards"] = sum(len(store.skipped) for store in stores.values())
         if ckpt_due:
