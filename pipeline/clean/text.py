@@ -29,8 +29,11 @@ class TextConfig:
     # Re-decode text that was decoded with the wrong code page (ftfy.fix_encoding on flagged rows). Off by
     # default: the filter drops mojibake documents instead (docs/mojibake.md has the measurements).
     fix_mojibake: bool = False
-    unicode_form: str = "NFC"
+    unicode_form: str = "NFC"  # Unicode normalisation form: NFC, NFKC, NFD or NFKD; empty: none
+    # Delete C0/C1 control characters other than tab and newline, zero-width characters, the BOM and soft hyphens.
     remove_control_chars: bool = True
+    # Every run of horizontal whitespace (tabs, NBSP, other scripts' spaces) becomes one space; lines lose
+    # their leading and trailing spaces.
     collapse_whitespace: bool = True
     # At most this many consecutive blank lines survive (paragraph breaks are kept, runs are not).
     max_blank_lines: int = 1

@@ -36,8 +36,8 @@ ROOTS_MIN_WORDS_DEFAULT = 10
 
 @dataclass
 class GopherQualityConfig:
-    enabled: bool = True
-    min_doc_words: int | None = 50
+    enabled: bool = True  # Gopher's quality rules (Rae et al. 2021), as datatrove's GopherQualityFilter
+    min_doc_words: int | None = 50  # fewer words drop (`gopher_min_words`) unless short prose; Gopher's 50
     # Gopher's minimum was set on English web pages, where a short page is mostly a title, a menu or an error
     # page. With short_prose, a shorter document is kept when every line but an opening title ends a sentence
     # (C4's line test) or trails off in an ellipsis, and it has at least short_prose_min_words words (None:
@@ -46,22 +46,28 @@ class GopherQualityConfig:
     # and more, so a shorter one's n-gram fractions are taken of the length min_doc_words of its words would
     # have (`rules.gopher_repetition`): a name said twice in a 27-word sentence covers 21% of it.
     short_prose: bool = False
-    short_prose_min_words: int | None = None
+    short_prose_min_words: int | None = None  # fewest words of short prose; None: ROOTS_MIN_WORDS for the language
     # Stop words a short-prose document under min_doc_words needs instead of min_stop_words. If 16% of
     # running words are stop words (Gopher's list in English), 50 words of prose hold fewer than two 0.2% of
     # the time, 25 words 7% and 10 words 51%; fewer than one, 1.3% at 25 words.
     short_prose_min_stop_words: int = 1
-    max_doc_words: int | None = 100_000
+    max_doc_words: int | None = 100_000  # more words drop (`gopher_max_words`); Gopher's 100,000
+    # Mean word length in characters below which a document drops; not checked for scripts written without
+    # spaces, Korean or Vietnamese. Gopher's 3.
     min_avg_word_length: float | None = 3
-    max_avg_word_length: float | None = 10
+    max_avg_word_length: float | None = 10  # mean word length above which a document drops; Gopher's 10
     max_symbol_word_ratio: float | None = 0.1  # '#' and ellipses per word
+    # Drop above this share of lines (blank ones counted, as datatrove does) opening with a bullet; Gopher's 0.9.
     max_bullet_lines_ratio: float | None = 0.9
+    # Drop above this share of lines (blank ones counted) ending in an ellipsis; Gopher's 0.3.
     max_ellipsis_lines_ratio: float | None = 0.3
     # Gopher's bullet and ellipsis line ratios look for lists (of bullet points, of truncated previews). In a
     # text of one to three lines one line opening with a dash or trailing off is dialogue or a sentence, not a
     # list: 2 asks for two such lines before either ratio may drop.
     min_list_lines: int = 1
     min_alpha_words_ratio: float | None = 0.8  # datatrove calls it max_non_alpha_words_ratio
+    # Fewer occurrences of stop words of the document's language drop (a language without a list is not
+    # checked); Gopher's 2.
     min_stop_words: int | None = 2
     stop_words: list[str] | None = None  # None: pipeline.filter.text's list for the document's language
 
@@ -74,43 +80,63 @@ class GopherQualityConfig:
 
 @dataclass
 class GopherRepetitionConfig:
+    # Gopher's repetition rules (Rae et al. 2021, table A1), as datatrove's GopherRepetitionFilter.
     enabled: bool = True
+    # Drop above this share of non-empty lines that repeat an earlier line; Gopher's 0.3.
     dup_line_frac: float | None = 0.3
+    # Drop above this share of paragraphs (split at blank lines) that repeat an earlier one; Gopher's 0.3.
     dup_para_frac: float | None = 0.3
+    # Drop above this share of characters in lines that repeat an earlier line; Gopher's 0.2.
     dup_line_char_frac: float | None = 0.2
-    dup_para_char_frac: float | None = 0.2
+    dup_para_char_frac: float | None = 0.2  # as dup_line_char_frac, for paragraphs; Gopher's 0.2
+    # Drop above this share of characters in the occurrences of the most frequent word 2-gram; Gopher's 0.20.
     top_2_gram_frac: float | None = 0.20
-    top_3_gram_frac: float | None = 0.18
-    top_4_gram_frac: float | None = 0.16
+    top_3_gram_frac: float | None = 0.18  # as top_2_gram_frac, for word 3-grams; Gopher's 0.18
+    top_4_gram_frac: float | None = 0.16  # as top_2_gram_frac, for word 4-grams; Gopher's 0.16
+    # Drop above this share of characters in the words of repeats (after the first occurrence) of any word
+    # 5-gram; Gopher's 0.15.
     dup_5_gram_frac: float | None = 0.15
-    dup_6_gram_frac: float | None = 0.14
-    dup_7_gram_frac: float | None = 0.13
-    dup_8_gram_frac: float | None = 0.12
-    dup_9_gram_frac: float | None = 0.11
-    dup_10_gram_frac: float | None = 0.10
+    dup_6_gram_frac: float | None = 0.14  # as dup_5_gram_frac, for word 6-grams; Gopher's 0.14
+    dup_7_gram_frac: float | None = 0.13  # as dup_5_gram_frac, for word 7-grams; Gopher's 0.13
+    dup_8_gram_frac: float | None = 0.12  # as dup_5_gram_frac, for word 8-grams; Gopher's 0.12
+    dup_9_gram_frac: float | None = 0.11  # as dup_5_gram_frac, for word 9-grams; Gopher's 0.11
+    dup_10_gram_frac: float | None = 0.10  # as dup_5_gram_frac, for word 10-grams; Gopher's 0.10
 
 
 @dataclass
 class C4Config:
+    # C4's page rules (Raffel et al. 2020), as datatrove's C4QualityFilter. Here its line filter only decides
+    # which lines count for min_num_sentences and filter_curly_bracket; it removes no line.
     enabled: bool = True
     filter_no_terminal_punct: bool = False  # FineWeb's setting; datatrove's class default is True
+    # Fewer sentences on the lines C4's line filter keeps drop (`c4_too_few_sentences`); datatrove's 5
+    # (C4's code, tensorflow_datasets c4_utils: 3).
     min_num_sentences: int | None = 5
+    # C4's line filter skips lines of fewer words; datatrove's 3 (C4's code: 5).
     min_words_per_line: int = 3
-    max_word_length: int = 1000
-    filter_lorem_ipsum: bool = True
-    filter_javascript: bool = True
+    max_word_length: int = 1000  # C4's line filter skips lines with a longer word (characters); C4's 1000
+    filter_lorem_ipsum: bool = True  # drop documents containing "lorem ipsum", in any case (`c4_lorem_ipsum`)
+    filter_javascript: bool = True  # C4's line filter skips lines mentioning "javascript"
+    # Drop documents with "{" on a line that passed C4's earlier line tests (`c4_curly_bracket`).
     filter_curly_bracket: bool = True
+    # C4's line filter skips lines with a policy or cookie phrase ("terms of use", "privacy policy", ...).
     filter_policy: bool = True
 
 
 @dataclass
 class FineWebConfig:
+    # FineWeb's rules (Penedo et al. 2024), as datatrove's FineWebQualityFilter.
     enabled: bool = True
+    # Drop below this share of non-empty lines ending in a terminal mark (an ellipsis counts); FineWeb's 0.12.
     line_punct_thr: float | None = 0.12
-    line_punct_exclude_zero: bool = False
+    line_punct_exclude_zero: bool = False  # line_punct_thr spares documents with no line ending in a terminal mark
+    # Drop above this share of non-empty lines of at most short_line_length characters; FineWeb's 0.67.
     short_line_thr: float | None = 0.67
-    short_line_length: int = 30
+    short_line_length: int = 30  # characters (line stripped) up to which short_line_thr counts a line; FineWeb's 30
+    # Drop above this share of non-empty lines' characters in lines that repeat an earlier line; FineWeb's 0.01,
+    # FineWeb-2's 0.1.
     char_duplicates_ratio: float | None = 0.01
+    # Drop above this many line breaks (between non-empty lines) per word; FineWeb's 0.3.
     new_line_ratio: float | None = 0.3
 
 
@@ -226,6 +252,8 @@ def default_rules() -> RuleSet:
 @dataclass
 class FilterConfig:
     languages: list[str] = field(default_factory=list)  # empty: keep every language
+    # Lowest language-ID score kept (FineWeb's 0.65): every language's with lang_threshold "fixed", else the cap
+    # of the adaptive thresholds; a rule set's own min_lang_score wins.
     min_lang_score: float = 0.65
     # "adaptive": each language's minimum score is FineWeb-2's max(0.3, min(0.9, median - std)) of its
     # scores in this run (pipeline/filter/langid.py), as lid.176 gives lower-resource languages it names
@@ -253,6 +281,8 @@ class FilterConfig:
     # fastText sees only this many leading characters: on the shared corpus 1000 gives 99.53% accuracy
     # on originals against 99.56% for whole documents, at 3x the speed (cost grows with length).
     langid_max_chars: int = 1000
+    # Replace e-mail addresses and public IP addresses with <EMAIL> and <IP> before language ID
+    # (pipeline/filter/pii.py).
     pii: bool = True
     # Drop documents in which ftfy's heuristic finds mis-decoded text that ftfy's decoder can re-decode
     # (pipeline/clean/mojibake.py).
@@ -283,7 +313,7 @@ class FilterConfig:
     # language-ID model that serve it badly lose it quietly inside a run-wide keep rate that looks fine.
     # Under at_risk_min_docs documents a keep rate is too noisy to raise an alarm on.
     at_risk_keep_ratio: float = 0.5
-    at_risk_min_docs: int = 20
+    at_risk_min_docs: int = 20  # fewest documents of a language before it may be listed at risk
 
     def __post_init__(self):
         # Languages are written as language ID writes them: a GlotLID name lid.176 also knows becomes its code.

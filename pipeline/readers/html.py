@@ -26,8 +26,8 @@ class HtmlConfig:
     # main-content heuristic alone, "balanced" falls back to the whole visible text when that heuristic
     # finds nothing, "recall" is always the whole visible text (WET-like).
     favour: str = "balanced"
-    include_comments: bool = False
-    include_tables: bool = True
+    include_comments: bool = False  # keep the page's user-comment sections in the extracted text
+    include_tables: bool = True  # keep the text of <table> elements; false drops it
     # Larger payloads are rejected as `html_too_large` without being parsed: multi-megabyte pages are
     # mostly inlined data, and one of them can stall an executor's parser.
     max_html_bytes: int = 4 * 1_048_576

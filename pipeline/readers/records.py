@@ -28,8 +28,8 @@ RAW_SCHEMA = pa.schema(
 
 @dataclass
 class ReaderConfig:
-    text_field: str = "text"
-    id_field: str = "id"
+    text_field: str = "text"  # JSON/Parquet key of the document text; a record without it is rejected `missing_text`
+    id_field: str = "id"  # JSON/Parquet key of the document id; a missing or empty one becomes a hash of file and line
     # A record whose text is larger than this is rejected as `document_too_large` rather than carried
     # through every stage (a whole book in one line is a packaging error more often than a document).
     max_text_bytes: int = 1_048_576
@@ -40,7 +40,7 @@ class ReaderConfig:
     # otherwise hold a task for hours and fill its disk. 16 GiB is about three times a Common Crawl WARC
     # file uncompressed, the largest input we expect, and about a minute of gzip decompression on one core.
     max_decompressed_bytes: int = 16 << 30
-    default_source: str = ""
+    default_source: str = ""  # `source` of JSON/Parquet records that have none (empty: null); web pages get "web"
     # Bytes of input one clean task reads (pipeline/readers/splits.py; a compressed or Parquet file counts 4x
     # its size): smaller files are grouped up to it, a larger plain JSONL file is cut into line-aligned ranges
     # of it and a larger Parquet file into ranges of its row groups, a compressed one is read whole. So parallelism follows the data's size, not its file layout; the output

@@ -16,17 +16,25 @@ EOS = "<|endoftext|>"
 class TokenizeConfig:
     # An existing tokenizer.json to use instead of training one.
     tokenizer: str = ""
+    # Vocabulary size the BPE is trained to, its 256 byte tokens and EOS included (unused with `tokenizer`);
+    # shards hold uint16 tokens up to 65,536, else uint32.
     vocab_size: int = 32_768
-    min_frequency: int = 2
+    min_frequency: int = 2  # the BPE merges only pairs seen at least this often in its training sample
     # The BPE is trained on at most this many documents (chosen by a seeded hash of id, so the sample is the
     # same on any cluster), each cut to `train_chars_per_doc`: the driver never holds more than that. 10,000
     # documents compress held-out text within 0.2% of what 20,000 give, for under half the training time
     # (benchmarks/RESULTS.md, "Whole pipeline").
     train_docs: int = 10_000
-    train_chars_per_doc: int = 20_000
+    train_chars_per_doc: int = 20_000  # leading characters of each sampled document the BPE trains on
+    # Tokens per training sample: documents, each ending in EOS, are concatenated and cut into samples of
+    # exactly this many (a shard's last may be shorter).
     sample_tokens: int = 2048
+    # Bytes of tokens per shard aimed at: a split gets ceil(estimated tokens x token size / shard_bytes)
+    # shards, the tokens estimated from the text's bytes and the sample's bytes per token.
     shard_bytes: int = 64 * 1_048_576
-    val_fraction: float = 0.01
+    val_fraction: float = 0.01  # share of documents in the val split, chosen by a hash of id (not seeded)
+    # Seeds the BPE's training sample and each document's shard and place in it (the val split does not
+    # depend on it).
     seed: int = 1234
 
 
