@@ -158,6 +158,9 @@ class TrainConfig:
     ckpt_every: int = 1000
     keep_checkpoints: int = 3
     compile: bool = False  # torch.compile the model
+    # torch.compile's backend: "inductor" generates fused kernels; "eager" only captures the graphs, a check of
+    # the compiled path in seconds where generating kernels would take minutes (a CPU dry run)
+    compile_backend: str = "inductor"
     seed: int = 1337  # model init and dropout
 
     def __post_init__(self):

@@ -393,7 +393,10 @@ def _train(cfg: TrainConfig, data: str | Sequence[str], out: Path, d: Dist) -> G
               f"x accum {accum} = {cfg.data.batch_size} windows/step | "
               + (f"resumed from {resume.name}" if resume else "from scratch"), flush=True)
 
-    model: torch.nn.Module = torch.compile(raw) if cfg.compile else raw
+    try:
+        model: torch.nn.Module = torch.compile(raw, backend=cfg.compile_backend) if cfg.compile else raw
+    except RuntimeError as e:  # an unknown backend
+        raise cfglib.ConfigError(f"compile_backend: {e}") from None
     if d.world > 1:
         model = DDP(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
     tokens_per_step = cfg.data.batch_size * cfg.model.block_size
