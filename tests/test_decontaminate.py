@@ -14,8 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import cli, config as config_lib
-from pipeline.decontaminate import REASON, DecontaminateConfig, benchmark_ngrams, benchmark_texts, match_batch
-from pipeline.dedup.minhash import normalized_tokens
+from pipeline.decontaminate import REASON, DecontaminateConfig, benchmark_ngrams, benchmark_texts, match_batch, words
 from pipeline.stagedir import StageError
 from pipeline.stages.config import PipelineConfig
 from synthetic import ZH, document, near_copy
@@ -30,32 +29,38 @@ def _table(path: Path, cfg: DecontaminateConfig) -> tuple[np.ndarray, np.ndarray
 
 def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     """Word n-grams of the normalised text, as tuples: the matching rule without its hashing."""
-    words = normalized_tokens(pa.array([text])).to_pylist()[0]
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    tokens = words(pa.array([text])).to_pylist()[0]
+    return {tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
 
 
 def test_a_document_holding_13_benchmark_words_in_a_row_matches_and_12_do_not(tmp_path):
     rng = random.Random(3)
     item = document(rng, paragraphs=1)
-    words = normalized_tokens(pa.array([item])).to_pylist()[0]
+    item_words = words(pa.array([item])).to_pylist()[0]
     (tmp_path / "quiz.jsonl").write_text(json.dumps({"text": item}) + "\n")
     cfg = DecontaminateConfig()
     hashes, benchmarks = _table(tmp_path / "quiz.jsonl", cfg)
     other = document(random.Random(4), paragraphs=1)
-    texts = pa.array([f"{other} {' '.join(words[5:18])} {other}", f"{other} {' '.join(words[5:17])} {other}",
+    texts = pa.array([f"{other} {' '.join(item_words[5:18])} {other}", f"{other} {' '.join(item_words[5:17])} {other}",
                       near_copy(item), other])
     found, shared = match_batch(texts, hashes, benchmarks, cfg)
     assert found.tolist() == [0, -1, 0, -1]
     assert shared[0] == 1 and shared[2] == len(_ngrams(item, 13) & _ngrams(near_copy(item), 13))
 
 
-def test_scripts_without_spaces_match_on_character_ngrams(tmp_path):
-    (tmp_path / "zh.jsonl").write_text(json.dumps({"text": ZH}) + "\n")
+def test_scripts_without_spaces_match_on_13_segmented_words_not_on_a_shared_phrase(tmp_path):
+    thai = ("นายกรัฐมนตรีกล่าวว่ารัฐบาลจะสร้างโรงเรียนใหม่ในทุกจังหวัดภายในปีหน้า เพื่อให้เด็กทุกคนได้เรียนหนังสือ"
+            "ใกล้บ้าน และครูจะได้รับเงินเดือนเพิ่มขึ้นตามแผนการศึกษาแห่งชาติ")
+    (tmp_path / "quiz.jsonl").write_text(json.dumps({"text": thai}) + "\n" + json.dumps({"text": ZH}) + "\n")
     cfg = DecontaminateConfig()
-    hashes, benchmarks = _table(tmp_path / "zh.jsonl", cfg)
-    found, _ = match_batch(pa.array(["前言。" + ZH[10:40] + "后记。", "完全不同的一段文字，没有任何共同之处。"]),
+    hashes, benchmarks = _table(tmp_path / "quiz.jsonl", cfg)
+    # The same 20-character opening ("the prime minister said that": four words), then other news.
+    same_opening = "นายกรัฐมนตรีกล่าวว่าฝนตกหนักทำให้น้ำท่วมถนนหลายสายในเมืองหลวงเมื่อคืนนี้ ประชาชนควรติดตามข่าวสารอย่างใกล้ชิด"
+    found, _ = match_batch(pa.array(["ข่าววันนี้ " + thai[:70] + " จบข่าว", same_opening,
+                                     "前言。" + ZH[10:40] + "后记。", "完全不同的一段文字，没有任何共同之处。"]),
                            hashes, benchmarks, cfg)
-    assert found.tolist() == [0, -1]
+    assert found.tolist() == [0, -1, 0, -1]
+    assert _ngrams(same_opening, 4) & _ngrams(thai, 4) and not _ngrams(same_opening, 13) & _ngrams(thai, 13)
 
 
 def test_benchmark_files_join_the_named_fields_and_name_a_bad_line(tmp_path):

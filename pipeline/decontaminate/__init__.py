@@ -2,9 +2,12 @@
 
 A model whose training data holds a benchmark's test items reports meaningless scores on it. As GPT-3 and
 OLMo do, a document is contaminated when it shares one n-gram (13 words by default) with a benchmark's
-text. N-grams are the dedupe stage's shingles (`pipeline.dedup.minhash.shingles`: the same normalisation,
-word n-grams, or character n-grams for scripts written without spaces), hashed to 64 bits; a text shorter
-than n is one n-gram of its whole normalised text, so it matches only a document that is exactly it.
+text. Words are dedupe's normalised tokens (`pipeline.dedup.minhash.normalized_tokens`); text in a script
+written without spaces (Han, kana, Thai, Lao, Khmer, Burmese, Tibetan) is cut into words by ICU's
+dictionaries (`pipeline.filter.text.segment`; Tibetan into syllables), so an n-gram is n words in every
+script: 13 characters would be two or three words of Khmer or Thai, and common phrases of news text would
+mark unrelated documents. N-grams are hashed to 64 bits as dedupe's word shingles are; a text shorter than
+n words is one n-gram of its whole normalised text, so it matches only a document that is exactly it.
 
 Plain Python over Arrow batches: reading benchmark files into hashed n-grams (`benchmark_ngrams`), and
 marking a batch against the sorted table of them (`match_batch`). The Spark stage is
@@ -24,6 +27,7 @@ import pyarrow.parquet as pq
 from pipeline import storage
 from pipeline.config import ConfigError
 from pipeline.dedup import minhash
+from pipeline.filter.text import segment
 
 REASON = "benchmark_overlap"
 MODES = ("drop", "mark")
@@ -40,9 +44,7 @@ class DecontaminateConfig:
     # The fields whose text is matched, joined with a newline per record; a record lacking one is an error
     # naming its file and line.
     fields: list[str] = field(default_factory=lambda: ["text"])
-    ngram: int = 13  # words per n-gram (GPT-3's and OLMo's 13)
-    # characters per n-gram in scripts written without spaces (Han, kana, Thai, ...): about as much text
-    char_ngram: int = 13
+    ngram: int = 13  # words per n-gram (GPT-3's and OLMo's 13), in every script (module docs)
     # "drop": contaminated documents go to dropped/ as benchmark_overlap; "mark": they are kept, and every
     # document gains the columns `benchmark` (null when clean) and `benchmark_ngrams`.
     mode: str = "drop"
@@ -54,7 +56,24 @@ class DecontaminateConfig:
             raise ConfigError("decontaminate.fields: name at least one field")
 
     def spec(self) -> minhash.ShingleSpec:
-        return minhash.ShingleSpec(ngram=self.ngram, char_ngram=self.char_ngram)
+        return minhash.ShingleSpec(ngram=self.ngram, char_shingles="never")
+
+
+def words(texts: pa.Array) -> pa.ListArray:
+    """The normalised words of each text, segmented by ICU where the script is written without spaces."""
+    tokens = minhash.normalized_tokens(texts)
+    spaceless = np.flatnonzero(minhash.uses_char_shingles(tokens, minhash.ShingleSpec()))
+    if not len(spaceless):
+        return tokens
+    lists = tokens.to_pylist()
+    for i in spaceless:
+        lists[i] = segment(" ".join(lists[i]))
+    return pa.array(lists, tokens.type)
+
+
+def ngram_hashes(texts: pa.Array, cfg: DecontaminateConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Hashed word n-grams of each text: (hashes concatenated, count per text)."""
+    return minhash.shingles(words(texts), cfg.spec())
 
 
 def benchmark_name(uri: str) -> str:
@@ -95,7 +114,7 @@ def benchmark_texts(uri: str, fields: list[str]) -> list[str]:
 def benchmark_ngrams(uri: str, index: int, cfg: DecontaminateConfig) -> pa.RecordBatch:
     """The distinct hashed n-grams of one benchmark file, tagged with its index (`TABLE`)."""
     texts = pa.array(benchmark_texts(uri, cfg.fields), pa.string())
-    hashes, _ = minhash.shingles(minhash.normalized_tokens(texts), cfg.spec())
+    hashes, _ = ngram_hashes(texts, cfg)
     distinct = np.unique(hashes.view(np.int64))  # sorted as int64, as match_batch searches it
     return pa.RecordBatch.from_arrays([pa.array(distinct), pa.array(np.full(len(distinct), index, np.int32))],
                                       schema=TABLE)
@@ -111,7 +130,7 @@ def match_batch(texts: pa.Array, table_hashes: np.ndarray, table_benchmarks: np.
     shared = np.zeros(n, np.int64)
     if n == 0 or len(table_hashes) == 0:
         return found, shared
-    hashes, counts = minhash.shingles(minhash.normalized_tokens(texts), cfg.spec())
+    hashes, counts = ngram_hashes(texts, cfg)
     hashes = hashes.view(np.int64)
     doc = np.repeat(np.arange(n), counts)
     pos = np.minimum(np.searchsorted(table_hashes, hashes), len(table_hashes) - 1)

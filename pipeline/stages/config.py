@@ -74,7 +74,6 @@ RANGES = {
     "tokenize.shard_bytes": "[1, inf)",
     "tokenize.val_fraction": "[0, 1]",
     "decontaminate.ngram": "[1, inf)",
-    "decontaminate.char_ngram": "[1, inf)",
     "audit.dropped_samples_per_reason": "[0, inf)",
 }
 
