@@ -8,11 +8,13 @@ and its extra stats.json keys).
 `run` does the rest in the same order for every stage: check the settings, read the input's count, take
 the output (`stagedir.begin`), prepare, read each part, transform and write it in one Python task (the text
 never crosses into the JVM), check `input = kept + dropped + rejected`, commit. A stage whose output is not
-rows by route (tokenize writes token shards) overrides `write`.
+rows by route (tokenize writes token shards) overrides `write`. Every Spark job a stage starts carries its
+name as job group (`spark.jobGroup.id`), so the Spark UI and the event log tell which stage a job belongs to.
 """
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
@@ -109,20 +111,36 @@ class Stage:
             df = spark_io.read_stage(self.spark, self.input_uri, transform=task, schema=spark_io.WRITTEN)
         return Output(spark_io.collect_written(df))
 
-    def run(self) -> dict:
-        start = time.time()
-        self.check()
-        self.expected = None if self.reads_raw else stagedir.read_stats(self.input_uri)["kept"]
-        self.attempt = stagedir.begin(self.output_uri, self.input_uri)
+    @contextmanager
+    def job_group(self):
+        """Label the Spark jobs started inside with this stage's name (group) and what it reads and writes
+        (description); the caller's labels are restored afterwards."""
+        sc = self.spark.sparkContext
+        keys = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
+        before = {key: sc.getLocalProperty(key) for key in keys}
+        sc.setJobGroup(self.name, f"{self.name}: {storage.display(self.input_uri)} -> "
+                       f"{storage.display(self.output_uri)}")
         try:
-            self.prepare()
-            output = self.write()
-            extra = self.finish(output)
-            stats = stagedir.stage_stats(self.name, self.input_count(output), output.written, time.time() - start,
-                                         **extra)
-            stagedir.commit(self.output_uri, self.attempt, dict(output.written.files), stats, output.extra_files,
-                            output.final_names)
+            yield
         finally:
-            self.close()
-        self.after_commit()
+            for key, value in before.items():
+                sc.setLocalProperty(key, value)  # None removes the key
+
+    def run(self) -> dict:
+        with self.job_group():
+            start = time.time()
+            self.check()
+            self.expected = None if self.reads_raw else stagedir.read_stats(self.input_uri)["kept"]
+            self.attempt = stagedir.begin(self.output_uri, self.input_uri)
+            try:
+                self.prepare()
+                output = self.write()
+                extra = self.finish(output)
+                stats = stagedir.stage_stats(self.name, self.input_count(output), output.written,
+                                             time.time() - start, **extra)
+                stagedir.commit(self.output_uri, self.attempt, dict(output.written.files), stats,
+                                output.extra_files, output.final_names)
+            finally:
+                self.close()
+            self.after_commit()
         return stats
