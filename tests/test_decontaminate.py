@@ -63,6 +63,19 @@ def test_scripts_without_spaces_match_on_13_segmented_words_not_on_a_shared_phra
     assert _ngrams(same_opening, 4) & _ngrams(thai, 4) and not _ngrams(same_opening, 13) & _ngrams(thai, 13)
 
 
+def test_tibetan_is_cut_at_its_syllable_marks_before_they_are_normalised_away(tmp_path):
+    rng = random.Random(6)
+    syllables = "བཀྲ ཤིས བདེ ལེགས ང ཚོ ཡི གེ སློབ གྲྭ ཆེན པོ ལ འགྲོ གི ཡོད རེད ཁྱེད རང སྐུ".split()
+    item = "་".join(rng.choice(syllables) for _ in range(60))
+    (tmp_path / "quiz.jsonl").write_text(json.dumps({"text": item}) + "\n")
+    cfg = DecontaminateConfig()
+    hashes, benchmarks = _table(tmp_path / "quiz.jsonl", cfg)
+    other = "་".join(rng.choice(syllables) for _ in range(40))
+    mid_line = other + "་" + item[len(item) // 3 :] + "།"  # the passage starts inside a run without spaces
+    found, _ = match_batch(pa.array([mid_line, other]), hashes, benchmarks, cfg)
+    assert found.tolist() == [0, -1]
+
+
 def test_benchmark_files_join_the_named_fields_and_name_a_bad_line(tmp_path):
     path = tmp_path / "qa.jsonl.gz"
     path.write_bytes(gzip.compress(b'{"question": "Q one", "answer": "A one"}\n\n{"question": "Q two"}\n'))

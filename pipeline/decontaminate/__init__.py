@@ -60,14 +60,16 @@ class DecontaminateConfig:
 
 
 def words(texts: pa.Array) -> pa.ListArray:
-    """The normalised words of each text, segmented by ICU where the script is written without spaces."""
+    """The normalised words of each text; where the script is written without spaces, ICU segments the
+    text as written (normalising first would remove the marks it splits at, such as the Tibetan tsheg)."""
     tokens = minhash.normalized_tokens(texts)
     spaceless = np.flatnonzero(minhash.uses_char_shingles(tokens, minhash.ShingleSpec()))
     if not len(spaceless):
         return tokens
+    segmented = [" ".join(segment(t or "")) for t in pa.array(texts).take(pa.array(spaceless)).to_pylist()]
     lists = tokens.to_pylist()
-    for i in spaceless:
-        lists[i] = segment(" ".join(lists[i]))
+    for i, w in zip(spaceless, minhash.normalized_tokens(pa.array(segmented, pa.string())).to_pylist()):
+        lists[i] = w
     return pa.array(lists, tokens.type)
 
 
