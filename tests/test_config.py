@@ -101,16 +101,7 @@ def test_every_pipeline_setting_is_documented_in_help():
     assert _undocumented_keys(PipelineConfig()) == []
 
 
-# Trainer keys `trainer/main.py --help` still shows with a default only. Document one in trainer/config.py
-# and drop it here; an undocumented key not in this list fails the test below.
-TRAINER_KEYS_WITHOUT_DOCS = {
-    "model.block_size", "model.n_layer", "model.n_head", "model.n_embd", "model.dropout",
-    "optim.lr", "optim.warmup_steps", "optim.decay_fraction", "optim.weight_decay", "optim.beta1", "optim.beta2",
-    "data.verify_sha256", "log_every", "ckpt_every", "keep_checkpoints",
-}
-
-
-def test_no_trainer_setting_is_added_without_documentation_in_help():
+def test_every_trainer_setting_is_documented_in_help():
     from trainer.config import TrainConfig
 
-    assert set(_undocumented_keys(TrainConfig())) <= TRAINER_KEYS_WITHOUT_DOCS
+    assert _undocumented_keys(TrainConfig()) == []

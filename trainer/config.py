@@ -20,11 +20,11 @@ ARCHS = ("gpt2", "llama")
 class ModelConfig:
     # "gpt2": learned positions, LayerNorm, GELU MLP; "llama": rotary positions, RMSNorm, SwiGLU, no biases
     arch: str = "gpt2"
-    block_size: int = 1024
-    n_layer: int = 12
-    n_head: int = 12
-    n_embd: int = 768
-    dropout: float = 0.0
+    block_size: int = 1024  # tokens of context (a training window is block_size + 1 tokens)
+    n_layer: int = 12  # transformer blocks
+    n_head: int = 12  # attention heads per block; n_embd must divide by it
+    n_embd: int = 768  # width of the residual stream (gpt2-124m: 12 layers, 12 heads, 768)
+    dropout: float = 0.0  # on attention weights, residual branches and embeddings; 0 for pre-training, as nanoGPT
     bias: bool = False  # biases in linear layers and LayerNorms (gpt2 only)
     tie_embeddings: bool = True  # the output projection shares the token embedding's weights
     rope_theta: float = 10000.0  # rotary embeddings' base (llama only)
@@ -45,17 +45,17 @@ DECAYS = ("cosine", "wsd")
 
 @dataclass
 class OptimConfig:
-    lr: float = 6e-4
+    lr: float = 6e-4  # peak learning rate, reached at the end of warmup (GPT-3's for 125M parameters)
     min_lr: float = 6e-5  # the learning rate reached at `train.steps`
-    warmup_steps: int = 700
+    warmup_steps: int = 700  # optimizer steps of linear warmup from 0 to lr
     # After warmup: "cosine" decays all the way to min_lr; "wsd" (warmup-stable-decay) holds lr, then decays
     # linearly to min_lr over the last `decay_fraction` of the steps, so a run can be extended from the
     # stable phase.
     decay: str = "cosine"
-    decay_fraction: float = 0.2
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
+    decay_fraction: float = 0.2  # "wsd" only: the share of all steps spent decaying to min_lr
+    weight_decay: float = 0.1  # AdamW's decoupled weight decay, on matrices and embeddings only (not biases or norms)
+    beta1: float = 0.9  # AdamW's first-moment decay
+    beta2: float = 0.95  # AdamW's second-moment decay (0.95 as GPT-3 and llama, steadier than 0.999 at scale)
     grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
 
     def __post_init__(self):
@@ -78,7 +78,7 @@ class DataConfig:
     batch_size: int = 480  # windows (of block_size + 1 tokens) per optimizer step, over all processes
     micro_batch_size: int = 12  # windows per process per forward pass
     seed: int = 1234  # the global sample order is a function of (seed, epoch) only
-    verify_sha256: bool = True
+    verify_sha256: bool = True  # check every fetched shard against the manifest's sha256 before decoding it
     # A training shard that fails its sha256 or does not decode: "fail" stops with an error naming it; "skip"
     # logs it, trains on nothing from it and counts it as `skipped_shards` (rules in trainer/data.py).
     # Validation shards always fail: skipping one would silently change what val_loss measures.
@@ -154,9 +154,9 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     steps: int = 20000  # optimizer steps in the whole run (the learning-rate schedule's length)
-    log_every: int = 10
-    ckpt_every: int = 1000
-    keep_checkpoints: int = 3
+    log_every: int = 10  # steps between training rows in metrics.jsonl (and the console line)
+    ckpt_every: int = 1000  # steps between checkpoints (one is always written at the end)
+    keep_checkpoints: int = 3  # newest checkpoints kept, older ones deleted; 0 = keep all
     compile: bool = False  # torch.compile the model
     # torch.compile's backend: "inductor" generates fused kernels; "eager" only captures the graphs, a check of
     # the compiled path in seconds where generating kernels would take minutes (a CPU dry run)
