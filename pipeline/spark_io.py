@@ -80,11 +80,12 @@ def labels_of(input_uri: str, files: list[str]) -> list[str]:
     return [f[len(root) + 1 :] if f.startswith(root + "/") else f.rsplit("/", 1)[-1] for f in files]
 
 
-def input_splits(spark: SparkSession, input_uri: str, split_bytes: int,
+def input_splits(spark: SparkSession, input_uri: str, reader_cfg,
                  files: list[str] | None = None) -> list[list[splits_lib.Piece]]:
     """What each clean task reads (pipeline/readers/splits.py), planned by size: a pure function of the
-    files, their sizes and `split_bytes`. JSONL byte ranges get the newlines before them from a counting
-    pass, one task per range."""
+    files, their sizes and `reader_cfg.split_bytes`. JSONL byte ranges get the newlines before them from a
+    counting pass, one task per range; plain WARC ranges their record starts, one task per file."""
+    split_bytes = reader_cfg.split_bytes
     files = sorted(files) if files else list_inputs(input_uri)
     planned, unsplittable = splits_lib.plan(list(zip(files, labels_of(input_uri, files), storage.sizes(files))),
                                             split_bytes)
@@ -94,11 +95,25 @@ def input_splits(spark: SparkSession, input_uri: str, split_bytes: int,
               f"Parquet or smaller files give more parallelism", flush=True)
     print(f"[clean] {len(files)} input file(s) in {len(planned)} task(s) of up to {split_bytes:,} bytes", flush=True)
     ranges = [p for split in planned for p in split if splits_lib.needs_line_count(p)]
-    if not ranges:
-        return planned
-    counted = spark.sparkContext.parallelize(ranges, numSlices=len(ranges)).map(
-        lambda p: ((p.uri, p.start), splits_lib.count_newlines(p))).collect()
-    return splits_lib.with_newlines(planned, dict(counted))
+    if ranges:
+        counted = spark.sparkContext.parallelize(ranges, numSlices=len(ranges)).map(
+            lambda p: ((p.uri, p.start), splits_lib.count_newlines(p))).collect()
+        planned = splits_lib.with_newlines(planned, dict(counted))
+    warcs = sorted(splits_lib.warc_bounds(planned).items())
+    if warcs:
+        found = spark.sparkContext.parallelize(warcs, numSlices=len(warcs)).map(
+            lambda item: _record_starts(*item, reader_cfg)).collect()
+        planned = splits_lib.with_record_starts(planned, dict(found))
+    return planned
+
+
+def _record_starts(uri: str, bounds_and_size: tuple[list[int], int], reader_cfg) -> tuple[str, dict]:
+    """(uri, {bound: RecordStart}) of one plain WARC file: one task reads it through once."""
+    from pipeline.readers.warc import record_starts
+
+    bounds, size = bounds_and_size
+    with storage.open_input(uri) as f:
+        return uri, dict(zip(bounds, record_starts(f, bounds, size, reader_cfg)))
 
 
 def read_raw(spark: SparkSession, input_uri: str, reader_cfg, html_cfg, files: list[str] | None = None,
@@ -107,7 +122,7 @@ def read_raw(spark: SparkSession, input_uri: str, reader_cfg, html_cfg, files: l
     partition per split (`input_splits`). Files are labelled by their path relative to `input_uri`.
     `transform` (a `mapInArrow` function giving Spark schema `schema`) runs on the batches in the reading
     task, as in `read_stage`."""
-    planned = input_splits(spark, input_uri, reader_cfg.split_bytes, files)
+    planned = input_splits(spark, input_uri, reader_cfg, files)
     rows = spark.sparkContext.parallelize([(json.dumps([dataclasses.asdict(p) for p in split]),) for split in planned],
                                           numSlices=len(planned))
     pieces = spark.createDataFrame(rows, "pieces string")

@@ -1,6 +1,6 @@
 """Input split by size (pipeline/readers/splits.py): small files grouped, a large plain JSONL file cut into
-line-aligned byte ranges with exact line numbers, a large Parquet file by row groups, compressed files
-whole; the clean stage's documents the same for any split size."""
+line-aligned byte ranges with exact line numbers, a large plain WARC file at its records, a large Parquet
+file by row groups, compressed files whole; the clean stage's documents the same for any split size."""
 from __future__ import annotations
 
 import gzip
@@ -13,12 +13,12 @@ import pyarrow.parquet as pq
 
 from pipeline import config as config_lib
 from pipeline import stages
-from pipeline.readers.splits import MIN_RANGE_BYTES, RangeStream, plan, row_groups_in
+from pipeline.readers.splits import MIN_RANGE_BYTES, Piece, RangeStream, plan, row_groups_in
 from pipeline.stages.config import PipelineConfig
 from synthetic import documents, write_jsonl
 
 
-def test_small_files_are_grouped_large_plain_jsonl_and_parquet_are_cut_and_a_compressed_one_stays_whole():
+def test_small_files_are_grouped_large_plain_jsonl_warc_and_parquet_are_cut_and_a_compressed_one_stays_whole():
     M = MIN_RANGE_BYTES
     files = [("a.jsonl", "a.jsonl", 30 * M), ("b.jsonl", "b.jsonl", 50 * M), ("c.jsonl", "c.jsonl", 40 * M),
              ("big.jsonl", "big.jsonl", 250 * M), ("big.jsonl.gz", "big.jsonl.gz", 300 * M),
@@ -32,6 +32,9 @@ def test_small_files_are_grouped_large_plain_jsonl_and_parquet_are_cut_and_a_com
     # a compressed file, and Parquet (its pages are), weighs 4x its size
     assert unsplittable == 1
     assert plan(files, 100 * M) == (splits, unsplittable)  # a pure function of the files and the size
+    warc, _ = plan([("c.warc", "c.warc", 300 * M)], 100 * M)
+    assert [(p.start, p.end) for s in warc for p in s] == [(0, 100 * M), (100 * M, 200 * M), (200 * M, 300 * M)]
+    assert plan([("c.warc.gz", "c.warc.gz", 300 * M)], 100 * M) == ([[Piece("c.warc.gz", "c.warc.gz")]], 1)
     one_each, _ = plan([("a.jsonl", "a.jsonl", 1000), ("b.jsonl", "b.jsonl", 3 * M // 2)], 1)
     assert [[(p.uri, p.start, p.end) for p in s] for s in one_each] == [[("a.jsonl", 0, -1)], [("b.jsonl", 0, -1)]]
 
@@ -113,3 +116,64 @@ def test_one_big_parquet_file_is_read_by_row_groups_in_several_tasks_with_the_sa
     assert _rows(tmp_path / "split") == _rows(tmp_path / "whole")
     assert [r["line"] for r in _rows(tmp_path / "split")] == list(range(1, 12001))
     assert split["input"] == whole["input"] == 12000
+
+
+def _wet(path, n: int, rng: random.Random) -> None:
+    """A plain WET file of n conversion records; one holds a fake record header in its text, and garbage
+    sits between two records (the reader rejects it and resumes at the next record)."""
+    from warcio.warcwriter import WARCWriter
+
+    buf = io.BytesIO()
+    writer = WARCWriter(buf, gzip=False)
+    for i in range(n):
+        text = " ".join(rng.choice(["river", "stone", "lamp", "harbour", "field"]) for _ in range(rng.randint(5, 400)))
+        if i == n // 3:
+            text += "\nWARC/1.0\r\nWARC-Type: conversion\r\nContent-Length: 5\r\n\r\nfake!\n"
+        payload = f"Record {i}. {text}".encode()
+        writer.write_record(writer.create_warc_record(f"https://example.org/{i}", "conversion",
+                                                      payload=io.BytesIO(payload), length=len(payload)))
+        if i == 2 * n // 3:
+            buf.write(b"garbage that is no record\r\n" * 20)
+    path.write_bytes(buf.getvalue())
+
+
+def test_a_plain_warc_file_read_in_byte_ranges_gives_the_whole_files_records_and_numbers(tmp_path):
+    from pipeline.readers import read_piece
+    from pipeline.readers.records import ReaderConfig
+    from pipeline.readers.splits import warc_bounds, with_record_starts
+    from pipeline.readers.warc import record_starts
+
+    rng = random.Random(9)
+    path = tmp_path / "crawl.wet"
+    _wet(path, 300, rng)
+    size = path.stat().st_size
+    whole = list(read_piece(Piece(str(path), "crawl.wet"), ReaderConfig()))
+    assert {r["_reason"] for r in whole if r["_status"] == "rejected"} == {"warc_corrupt"}
+    assert sum(r["_status"] == "kept" for r in whole) == 300  # the fake header inside a text stays text
+    # The file's decompression budget runs across ranges: here it stops the file in its second half.
+    capped = ReaderConfig(max_decompressed_bytes=size // 2)
+    assert list(read_piece(Piece(str(path), "crawl.wet"), capped))[-1]["_reason"] == "decompressed_too_large"
+    for trial in range(20):
+        cfg = capped if trial % 2 else ReaderConfig()
+        whole = list(read_piece(Piece(str(path), "crawl.wet"), cfg))
+        cuts = sorted({0, size, *(rng.randint(1, size - 1) for _ in range(rng.randint(1, 12)))})
+        planned = [[Piece(str(path), "crawl.wet", a, b)] for a, b in zip(cuts, cuts[1:])]
+        bounds, _ = warc_bounds(planned)[str(path)]
+        with open(path, "rb") as f:
+            found = {str(path): dict(zip(bounds, record_starts(f, bounds, size, cfg)))}
+        pieces = [p for split in with_record_starts(planned, found) for p in split]
+        assert [p.start for p in pieces][1:] == [p.end for p in pieces][:-1]
+        assert [r for p in pieces for r in read_piece(p, cfg)] == whole
+
+
+def test_one_big_plain_wet_file_is_read_in_several_tasks_giving_the_same_documents(spark, tmp_path):
+    (tmp_path / "in").mkdir()
+    _wet(tmp_path / "in" / "crawl.wet", 1600, random.Random(10))  # about 2.6 MB: two or more ranges
+    size = (tmp_path / "in" / "crawl.wet").stat().st_size
+    whole = stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "whole"), PipelineConfig())
+    small = config_lib.load(PipelineConfig, overrides=["clean.reader.split_bytes=1"])
+    split = stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "split"), small)
+    parts = json.loads((tmp_path / "split" / "_SUCCESS").read_text())["files"]["data"]
+    assert len(parts) == size // MIN_RANGE_BYTES > 1
+    assert _rows(tmp_path / "split") == _rows(tmp_path / "whole")
+    assert split["input"] == whole["input"] and split["rejected"] == whole["rejected"] == {"warc_corrupt": 1}

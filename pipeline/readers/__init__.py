@@ -132,17 +132,29 @@ def read_file(uri: str, file_label: str, cfg: ReaderConfig, html_cfg=None) -> It
 
 def read_piece(piece, cfg: ReaderConfig, html_cfg=None) -> Iterator[dict]:
     """Every record of one piece of a split (pipeline/readers/splits.py): a whole file, the lines that start
-    in a byte range of a plain JSONL file or the row groups of a Parquet file centred in it, numbered as in
-    the whole file."""
+    in a byte range of a plain JSONL file, the records of a plain WARC file's range, or the row groups of a
+    Parquet file centred in it, numbered as in the whole file."""
     if not piece.ranged:
         yield from read_file(piece.uri, piece.label, cfg, html_cfg)
         return
     fs, path = storage.resolve(piece.uri)
     with fs.open_input_file(path) as f:
-        if _split_name(piece.uri)[0] == PARQUET_SUFFIX:
+        fmt = _split_name(piece.uri)[0]
+        if fmt == PARQUET_SUFFIX:
             from pipeline.readers.parquet import read_parquet
 
             yield from read_parquet(f, piece.label, cfg, (piece.start, piece.end))
+            return
+        if fmt in WARC_SUFFIXES:
+            if piece.start >= piece.end:  # no record starts in it: one before it runs through it
+                return
+            from pipeline.readers.html import HtmlConfig
+            from pipeline.readers.warc import RecordStart, read_warc
+
+            f.seek(piece.start)
+            start = RecordStart(piece.start, piece.records + 1, piece.declared)
+            yield from _complete(read_warc(f, piece.label, html_cfg or HtmlConfig(), cfg, start,
+                                           stop=piece.end - piece.start), piece.label)
             return
         from pipeline.readers.jsonl import read_jsonl
         from pipeline.readers.splits import RangeStream

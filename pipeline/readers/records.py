@@ -42,10 +42,10 @@ class ReaderConfig:
     max_decompressed_bytes: int = 16 << 30
     default_source: str = ""  # `source` of JSON/Parquet records that have none (empty: null); web pages get "web"
     # Bytes of input one clean task reads (pipeline/readers/splits.py; a compressed or Parquet file counts 4x
-    # its size): smaller files are grouped up to it, a larger plain JSONL file is cut into line-aligned ranges
-    # of it and a larger Parquet file into ranges of its row groups, a compressed one is read whole. So
-    # parallelism follows the data's size, not its file layout; the output depends on it, never on the cores.
-    # 16 MiB is about 8 CPU-seconds of the pipeline's work per task: 100 MB of text already makes six tasks.
+    # its size): smaller files are grouped up to it, a larger plain JSONL or WARC file is cut into ranges of it
+    # aligned to lines or records, a larger Parquet file into ranges of its row groups, a compressed one is
+    # read whole. So parallelism follows the data's size, not its file layout; the output depends on it,
+    # never on the cores. 16 MiB is about 8 CPU-seconds of the pipeline's work per task: 100 MB of text already makes six tasks.
     # Raise it on large inputs (256 MiB for terabytes, docs/SCALE.md): fewer tasks and parts.
     split_bytes: int = 16 << 20
 

@@ -4,12 +4,16 @@ A split is what one task reads: several whole small files, one whole file, or a 
 file: of a plain (uncompressed) JSONL file, aligned to line boundaries as Hadoop's text input does (a range
 holds the lines that start inside it, the last one read to its end); of a Parquet file, the row groups
 whose middle byte lies in it, as Spark and Hadoop split Parquet (each task reads the footer; a file of one
-row group stays one task's work however it is cut). Compressed files cannot be split and stay one task
-each. The plan is a pure function of the sorted files, their sizes and `split_bytes`, never of the cores, so
+row group stays one task's work however it is cut); of a plain WARC/WET file, the records from the first
+one a whole-file parse reaches cleanly at or after the range's start. Compressed files cannot be split and
+stay one task each. The plan is a pure function of the sorted files, their sizes and `split_bytes`, never of the cores, so
 the output is the same under local[1], local[2] or a cluster.
 
 A range's records need their line numbers in the file, which depend on the newlines before it: those are
-counted first, one task per range (`count_newlines`), and handed to the reading task (`Piece.newlines`).
+counted first, one task per range (`count_newlines`), and handed to the reading task (`Piece.newlines`). A
+WARC range's start, its record ordinal and the bytes the records before it declare come from one
+sequential pass over its file (`warc.record_starts`, one task per file, reading headers and payloads but
+making no documents), so a range never starts inside a payload that happens to hold a `WARC/1.0` line.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from pipeline import storage
-from pipeline.readers import JSONL_SUFFIXES, PARQUET_SUFFIX, _split_name
+from pipeline.readers import JSONL_SUFFIXES, PARQUET_SUFFIX, WARC_SUFFIXES, _split_name
 
 CHUNK = 1 << 20
 # A compressed file counts as about the text it expands to (gzip and zstd give 3-5x on web text), so a
@@ -34,9 +38,11 @@ MIN_RANGE_BYTES = 1 << 20
 class Piece:
     uri: str
     label: str  # the file's path relative to the input
-    start: int = 0  # a byte range [start, end) of a plain JSONL or a Parquet file; end -1: the whole file
+    start: int = 0  # a byte range [start, end) of a plain JSONL or WARC file or a Parquet file; end -1: the whole file
     end: int = -1
     newlines: int = 0  # newlines in the file before `start` (filled in by the counting pass)
+    records: int = 0  # WARC: records of the file before `start`, and the block bytes they declare
+    declared: int = 0
 
     @property
     def ranged(self) -> bool:
@@ -45,7 +51,40 @@ class Piece:
 
 def splittable(uri: str) -> bool:
     fmt, compression = _split_name(uri)
-    return fmt == PARQUET_SUFFIX or (fmt in JSONL_SUFFIXES and not compression)
+    return fmt == PARQUET_SUFFIX or (fmt in JSONL_SUFFIXES + WARC_SUFFIXES and not compression)
+
+
+def is_warc(piece: Piece) -> bool:
+    return _split_name(piece.uri)[0] in WARC_SUFFIXES
+
+
+def warc_bounds(splits: list[list[Piece]]) -> dict[str, tuple[list[int], int]]:
+    """Per plain WARC file cut into ranges: its inner byte bounds (sorted) and its size."""
+    out: dict[str, tuple[list[int], int]] = {}
+    for split in splits:
+        for p in split:
+            if p.ranged and is_warc(p):
+                bounds, size = out.get(p.uri, ([], 0))
+                out[p.uri] = (bounds + ([p.start] if p.start else []), max(size, p.end))
+    return out
+
+
+def with_record_starts(splits: list[list[Piece]], starts: dict[str, dict]) -> list[list[Piece]]:
+    """Each WARC range moved to the record starts found for its file's bounds ({uri: {bound: RecordStart}},
+    from `warc.record_starts`); a file's first range keeps byte 0, so bytes before its first record are
+    reported, and its last range the file's end."""
+    out = []
+    for split in splits:
+        pieces = []
+        for p in split:
+            if p.ranged and is_warc(p):
+                found = starts[p.uri]
+                first, last = found.get(p.start), found.get(p.end)
+                p = replace(p, start=first.offset if first else 0, end=last.offset if last else p.end,
+                            records=first.line - 1 if first else 0, declared=first.declared if first else 0)
+            pieces.append(p)
+        out.append(pieces)
+    return out
 
 
 def needs_line_count(piece: Piece) -> bool:
@@ -62,9 +101,9 @@ def weight(uri: str, size: int) -> int:
 
 def plan(files: list[tuple[str, str, int]], split_bytes: int) -> tuple[list[list[Piece]], int]:
     """The splits of (uri, label, size) files in their order: consecutive small files grouped up to
-    `split_bytes` (by `weight`), a larger plain JSONL or Parquet file cut into ranges of about `split_bytes`
-    of weight (at least MIN_RANGE_BYTES of the file), any other file on its own. Also returns how many compressed files larger than
-    `split_bytes` had to be read whole."""
+    `split_bytes` (by `weight`), a larger plain JSONL or WARC file or Parquet file cut into ranges of about
+    `split_bytes` of weight (at least MIN_RANGE_BYTES of the file), any other file on its own. Also returns
+    how many compressed files larger than `split_bytes` had to be read whole."""
     splits: list[list[Piece]] = []
     group: list[Piece] = []
     size = 0

@@ -16,7 +16,7 @@ the next record start.
 from __future__ import annotations
 
 import io
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator, NamedTuple
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.limitreader import LimitReader
@@ -195,23 +195,54 @@ class _View(io.RawIOBase):
     read1 = read
 
 
+class RecordStart(NamedTuple):
+    """Where a record begins in a plain WARC file, as a whole-file parse reaches it."""
+
+    offset: int
+    line: int  # its ordinal in the file (1-based)
+    declared: int  # block bytes the records before it declare (the file's max_decompressed_bytes budget)
+
+
+def record_starts(stream: BinaryIO, bounds: list[int], size: int, reader_cfg: ReaderConfig | None = None) -> list[RecordStart]:
+    """For each of the sorted `bounds`, the first record at or after it that a whole-file parse reaches
+    cleanly (the record before it framed right), or the end of the file (`size`) past the last one: where a
+    plain WARC file's byte ranges start, so that each range holds the whole file's records and numbers.
+    One sequential pass that makes no documents."""
+    found: list[RecordStart] = []
+
+    def seen(at: RecordStart) -> None:
+        while len(found) < len(bounds) and at.offset >= bounds[len(found)]:
+            found.append(at)
+
+    for _ in read_warc(stream, "", HtmlConfig(), reader_cfg, on_record=seen):
+        pass
+    return found + [RecordStart(size, 0, 0)] * (len(bounds) - len(found))
+
+
 def _archive(source: _Replayable, offset: int) -> tuple[_Records, Iterator]:
     archive = _Records(_View(source, offset), no_record_parse=False, check_digests=False)
     return archive, iter(archive)
 
 
-def read_warc(stream: BinaryIO, file_label: str, cfg: HtmlConfig, reader_cfg: ReaderConfig | None = None) -> Iterator[dict]:
+def read_warc(stream: BinaryIO, file_label: str, cfg: HtmlConfig, reader_cfg: ReaderConfig | None = None,
+              start: "RecordStart | None" = None, stop: int | None = None,
+              on_record: Callable[["RecordStart"], None] | None = None) -> Iterator[dict]:
     """Documents of one WARC/WET file (gzip per record or plain); never raises on bad content.
 
     A record's row is held back until the next record is parsed, since a Content-Length that does not end
     at a record boundary (warcio warns and reads on) shows only there. A broken record is rejected and
     parsing restarts at the next record start after it (a gzip member, or a `WARC/1.` line).
+
+    A byte range of a plain file: `stream` positioned at `start` (a clean record start from `record_starts`,
+    with the records and declared bytes before it), and `stop` the range's length: the record starting
+    there is parsed (it shows whether the last one was framed right) but belongs to the next range.
+    `on_record` (for `record_starts`) is called at every record reached cleanly, and no document is made.
     """
     reader_cfg = reader_cfg or ReaderConfig()
     source = _Replayable(stream)
     gz = source.read_at(0, 2) == b"\x1f\x8b"
     archive, records = _archive(source, 0)
-    line, declared, last = 0, 0, None
+    line, declared, last = (start.line - 1, start.declared, None) if start else (0, 0, None)
     pending: tuple[dict | None, int] | None = None  # the last record's row (None: a skipped type), its offset
     while True:
         line += 1
@@ -243,21 +274,26 @@ def read_warc(stream: BinaryIO, file_label: str, cfg: HtmlConfig, reader_cfg: Re
         else:
             if pending is not None and pending[0] is not None:
                 yield (last := pending[0])
+            if stop is not None and record is not None and archive.offset >= stop:
+                return
             if record is None:
                 reported = last is not None and last["line"] == line - 1 and last["_reason"] == "warc_truncated"
                 if archive.cut_gzip and not reported:
                     yield rejected(file_label, line, "warc_truncated", "file ends inside a gzip member", b"")
                 return
             source.release(archive.offset)
+            if on_record is not None:
+                on_record(RecordStart(archive.offset, line, declared))
             declared += record.length or 0
             if declared > reader_cfg.max_decompressed_bytes:  # checked before the block is decompressed, even to skip it
                 detail = f"records 1-{line} declare more than max_decompressed_bytes={reader_cfg.max_decompressed_bytes} bytes"
                 yield rejected(file_label, line, "decompressed_too_large", detail, b"")
                 return
-            pending = (_document(record, line, cfg, reader_cfg, file_label), archive.offset)
+            row = None if on_record is not None else _document(record, line, cfg, reader_cfg, file_label)
+            pending = (row, archive.offset)
             continue
         pending = None
         restart = source.find(b"\x1f\x8b\x08" if gz else b"\nWARC/1.", broken_at + 1)
-        if restart is None:
+        if restart is None or (stop is not None and restart + (not gz) >= stop):
             return
         archive, records = _archive(source, restart + (not gz))
