@@ -299,8 +299,22 @@ class ProcessTree:
         return cpu / self.tick, rss
 
 
+class Peaks:
+    """Peak RSS by role (`peaks`): driver (JVM + Python driver), worker, jvm, python_driver."""
+
+    peaks: dict[str, int]
+
+    @property
+    def driver_peak(self) -> int:
+        return self.peaks.get("driver", 0)
+
+    @property
+    def worker_peak(self) -> int:
+        return self.peaks.get("worker", 0)
+
+
 @dataclass
-class StageRun:
+class StageRun(Peaks):
     """One stage of one run: its stats.json, what the /proc samples saw during it, what Spark logged."""
 
     name: str
@@ -312,17 +326,9 @@ class StageRun:
     parts: dict[str, int] = field(default_factory=dict)
     spark: "SparkFigures | None" = None
 
-    @property
-    def driver_peak(self) -> int:
-        return self.peaks.get("driver", 0)
-
-    @property
-    def worker_peak(self) -> int:
-        return self.peaks.get("worker", 0)
-
 
 @dataclass
-class Run:
+class Run(Peaks):
     label: str
     docs: int
     text_bytes: int
@@ -332,14 +338,6 @@ class Run:
     peaks: dict[str, int]  # as StageRun's, over the whole run
     stages: dict[str, StageRun]
     outside: "SparkFigures"  # Spark jobs no stage started
-
-    @property
-    def driver_peak(self) -> int:
-        return self.peaks.get("driver", 0)
-
-    @property
-    def worker_peak(self) -> int:
-        return self.peaks.get("worker", 0)
 
 
 @dataclass

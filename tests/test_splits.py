@@ -73,15 +73,22 @@ def _rows(stage) -> list[dict]:
     return [r for p in listing for r in pq.read_table(stage / p).to_pylist()]
 
 
+def _clean_whole_and_in_ranges(spark, tmp_path) -> tuple[dict, dict, int]:
+    """Clean over tmp_path/in at the default split size and at split_bytes=1 (ranges of the 1 MiB minimum):
+    both runs' stats and the number of data parts the second wrote."""
+    whole = stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "whole"), PipelineConfig())
+    small = config_lib.load(PipelineConfig, overrides=["clean.reader.split_bytes=1"])
+    split = stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "split"), small)
+    return whole, split, len(json.loads((tmp_path / "split" / "_SUCCESS").read_text())["files"]["data"])
+
+
 def test_one_big_jsonl_file_is_read_in_several_tasks_giving_the_same_documents_and_lines(spark, tmp_path):
     docs = documents(12000, seed=3)  # about 3.5 MB: cut into ranges of the 1 MiB minimum
     write_jsonl(tmp_path / "in" / "all.jsonl", docs)
     (tmp_path / "in" / "all.jsonl").write_text((tmp_path / "in" / "all.jsonl").read_text() + "not json\n")
-    whole = stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "whole"), PipelineConfig())
-    small = config_lib.load(PipelineConfig, overrides=["clean.reader.split_bytes=1"])
-    split = stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "split"), small)
-    parts = json.loads((tmp_path / "split" / "_SUCCESS").read_text())["files"]["data"]
-    assert len(parts) == (tmp_path / "in" / "all.jsonl").stat().st_size // MIN_RANGE_BYTES > 1 and len(json.loads((tmp_path / "whole" / "_SUCCESS").read_text())["files"]["data"]) == 1
+    whole, split, parts = _clean_whole_and_in_ranges(spark, tmp_path)
+    assert parts == (tmp_path / "in" / "all.jsonl").stat().st_size // MIN_RANGE_BYTES > 1
+    assert len(json.loads((tmp_path / "whole" / "_SUCCESS").read_text())["files"]["data"]) == 1
     assert _rows(tmp_path / "split") == _rows(tmp_path / "whole")
     assert [r["line"] for r in _rows(tmp_path / "split")] == list(range(1, 12001))
     assert split["input"] == whole["input"] == 12001 and split["rejected"] == whole["rejected"] == {"invalid_json": 1}
@@ -108,11 +115,8 @@ def test_one_big_parquet_file_is_read_by_row_groups_in_several_tasks_with_the_sa
     pq.write_table(table, tmp_path / "in" / "all.parquet", row_group_size=500, compression="none",
                    use_dictionary=False)
     size = (tmp_path / "in" / "all.parquet").stat().st_size
-    whole = stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "whole"), PipelineConfig())
-    small = config_lib.load(PipelineConfig, overrides=["clean.reader.split_bytes=1"])
-    split = stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "split"), small)
-    parts = json.loads((tmp_path / "split" / "_SUCCESS").read_text())["files"]["data"]
-    assert len(parts) == size // MIN_RANGE_BYTES > 1
+    whole, split, parts = _clean_whole_and_in_ranges(spark, tmp_path)
+    assert parts == size // MIN_RANGE_BYTES > 1
     assert _rows(tmp_path / "split") == _rows(tmp_path / "whole")
     assert [r["line"] for r in _rows(tmp_path / "split")] == list(range(1, 12001))
     assert split["input"] == whole["input"] == 12000
@@ -170,10 +174,7 @@ def test_one_big_plain_wet_file_is_read_in_several_tasks_giving_the_same_documen
     (tmp_path / "in").mkdir()
     _wet(tmp_path / "in" / "crawl.wet", 1600, random.Random(10))  # about 2.6 MB: two or more ranges
     size = (tmp_path / "in" / "crawl.wet").stat().st_size
-    whole = stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "whole"), PipelineConfig())
-    small = config_lib.load(PipelineConfig, overrides=["clean.reader.split_bytes=1"])
-    split = stages.run("clean", spark, str(tmp_path / "in"), str(tmp_path / "split"), small)
-    parts = json.loads((tmp_path / "split" / "_SUCCESS").read_text())["files"]["data"]
-    assert len(parts) == size // MIN_RANGE_BYTES > 1
+    whole, split, parts = _clean_whole_and_in_ranges(spark, tmp_path)
+    assert parts == size // MIN_RANGE_BYTES > 1
     assert _rows(tmp_path / "split") == _rows(tmp_path / "whole")
     assert split["input"] == whole["input"] and split["rejected"] == whole["rejected"] == {"warc_corrupt": 1}
