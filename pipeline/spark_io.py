@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 
 from pipeline import storage
-from pipeline.readers import PATTERNS, read_piece, to_batches
+from pipeline.readers import PATTERNS, Tally, read_piece, to_batches
 from pipeline.readers import splits as splits_lib
 from pipeline.readers.records import RAW_SCHEMA
 from pipeline.stagedir import TEMPORARY, UNKNOWN_LANGUAGE, Route, StageError, WriteResult, committed_files
@@ -117,11 +117,12 @@ def _record_starts(uri: str, bounds_and_size: tuple[list[int], int], reader_cfg)
 
 
 def read_raw(spark: SparkSession, input_uri: str, reader_cfg, html_cfg, files: list[str] | None = None,
-             transform: Transform | None = None, schema=None) -> DataFrame:
+             transform: Transform | None = None, schema=None, units=None) -> DataFrame:
     """Raw records of every input file (or of `files`, under `input_uri`) in file then line order, one Spark
     partition per split (`input_splits`). Files are labelled by their path relative to `input_uri`.
     `transform` (a `mapInArrow` function giving Spark schema `schema`) runs on the batches in the reading
-    task, as in `read_stage`."""
+    task, as in `read_stage`. `units`, a Spark accumulator, adds up what the readers read, counted apart
+    from their rows (`readers.Tally`)."""
     planned = input_splits(spark, input_uri, reader_cfg, files)
     rows = spark.sparkContext.parallelize([(json.dumps([dataclasses.asdict(p) for p in split]),) for split in planned],
                                           numSlices=len(planned))
@@ -131,7 +132,10 @@ def read_raw(spark: SparkSession, input_uri: str, reader_cfg, html_cfg, files: l
         for batch in batches:
             for listed in batch.column("pieces").to_pylist():
                 for piece in json.loads(listed):
-                    yield from to_batches(read_piece(splits_lib.Piece(**piece), reader_cfg, html_cfg))
+                    tally = Tally()
+                    yield from to_batches(read_piece(splits_lib.Piece(**piece), reader_cfg, html_cfg, tally))
+                    if units is not None:
+                        units.add(tally.units)
 
     if transform is None:
         return pieces.mapInArrow(read, spark_schema(RAW_SCHEMA))

@@ -81,3 +81,37 @@ def test_batches_are_bounded_in_rows_and_keep_every_record():
     batches = list(to_batches(iter(records), max_rows=100))
     assert all(b.num_rows <= 100 and b.schema == RAW_SCHEMA for b in batches)
     assert sum(b.num_rows for b in batches) == len(records)
+
+
+def test_the_tally_counts_what_was_read_apart_from_the_records_made_of_it(tmp_path):
+    """Lines of every JSONL shape (blank, bad, unterminated, too long, a cut gzip, past the decompression
+    cap, a byte range) and Parquet rows from the footer: each count equals the records the reader yields,
+    so a reader that lost one would not reconcile."""
+    from pipeline.readers import Tally, read_piece
+    from pipeline.readers.splits import Piece
+
+    body = b"\n".join(LINES)
+    lines = b"\n".join(json.dumps({"id": str(i), "text": "t" * 100}).encode() for i in range(2000))
+    files = {
+        "mixed.jsonl": body,
+        "terminated.jsonl": body + b"\n",
+        "huge.jsonl": body + b"\n" + b"x" * 5000 + b"\n" + body,
+        "cut.jsonl.gz": gzip.compress(lines)[: len(gzip.compress(lines)) // 2],
+        "capped.jsonl.gz": gzip.compress(lines),
+        "empty.jsonl": b"",
+    }
+    cfg = ReaderConfig(max_line_bytes=1000, max_decompressed_bytes=len(lines) // 3)
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        tally = Tally()
+        records = list(read_file(str(tmp_path / name), name, cfg, tally=tally))
+        assert tally.units == len(records), name
+    reasons = {r["_reason"] for r in read_file(str(tmp_path / "capped.jsonl.gz"), "c", cfg)}
+    assert "decompressed_too_large" in reasons
+    tally = Tally()
+    head = Piece(str(tmp_path / "huge.jsonl"), "huge.jsonl", 0, 40)  # the lines starting in its first 40 bytes
+    assert len(list(read_piece(head, cfg, tally=tally))) == tally.units > 0
+    pq.write_table(pa.table({"id": [str(i) for i in range(900)], "text": ["words here"] * 900}), tmp_path / "t.parquet",
+                   row_group_size=100)
+    tally = Tally()
+    assert len(list(read_file(str(tmp_path / "t.parquet"), "t.parquet", cfg, tally=tally))) == tally.units == 900

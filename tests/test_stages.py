@@ -151,3 +151,24 @@ def test_tokenize_output_does_not_depend_on_input_partitioning(spark, tmp_path):
     for split in splits.values():
         for shard in split["shards"]:
             assert (one / shard["url"]).read_bytes() == (three / shard["url"]).read_bytes()
+
+
+def test_a_clean_stage_that_loses_a_record_fails_its_reconciliation(spark, tmp_path):
+    """The clean stage's input is what its readers read, counted apart from the rows written: a record lost
+    between reading and writing cannot reconcile."""
+    from pipeline.stages.clean import Clean
+
+    write_jsonl(tmp_path / "in" / "a.jsonl", documents(40, seed=2))
+
+    class LosesARecord(Clean):
+        def transform(self):
+            cleaned = super().transform()
+
+            def lossy(batches):
+                for i, batch in enumerate(cleaned(batches)):
+                    yield batch.slice(1) if i == 0 else batch
+
+            return lossy
+
+    with pytest.raises(StageError, match="records do not reconcile: input 40 != kept 39"):
+        LosesARecord(spark, str(tmp_path / "in"), str(tmp_path / "out"), PipelineConfig()).run()

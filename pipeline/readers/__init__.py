@@ -65,6 +65,50 @@ class _ZstdFrames(io.RawIOBase):
     read1 = read
 
 
+class Tally:
+    """What a reader read, counted apart from the rows it yields, so that a reader losing records shows as
+    counts that do not reconcile: a JSONL stream's lines (`LineCount`), the rows of the Parquet row groups
+    read (from the footer); WARC and HTML readers count their own rows (one per record or page)."""
+
+    def __init__(self):
+        self.units = 0
+
+
+class LineCount(io.RawIOBase):
+    """A byte stream passed through as it is, counting its lines: newlines, plus one for an unterminated
+    last line or for a stream that broke (the JSONL reader's one row for the unreadable rest)."""
+
+    def __init__(self, inner):
+        self._read = getattr(inner, "read1", inner.read)
+        self.newlines, self.tail, self.broken = 0, False, False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            data = self._read(n)
+        except Exception:
+            self.broken = True
+            raise
+        if data:
+            self.newlines += data.count(b"\n")
+            self.tail = not data.endswith(b"\n")
+        return data
+
+    read1 = read
+
+    @property
+    def lines(self) -> int:
+        return self.newlines + (self.tail or self.broken)
+
+
+def _rows_counted(records: Iterator[dict], tally: Tally) -> Iterator[dict]:
+    for r in records:
+        tally.units += 1
+        yield r
+
+
 class _Capped(io.RawIOBase):
     """A decompressed stream that hands over its first `limit` bytes, then raises DecompressedTooLarge."""
 
@@ -98,8 +142,10 @@ def _decompressed(stream, compression: str, max_bytes: int):
     return stream
 
 
-def read_file(uri: str, file_label: str, cfg: ReaderConfig, html_cfg=None) -> Iterator[dict]:
-    """Every record of one input file, kept or rejected; never raises on bad content."""
+def read_file(uri: str, file_label: str, cfg: ReaderConfig, html_cfg=None, tally: Tally | None = None) -> Iterator[dict]:
+    """Every record of one input file, kept or rejected; never raises on bad content. `tally` counts what
+    was read (see Tally)."""
+    tally = tally or Tally()
     if html_cfg is None:
         from pipeline.readers.html import HtmlConfig
 
@@ -110,32 +156,36 @@ def read_file(uri: str, file_label: str, cfg: ReaderConfig, html_cfg=None) -> It
 
         fs, path = storage.resolve(uri)
         with fs.open_input_file(path) as f:
-            yield from read_parquet(f, file_label, cfg)
+            yield from read_parquet(f, file_label, cfg, tally=tally)
         return
     with storage.open_input(uri) as raw:
         stream = _decompressed(raw, "" if fmt in WARC_SUFFIXES else compression, cfg.max_decompressed_bytes)
         if fmt in JSONL_SUFFIXES:
             from pipeline.readers.jsonl import read_jsonl
 
-            yield from read_jsonl(stream, file_label, cfg)
+            lines = LineCount(stream)
+            yield from read_jsonl(lines, file_label, cfg)
+            tally.units += lines.lines
         elif fmt in WARC_SUFFIXES:
             from pipeline.readers.warc import read_warc
 
-            yield from _complete(read_warc(stream, file_label, html_cfg, cfg), file_label)
+            yield from _rows_counted(_complete(read_warc(stream, file_label, html_cfg, cfg), file_label), tally)
         elif fmt in HTML_SUFFIXES:
             from pipeline.readers.html import read_html
 
-            yield from _complete(read_html(stream, file_label, html_cfg), file_label)
+            yield from _rows_counted(_complete(read_html(stream, file_label, html_cfg), file_label), tally)
         else:
+            tally.units += 1
             yield rejected(file_label, 0, "unknown_format", f"no reader for {uri}", b"")
 
 
-def read_piece(piece, cfg: ReaderConfig, html_cfg=None) -> Iterator[dict]:
+def read_piece(piece, cfg: ReaderConfig, html_cfg=None, tally: Tally | None = None) -> Iterator[dict]:
     """Every record of one piece of a split (pipeline/readers/splits.py): a whole file, the lines that start
     in a byte range of a plain JSONL file, the records of a plain WARC file's range, or the row groups of a
     Parquet file centred in it, numbered as in the whole file."""
+    tally = tally or Tally()
     if not piece.ranged:
-        yield from read_file(piece.uri, piece.label, cfg, html_cfg)
+        yield from read_file(piece.uri, piece.label, cfg, html_cfg, tally)
         return
     fs, path = storage.resolve(piece.uri)
     with fs.open_input_file(path) as f:
@@ -143,7 +193,7 @@ def read_piece(piece, cfg: ReaderConfig, html_cfg=None) -> Iterator[dict]:
         if fmt == PARQUET_SUFFIX:
             from pipeline.readers.parquet import read_parquet
 
-            yield from read_parquet(f, piece.label, cfg, (piece.start, piece.end))
+            yield from read_parquet(f, piece.label, cfg, (piece.start, piece.end), tally)
             return
         if fmt in WARC_SUFFIXES:
             if piece.start >= piece.end:  # no record starts in it: one before it runs through it
@@ -153,14 +203,16 @@ def read_piece(piece, cfg: ReaderConfig, html_cfg=None) -> Iterator[dict]:
 
             f.seek(piece.start)
             start = RecordStart(piece.start, piece.records + 1, piece.declared)
-            yield from _complete(read_warc(f, piece.label, html_cfg or HtmlConfig(), cfg, start,
-                                           stop=piece.end - piece.start), piece.label)
+            yield from _rows_counted(_complete(read_warc(f, piece.label, html_cfg or HtmlConfig(), cfg, start,
+                                                         stop=piece.end - piece.start), piece.label), tally)
             return
         from pipeline.readers.jsonl import read_jsonl
         from pipeline.readers.splits import RangeStream
 
         stream = RangeStream(f, piece.start, piece.end, piece.newlines)
-        yield from read_jsonl(stream, piece.label, cfg, stream.first_line)
+        lines = LineCount(stream)
+        yield from read_jsonl(lines, piece.label, cfg, stream.first_line)
+        tally.units += lines.lines
 
 
 def _complete(records: Iterator[dict], file_label: str) -> Iterator[dict]:

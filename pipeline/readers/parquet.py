@@ -42,13 +42,17 @@ def _rows(batch: pa.RecordBatch, first_line: int, file_label: str, cfg: ReaderCo
             yield record_from_object(obj, file_label, first_line + i, cfg)
 
 
-def read_parquet(source, file_label: str, cfg: ReaderConfig, byte_range: tuple[int, int] | None = None) -> Iterator[dict]:
+def read_parquet(source, file_label: str, cfg: ReaderConfig, byte_range: tuple[int, int] | None = None,
+                 tally=None) -> Iterator[dict]:
     """The rows of the whole file, or of the row groups centred in `byte_range`. `source` must be seekable
-    (a pyarrow random-access file)."""
+    (a pyarrow random-access file). `tally` (pipeline.readers.Tally) counts the rows the footer gives the
+    groups read."""
     try:
         pf = pq.ParquetFile(source)
     except Exception as e:  # not a Parquet file, truncated footer: reported once, by the file's first range
         if byte_range is None or byte_range[0] == 0:
+            if tally is not None:
+                tally.units += 1
             yield rejected(file_label, 1, "invalid_parquet", _error(e), b"")
         return
     meta = pf.metadata
@@ -56,6 +60,8 @@ def read_parquet(source, file_label: str, cfg: ReaderConfig, byte_range: tuple[i
     starts = [0, *itertools.accumulate(meta.row_group(g).num_rows for g in range(meta.num_row_groups))]
     for group in groups:
         done, end = starts[group], starts[group + 1]  # rows of the file before this group, and after it
+        if tally is not None:
+            tally.units += end - done
         try:
             for batch in pf.iter_batches(batch_size=BATCH_ROWS, row_groups=[group]):
                 yield from _rows(batch, done + 1, file_label, cfg)

@@ -112,7 +112,9 @@ class Clean(Stage):
         return cleaned
 
     def input_count(self, output: Output) -> int:
-        return sum(output.written.counts.values())  # one record per input line/row/WARC record, by the readers' contract
+        """The lines, rows and records the readers read, counted apart from the rows they made of them, so
+        a reader that loses one fails the stage's reconciliation."""
+        return self.units.value
 
     def finish(self, output: Output) -> dict:
         duplicates = resolve_duplicate_ids(self.spark, output.written, self.cfg.clean.duplicate_ids, self.work_uri)

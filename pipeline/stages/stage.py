@@ -52,6 +52,8 @@ class Stage:
         self.spark, self.input_uri, self.output_uri, self.cfg = spark, input_uri, output_uri, cfg
         self.files = files  # raw stages: only these input files (a scheduled run's new ones)
         self.attempt = ""
+        # raw stages: what the readers read, counted apart from their rows (a Spark accumulator)
+        self.units = spark.sparkContext.accumulator(0) if self.reads_raw else None
 
     @property
     def work_uri(self) -> str:
@@ -106,7 +108,7 @@ class Stage:
 
         if self.reads_raw:
             df = spark_io.read_raw(self.spark, self.input_uri, self.cfg.clean.reader, self.cfg.clean.html, self.files,
-                                   transform=task, schema=spark_io.WRITTEN)
+                                   transform=task, schema=spark_io.WRITTEN, units=self.units)
         else:
             df = spark_io.read_stage(self.spark, self.input_uri, transform=task, schema=spark_io.WRITTEN)
         return Output(spark_io.collect_written(df))
