@@ -60,13 +60,9 @@ def is_warc(piece: Piece) -> bool:
 
 def warc_bounds(splits: list[list[Piece]]) -> dict[str, tuple[list[int], int]]:
     """Per plain WARC file cut into ranges: its inner byte bounds (sorted) and its size."""
-    out: dict[str, tuple[list[int], int]] = {}
-    for split in splits:
-        for p in split:
-            if p.ranged and is_warc(p):
-                bounds, size = out.get(p.uri, ([], 0))
-                out[p.uri] = (bounds + ([p.start] if p.start else []), max(size, p.end))
-    return out
+    ranges = [p for split in splits for p in split if p.ranged and is_warc(p)]
+    return {uri: ([p.start for p in ranges if p.uri == uri and p.start], max(p.end for p in ranges if p.uri == uri))
+            for uri in dict.fromkeys(p.uri for p in ranges)}
 
 
 def with_record_starts(splits: list[list[Piece]], starts: dict[str, dict]) -> list[list[Piece]]:
