@@ -14,8 +14,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow.fs as pafs
-
 from pipeline import storage
 
 
@@ -53,8 +51,11 @@ class Lock:
     is older than `lock_timeout_seconds`, or at once when it was taken on this host by a process that no
     longer exists. A stale lock is reported and taken over; a live one makes `acquire` raise LockHeld.
 
-    On a local disk the lock file is created exclusively. Object stores have no create-if-absent here, so
-    there the lock is written and read back: two runs started within the same instant could both pass.
+    The lock file is created only if absent (`storage.write_if_absent`: O_EXCL on a local disk, a PUT with
+    `If-None-Match: *` on S3), so of runs starting at the same instant one wins and the others raise
+    LockHeld. It is then read back, which decides where the create cannot be conditional (HDFS, an
+    S3-compatible server that ignores the header: there two runs starting within the same instant could
+    both pass). Heartbeats overwrite it unconditionally.
     """
 
     def __init__(self, uri: str, cfg: LockConfig | None = None, log=print, name: str = "lock"):
@@ -75,27 +76,15 @@ class Lock:
             return f"process {held.get('pid')} no longer runs on this host"
         return None
 
-    def _write(self, exclusive: bool) -> bool:
-        data = json.dumps({**self.record, "heartbeat": time.time()}).encode()
-        fs, path = storage.resolve(self.uri)
-        if exclusive and isinstance(fs, pafs.LocalFileSystem):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                return False
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            return True
-        storage.write_bytes(self.uri, data)
-        return True
+    def _data(self) -> bytes:
+        return json.dumps({**self.record, "heartbeat": time.time()}).encode()
 
     def _held(self) -> dict[str, Any] | None:
         try:
             return json.loads(storage.read_bytes(self.uri))
         except storage.StorageError:
             return None
-        except ValueError:  # a lock written half-way by a run killed at that instant
+        except ValueError:  # not a lock file written whole (every writer here writes it whole): stale
             return {"run_id": "?", "heartbeat": 0}
 
     def acquire(self) -> "Lock":
@@ -107,7 +96,10 @@ class Lock:
                 raise LockHeld(f"{storage.display(self.uri)} is held by {who}, alive: not starting")
             self.log(f"stale lock of {who}: {why}; taking it over")
             storage.delete(self.uri)
-        if not self._write(exclusive=True) or self._held().get("run_id") != self.record["run_id"]:
+        # The read-back decides, also when the create could not be conditional, or when a retried PUT's
+        # first attempt had landed and its retry was refused.
+        storage.write_if_absent(self.uri, self._data())
+        if (self._held() or {}).get("run_id") != self.record["run_id"]:
             raise LockHeld(f"{storage.display(self.uri)} was taken by another run starting at the same time")
         self._thread = threading.Thread(target=self._beat, name=f"{self.name}-lock-heartbeat", daemon=True)
         self._thread.start()
@@ -118,7 +110,7 @@ class Lock:
             if (self._held() or {}).get("run_id") != self.record["run_id"]:
                 self.log("lost the lock to another run (were we paused longer than lock_timeout_seconds?)")
                 return
-            self._write(exclusive=False)
+            storage.write_bytes(self.uri, self._data())
 
     def release(self) -> None:
         self._stop.set()

@@ -16,6 +16,7 @@ import os
 import posixpath
 import re
 import stat
+import threading
 from functools import lru_cache
 from typing import BinaryIO, Iterable
 
@@ -70,25 +71,54 @@ def _max_attempts(value: str | None) -> int:
     return int(value)
 
 
+def _s3_settings() -> tuple:
+    """(endpoint, region, key, secret, session token, attempts) from the environment: every S3 client here is
+    made from these, so all of them reach the same bucket as the same user."""
+    env = os.environ
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if endpoint and "@" in endpoint:  # not echoed: a secret may hold '/', so no split of it is sure to hide it all
+        raise StorageError("AWS_ENDPOINT_URL must not carry credentials; set AWS_ACCESS_KEY_ID and "
+                           "AWS_SECRET_ACCESS_KEY instead")
+    return (endpoint, env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY"), env.get("AWS_SESSION_TOKEN"),
+            _max_attempts(env.get("AWS_MAX_ATTEMPTS")))
+
+
+def _endpoint(endpoint: str) -> tuple[str, str]:
+    """(scheme, host[:port]) of an endpoint URL; https when it names none."""
+    scheme, rest = _split(endpoint)
+    return scheme or "https", rest.split("/", 1)[0]
+
+
 @lru_cache(maxsize=8)
-def _s3(endpoint: str | None, region: str | None, key: str | None, secret: str | None, token: str | None,
+def _s3(endpoint: str | None, region: str, key: str | None, secret: str | None, token: str | None,
         max_attempts: int) -> pafs.S3FileSystem:
     """One client per distinct setting, so rotated credentials in the environment take effect."""
-    kwargs: dict = {"region": region or "us-east-1",
-                    "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=max_attempts)}
+    kwargs: dict = {"region": region, "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=max_attempts)}
     if endpoint:
-        if "@" in endpoint:  # not echoed: a secret may hold '/', so no split of it is sure to hide it all
-            raise StorageError("AWS_ENDPOINT_URL must not carry credentials; set AWS_ACCESS_KEY_ID and "
-                               "AWS_SECRET_ACCESS_KEY instead")
-        scheme, rest = _split(endpoint)
-        kwargs["endpoint_override"] = rest.split("/", 1)[0]
-        kwargs["scheme"] = scheme or "https"
+        kwargs["scheme"], kwargs["endpoint_override"] = _endpoint(endpoint)
         kwargs["force_virtual_addressing"] = False
     if key and secret:
         kwargs["access_key"], kwargs["secret_key"] = key, secret
         if token:
             kwargs["session_token"] = token
     return pafs.S3FileSystem(**kwargs)
+
+
+@lru_cache(maxsize=8)
+def _s3_client(endpoint: str | None, region: str, key: str | None, secret: str | None, token: str | None,
+               max_attempts: int):
+    """A botocore client with `_s3`'s settings, for the one request pyarrow cannot send: a PUT with
+    `If-None-Match`. Without a key and secret both find credentials the AWS SDKs' usual way."""
+    import botocore.session
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "standard", "total_max_attempts": max_attempts},
+                    s3={"addressing_style": "path"} if endpoint else None)
+    kwargs: dict = {"endpoint_url": "://".join(_endpoint(endpoint))} if endpoint else {}
+    if key and secret:
+        kwargs.update(aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token)
+    return botocore.session.Session().create_client("s3", region_name=region, config=config, **kwargs)
 
 
 def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -99,17 +129,7 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
             raise _credentials_refused(uri)
         if not rest.split("/", 1)[0]:
             raise StorageError(f"no bucket in {display(uri)} (use s3://BUCKET/KEY)")
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        env = os.environ
-        client = _s3(
-            env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"),
-            region,
-            env.get("AWS_ACCESS_KEY_ID"),
-            env.get("AWS_SECRET_ACCESS_KEY"),
-            env.get("AWS_SESSION_TOKEN"),
-            _max_attempts(env.get("AWS_MAX_ATTEMPTS")),
-        )
-        return client, rest.rstrip("/")  # bucket/key: the key is everything after the first '/'
+        return _s3(*_s3_settings()), rest.rstrip("/")  # bucket/key: the key is everything after the first '/'
     if scheme == "hdfs":
         authority, _, path = rest.partition("/")
         user, _, host_port = authority.rpartition("@")
@@ -275,21 +295,61 @@ def read_bytes(uri: str) -> bytes:
         return f.read()
 
 
+def _local_temporary(path: str, data: bytes) -> str:
+    """`data` fsynced into a new file beside `path`, named for this process and thread, to be moved into place."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return tmp
+
+
 def write_bytes(uri: str, data: bytes) -> None:
     """Write a small file whole. On a local disk it goes to a temporary name, is fsynced and renamed, so a
     reader never sees half of it; object stores make a single PUT visible atomically anyway."""
     fs, path = resolve(uri)
     if isinstance(fs, pafs.LocalFileSystem):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(_local_temporary(path, data), path)
         return
     with open_output(uri) as f:
         f.write(data)
+
+
+def write_if_absent(uri: str, data: bytes) -> bool:
+    """Write a small file whole unless one is there already; False if one is. Of runs writing it at once,
+    one wins, and no reader sees the file half-written: a local file is hard-linked into place from a
+    complete temporary one (a link, unlike a rename, fails when the name exists), and on S3 it is a PUT with
+    `If-None-Match: *`, which S3 (since August 2024) and SeaweedFS refuse with 412 while the key exists. A
+    server that ignores the header overwrites instead, as a plain write does on HDFS (no create-if-absent
+    through pyarrow), so a caller reads the file back to learn who won."""
+    fs, path = resolve(uri)
+    if isinstance(fs, pafs.LocalFileSystem):
+        tmp = _local_temporary(path, data)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        return True
+    if isinstance(fs, pafs.S3FileSystem):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, _, key = path.partition("/")
+        try:
+            _s3_client(*_s3_settings()).put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+        except ClientError as e:
+            # 409: S3's answer when a concurrent request on the key (a delete) got in first
+            if e.response["Error"]["Code"] in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise StorageError(f"{display(uri)}: {e}") from None
+        except BotoCoreError as e:
+            raise StorageError(f"{display(uri)}: {e}") from None
+        return True
+    write_bytes(uri, data)
+    return True
 
 
 def delete(uri: str) -> None:
