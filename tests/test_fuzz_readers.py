@@ -1,5 +1,6 @@
 """Property tests (hypothesis) for the input readers and the clean batch: whatever bytes arrive, every line or
-WARC record becomes exactly one kept or rejected row with a reason, and cleaned text meets its invariants.
+WARC record becomes exactly one kept or rejected row with a reason, as many as the reader's own tally of
+what it read, and cleaned text meets its invariants.
 
 Runs derandomized so CI sees the same examples every time; example counts keep the module under a minute.
 """
@@ -22,7 +23,7 @@ from warcio.warcwriter import WARCWriter
 
 from pipeline.clean.batch import clean_batch
 from pipeline.clean.text import TextConfig
-from pipeline.readers import read_file, to_batches
+from pipeline.readers import Tally, read_file, to_batches
 from pipeline.readers.html import HtmlConfig
 from pipeline.readers.records import EXCERPT_CHARS, RAW_SCHEMA, ReaderConfig
 from pipeline.stages.config import CleanConfig
@@ -38,12 +39,17 @@ SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
 
 
 def read_bytes_as(data: bytes, name: str) -> list[dict]:
-    """Read `data` through `read_file` as a file called `name` (the suffix picks reader and compression)."""
+    """Read `data` through `read_file` as a file called `name` (the suffix picks reader and compression),
+    checking that the reader's tally, counted apart from the rows, is as many as the rows (the clean stage
+    fails otherwise)."""
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, name)
         with open(path, "wb") as f:
             f.write(data)
-        return list(read_file(path, name, READER_CFG, HtmlConfig()))
+        tally = Tally()
+        records = list(read_file(path, name, READER_CFG, HtmlConfig(), tally))
+    assert tally.units == len(records), [(r["line"], r["_reason"]) for r in records]
+    return records
 
 
 def assert_well_formed(records: list[dict]) -> None:

@@ -115,3 +115,71 @@ def test_the_tally_counts_what_was_read_apart_from_the_records_made_of_it(tmp_pa
                    row_group_size=100)
     tally = Tally()
     assert len(list(read_file(str(tmp_path / "t.parquet"), "t.parquet", cfg, tally=tally))) == tally.units == 900
+
+
+def _warc(gz: bool) -> bytes:
+    """warcinfo, request and metadata records (no documents) around a response, a 404 and a WET conversion."""
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    buf = io.BytesIO()
+    writer = WARCWriter(buf, gzip=gz)
+    writer.write_record(writer.create_warcinfo_record("t.warc", {"software": "test"}))
+    page = b"<html><body><article><p>" + b"A sentence about the river and the town. " * 20 + b"</p></article></body></html>"
+    request = StatusAndHeaders("GET / HTTP/1.1", [("Host", "a.example")], is_http_request=True)
+    for rtype, uri, payload, kwargs in [
+        ("request", "http://a.example/", b"", {"http_headers": request}),
+        ("response", "http://a.example/", page,
+         {"http_headers": StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")}),
+        ("metadata", "http://a.example/", b"fetchTimeMs: 12\r\n", {"warc_content_type": "application/warc-fields"}),
+        ("response", "http://a.example/gone", b"<html>gone</html>",
+         {"http_headers": StatusAndHeaders("404 Not Found", [("Content-Type", "text/html")], protocol="HTTP/1.1")}),
+        ("conversion", "http://b.example/", b"Plain WET text, already extracted.", {"warc_content_type": "text/plain"}),
+    ]:
+        writer.write_record(writer.create_warc_record(uri, rtype, payload=io.BytesIO(payload), length=len(payload), **kwargs))
+    return buf.getvalue()
+
+
+def test_the_tally_counts_warc_records_by_their_framing_and_html_files_by_the_file(tmp_path):
+    """A WARC file's tally is the records and unreadable stretches its framing finds, less the records that
+    are no documents: it equals the rows whatever the damage (garbage between records, a wrong
+    Content-Length on a warcinfo record, a corrupt gzip member, a cut, the decompression cap),
+    without being counted from them (byte ranges: tests/test_splits.py). An HTML file is one page, readable
+    or not."""
+    from pipeline.readers import Tally
+
+    plain, gz = _warc(False), _warc(True)
+    second = plain.index(b"WARC/1.", 10)
+    members = [m for m in gz.split(b"\x1f\x8b\x08") if m]
+    files = {
+        "t.warc": plain,
+        "t.warc.gz": gz,
+        "garbage.warc": plain[:second] + b"garbage\r\nmore garbage\r\n\r\n" + plain[second:],
+        "misframed.warc": plain.replace(b"Content-Length: ", b"Content-Length: 1", 1),  # the warcinfo's
+        "member.warc.gz": gz.replace(members[2][40:80], b"\xff" * 40),
+        "cut.warc": plain[:-30],
+        "cut.warc.gz": gz[:-30],
+        "page.html": b"<html><body><p>One page of text.</p></body></html>",
+        "broken.html.gz": gzip.compress(b"<html>" * 1000)[:50],
+    }
+    cfg = ReaderConfig()
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        tally = Tally()
+        records = list(read_file(str(tmp_path / name), name, cfg, tally=tally))
+        assert tally.units == len(records), (name, [(r["line"], r["_reason"]) for r in records])
+    assert len(list(read_file(str(tmp_path / "t.warc"), "t.warc", cfg))) == 3
+    capped, tally = ReaderConfig(max_decompressed_bytes=500), Tally()  # passed by the first response
+    records = list(read_file(str(tmp_path / "t.warc"), "t.warc", capped, tally=tally))
+    assert records[-1]["_reason"] == "decompressed_too_large" and tally.units == len(records)
+
+
+def test_a_warc_record_the_parser_drops_without_a_row_leaves_the_tally_above_the_rows(tmp_path, monkeypatch):
+    from pipeline.readers import Tally, warc
+
+    (tmp_path / "t.warc").write_bytes(_warc(False))
+    parse = warc._document
+    monkeypatch.setattr(warc, "_document", lambda record, line, *rest: None if line == 6 else parse(record, line, *rest))
+    tally = Tally()
+    records = list(read_file(str(tmp_path / "t.warc"), "t.warc", ReaderConfig(), tally=tally))
+    assert [r["line"] for r in records] == [3, 5] and tally.units == 3

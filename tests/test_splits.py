@@ -123,13 +123,18 @@ def test_one_big_parquet_file_is_read_by_row_groups_in_several_tasks_with_the_sa
 
 
 def _wet(path, n: int, rng: random.Random) -> None:
-    """A plain WET file of n conversion records; one holds a fake record header in its text, and garbage
-    sits between two records (the reader rejects it and resumes at the next record)."""
+    """A plain WET file of n conversion records after a warcinfo record, with a metadata record (no
+    document either) after every 50th; one holds a fake record header in its text, and garbage sits between
+    two records (the reader rejects it and resumes at the next record)."""
     from warcio.warcwriter import WARCWriter
 
     buf = io.BytesIO()
     writer = WARCWriter(buf, gzip=False)
+    writer.write_record(writer.create_warcinfo_record(path.name, {"software": "test"}))
     for i in range(n):
+        if i % 50 == 49:
+            writer.write_record(writer.create_warc_record(f"https://example.org/{i}", "metadata", payload=io.BytesIO(b"a: b\r\n"),
+                                                          length=6, warc_content_type="application/warc-fields"))
         text = " ".join(rng.choice(["river", "stone", "lamp", "harbour", "field"]) for _ in range(rng.randint(5, 400)))
         if i == n // 3:
             text += "\nWARC/1.0\r\nWARC-Type: conversion\r\nContent-Length: 5\r\n\r\nfake!\n"
@@ -142,7 +147,7 @@ def _wet(path, n: int, rng: random.Random) -> None:
 
 
 def test_a_plain_warc_file_read_in_byte_ranges_gives_the_whole_files_records_and_numbers(tmp_path):
-    from pipeline.readers import read_piece
+    from pipeline.readers import Tally, read_piece
     from pipeline.readers.records import ReaderConfig
     from pipeline.readers.splits import warc_bounds, with_record_starts
     from pipeline.readers.warc import record_starts
@@ -167,7 +172,9 @@ def test_a_plain_warc_file_read_in_byte_ranges_gives_the_whole_files_records_and
             found = {str(path): dict(zip(bounds, record_starts(f, bounds, size, cfg)))}
         pieces = [p for split in with_record_starts(planned, found) for p in split]
         assert [p.start for p in pieces][1:] == [p.end for p in pieces][:-1]
-        assert [r for p in pieces for r in read_piece(p, cfg)] == whole
+        tallies = [Tally() for _ in pieces]
+        assert [r for p, tally in zip(pieces, tallies) for r in read_piece(p, cfg, tally=tally)] == whole
+        assert sum(tally.units for tally in tallies) == len(whole)  # each range's records, by their framing
 
 
 def test_one_big_plain_wet_file_is_read_in_several_tasks_giving_the_same_documents(spark, tmp_path):

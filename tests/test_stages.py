@@ -172,3 +172,45 @@ def test_a_clean_stage_that_loses_a_record_fails_its_reconciliation(spark, tmp_p
 
     with pytest.raises(StageError, match="records do not reconcile: input 40 != kept 39"):
         LosesARecord(spark, str(tmp_path / "in"), str(tmp_path / "out"), PipelineConfig()).run()
+
+
+def test_a_clean_stage_whose_warc_parser_drops_a_record_fails_its_reconciliation(spark, tmp_path):
+    """WARC records are counted by the reader's framing, apart from the rows its parser makes of them: a
+    document the parser drops without a row cannot reconcile, while the warcinfo record, no document, is
+    not counted."""
+    import io
+
+    from warcio.warcwriter import WARCWriter
+
+    from pipeline.stages.clean import Clean
+
+    buf = io.BytesIO()
+    writer = WARCWriter(buf, gzip=False)
+    writer.write_record(writer.create_warcinfo_record("a.warc", {"software": "test"}))
+    for i, doc in enumerate(documents(6, seed=3)):
+        payload = doc["text"].encode()
+        writer.write_record(writer.create_warc_record(f"https://example.org/{i}", "conversion",
+                                                      payload=io.BytesIO(payload), length=len(payload)))
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.warc").write_bytes(buf.getvalue())
+
+    class DropsARecord(Clean):
+        def transform(self):
+            cleaned = super().transform()
+
+            def lossy(batches):  # runs in the executor, before the reader it wraps has read anything
+                from pipeline.readers import warc
+
+                parse = warc._document
+                warc._document = lambda record, line, *rest: None if line == 4 else parse(record, line, *rest)
+                try:
+                    yield from cleaned(batches)
+                finally:
+                    warc._document = parse
+
+            return lossy
+
+    with pytest.raises(StageError, match="records do not reconcile: input 6 != kept 5"):
+        DropsARecord(spark, str(tmp_path / "in"), str(tmp_path / "lossy"), PipelineConfig()).run()
+    stats = Clean(spark, str(tmp_path / "in"), str(tmp_path / "out"), PipelineConfig()).run()
+    assert (stats["input"], stats["kept"]) == (6, 6)

@@ -68,7 +68,9 @@ class _ZstdFrames(io.RawIOBase):
 class Tally:
     """What a reader read, counted apart from the rows it yields, so that a reader losing records shows as
     counts that do not reconcile: a JSONL stream's lines (`LineCount`), the rows of the Parquet row groups
-    read (from the footer); WARC and HTML readers count their own rows (one per record or page)."""
+    read (from the footer), the records a WARC file's framing finds (each record header and each stretch it
+    cannot read, less the warcinfo, request, ... records that are no documents; `warc.read_warc`), and one
+    page per HTML file."""
 
     def __init__(self):
         self.units = 0
@@ -101,12 +103,6 @@ class LineCount(io.RawIOBase):
     @property
     def lines(self) -> int:
         return self.newlines + (self.tail or self.broken)
-
-
-def _rows_counted(records: Iterator[dict], tally: Tally) -> Iterator[dict]:
-    for r in records:
-        tally.units += 1
-        yield r
 
 
 class _Capped(io.RawIOBase):
@@ -169,11 +165,12 @@ def read_file(uri: str, file_label: str, cfg: ReaderConfig, html_cfg=None, tally
         elif fmt in WARC_SUFFIXES:
             from pipeline.readers.warc import read_warc
 
-            yield from _rows_counted(_complete(read_warc(stream, file_label, html_cfg, cfg), file_label), tally)
+            yield from _complete(read_warc(stream, file_label, html_cfg, cfg, tally=tally), file_label)
         elif fmt in HTML_SUFFIXES:
             from pipeline.readers.html import read_html
 
-            yield from _rows_counted(_complete(read_html(stream, file_label, html_cfg), file_label), tally)
+            tally.units += 1  # a file is one page
+            yield from _complete(read_html(stream, file_label, html_cfg), file_label)
         else:
             tally.units += 1
             yield rejected(file_label, 0, "unknown_format", f"no reader for {uri}", b"")
@@ -203,8 +200,8 @@ def read_piece(piece, cfg: ReaderConfig, html_cfg=None, tally: Tally | None = No
 
             f.seek(piece.start)
             start = RecordStart(piece.start, piece.records + 1, piece.declared)
-            yield from _rows_counted(_complete(read_warc(f, piece.label, html_cfg or HtmlConfig(), cfg, start,
-                                                         stop=piece.end - piece.start), piece.label), tally)
+            yield from _complete(read_warc(f, piece.label, html_cfg or HtmlConfig(), cfg, start,
+                                           stop=piece.end - piece.start, tally=tally), piece.label)
             return
         from pipeline.readers.jsonl import read_jsonl
         from pipeline.readers.splits import RangeStream

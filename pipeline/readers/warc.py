@@ -22,6 +22,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.limitreader import LimitReader
 from warcio.statusandheaders import StatusAndHeadersParser
 
+from pipeline.readers import Tally
 from pipeline.readers.html import HtmlConfig, charset_from_content_type, kept_record, page_record, with_fields
 from pipeline.readers.records import ReaderConfig, rejected
 
@@ -226,7 +227,7 @@ def _archive(source: _Replayable, offset: int) -> tuple[_Records, Iterator]:
 
 def read_warc(stream: BinaryIO, file_label: str, cfg: HtmlConfig, reader_cfg: ReaderConfig | None = None,
               start: "RecordStart | None" = None, stop: int | None = None,
-              on_record: Callable[["RecordStart"], None] | None = None) -> Iterator[dict]:
+              on_record: Callable[["RecordStart"], None] | None = None, tally: Tally | None = None) -> Iterator[dict]:
     """Documents of one WARC/WET file (gzip per record or plain); never raises on bad content.
 
     A record's row is held back until the next record is parsed, since a Content-Length that does not end
@@ -237,13 +238,19 @@ def read_warc(stream: BinaryIO, file_label: str, cfg: HtmlConfig, reader_cfg: Re
     with the records and declared bytes before it), and `stop` the range's length: the record starting
     there is parsed (it shows whether the last one was framed right) but belongs to the next range.
     `on_record` (for `record_starts`) is called at every record reached cleanly, and no document is made.
+
+    `tally` counts what the framing finds, apart from the rows made of it: each record warcio reaches and
+    each stretch it cannot read (what `line` numbers), less the records of a type that is no document
+    (warcinfo, request, ...) once the next record shows they were framed right. So a record whose row
+    went missing, a document the parser took for no document included, leaves the count above the rows.
     """
-    reader_cfg = reader_cfg or ReaderConfig()
+    reader_cfg, tally = reader_cfg or ReaderConfig(), tally or Tally()
     source = _Replayable(stream)
     gz = source.read_at(0, 2) == b"\x1f\x8b"
     archive, records = _archive(source, 0)
     line, declared, last = (start.line - 1, start.declared, None) if start else (0, 0, None)
-    pending: tuple[dict | None, int] | None = None  # the last record's row (None: a skipped type), its offset
+    # The last record's row (None: no document), its offset, and whether its type is a document's.
+    pending: tuple[dict | None, int, bool] | None = None
     while True:
         line += 1
         warnings, record, failure = archive.err_count, None, None
@@ -256,9 +263,16 @@ def read_warc(stream: BinaryIO, file_label: str, cfg: HtmlConfig, reader_cfg: Re
         if record is not None and record.format != "warc":  # warcio falls back to ARC on anything not WARC
             failure = f"record {line} is not a WARC record ({record.format})"
         misframed = archive.err_count > warnings
-        if pending is not None and (misframed or (failure and archive.offset == pending[1])):
-            # The record before is to blame: its Content-Length is wrong, or it broke after its payload.
-            row, broken_at = pending
+        # The record before is to blame: its Content-Length is wrong, or it broke after its payload.
+        blamed = pending is not None and (misframed or (failure and archive.offset == pending[1]))
+        if pending is not None and not blamed:
+            row, _, document = pending
+            if row is not None:
+                yield (last := row)
+            elif not document:
+                tally.units -= 1  # framed right and no document: it has no row
+        if blamed:
+            row, broken_at, _ = pending
             line -= 1
             if row is not None and row["_status"] == "rejected":  # its own reason says more
                 yield row
@@ -267,21 +281,20 @@ def read_warc(stream: BinaryIO, file_label: str, cfg: HtmlConfig, reader_cfg: Re
                 fields = {k: row[k] for k in ("id", "url", "created")} if row else {}
                 yield with_fields(rejected(file_label, line, "warc_corrupt", detail, b""), fields)
         elif failure:
-            if pending is not None and pending[0] is not None:
-                yield pending[0]
             broken_at = archive.offset
+            tally.units += 1
             yield rejected(file_label, line, "warc_corrupt", failure, b"")
         else:
-            if pending is not None and pending[0] is not None:
-                yield (last := pending[0])
             if stop is not None and record is not None and archive.offset >= stop:
                 return
             if record is None:
                 reported = last is not None and last["line"] == line - 1 and last["_reason"] == "warc_truncated"
                 if archive.cut_gzip and not reported:
+                    tally.units += 1
                     yield rejected(file_label, line, "warc_truncated", "file ends inside a gzip member", b"")
                 return
             source.release(archive.offset)
+            tally.units += 1
             if on_record is not None:
                 on_record(RecordStart(archive.offset, line, declared))
             declared += record.length or 0
@@ -290,7 +303,7 @@ def read_warc(stream: BinaryIO, file_label: str, cfg: HtmlConfig, reader_cfg: Re
                 yield rejected(file_label, line, "decompressed_too_large", detail, b"")
                 return
             row = None if on_record is not None else _document(record, line, cfg, reader_cfg, file_label)
-            pending = (row, archive.offset)
+            pending = (row, archive.offset, record.rec_type not in SKIPPED_TYPES)
             continue
         pending = None
         restart = source.find(b"\x1f\x8b\x08" if gz else b"\nWARC/1.", broken_at + 1)
