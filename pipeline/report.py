@@ -403,13 +403,18 @@ def _filter_changes(stats: dict) -> str:
         return _section("filter-changes", title, _missing("filter"))
     s = stats["filter"]
     pii = s.get("pii", {})
+    words = s.get("lang_words")
     rows = [["kept with their extracted main content", s.get("main_content_extracted", "")],
+            ["kept under their language's minimum score, vouched for by its commonest words",
+             "" if words is None else sum(w["vouched"] for w in words.values())],
             ["e-mail addresses replaced by <EMAIL>", pii.get("email", "")],
             ["public IP addresses replaced by <IP>", pii.get("ip", "")]]
     body = _table(["change", "count"], rows, {1})
     body += ('<p class="note">From filter/stats.json (empty: not recorded in this run). A rescued document failed a '
-             "rule as a whole page and passed every rule as its jusText main content; PII placeholders are counted "
-             "in the kept and dropped text.</p>")
+             "rule as a whole page and passed every rule as its jusText main content; a vouched document scored "
+             "under its language's threshold but holds that language's commonest words at half their typical "
+             "share or more (filter/stats.json lang_words, per language); PII placeholders are counted in the kept "
+             "and dropped text.</p>")
     return _section("filter-changes", title, body)
 
 

@@ -67,6 +67,8 @@ def run_dir(tmp_path):
     _commit(filt, {"stage": "filter", "input": 11, "kept": 9, "seconds": 1.5,
                    "dropped": {"lang_score_below_min": 1, "gopher_rep_dup_line_frac": 1},
                    "main_content_extracted": 3, "pii": {"email": 4, "ip": 2}, "languages_at_risk": {},
+                   "lang_words": {"en": {"n": 9, "median": 0.2, "applies": True, "vouched": 2},
+                                  "de": {"n": 1, "median": 0.1, "applies": False, "vouched": 0}},
                    "languages": {"en": {"kept": 9, "dropped": {"gopher_rep_dup_line_frac": 1}, "rejected": {}},
                                  "de": {"kept": 0, "dropped": {"lang_score_below_min": 1}, "rejected": {}}}},
             ["data/part-00000.parquet", "dropped/part-00000.parquet"])
@@ -177,9 +179,10 @@ def test_languages_table_lists_every_language_of_20_documents_after_the_20_large
     assert rows[-1] == ["other", "24", "22", "91.7 %", "lang_score_below_min 2"]
 
 
-def test_report_shows_main_content_rescues_and_pii_replacements(run_dir):
+def test_report_shows_main_content_rescues_documents_vouched_for_by_their_words_and_pii_replacements(run_dir):
     section = report_sections(report.build(str(run_dir)))["filter-changes"]
     assert section["cells"] == ["kept with their extracted main content", "3",
+                                "kept under their language's minimum score, vouched for by its commonest words", "2",
                                 "e-mail addresses replaced by <EMAIL>", "4",
                                 "public IP addresses replaced by <IP>", "2"]
 

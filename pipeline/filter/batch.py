@@ -21,11 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.clean.mojibake import is_mis_decoded
-from pipeline.filter import main_content, quality, rules
+from pipeline.filter import language_words, main_content, quality, rules
 from pipeline.filter.config import FilterConfig, QualityConfig, RuleSet
 from pipeline.filter.langid import identify
 from pipeline.filter.pii import EMAIL_PLACEHOLDER, IP_PLACEHOLDER, replace_pii_batch
-from pipeline.filter.text import NO_SPACE_TOKEN, batch_stats, words_of
+from pipeline.filter.text import NO_SPACE_TOKEN, batch_stats, stop_word_set
 
 # Reasons extracting the main content cannot undo, as it only removes words; an unselected language is
 # not retried either, as most documents of a corpus are usually in one.
@@ -40,12 +40,14 @@ def _set_column(batch: pa.RecordBatch, name: str, values: pa.Array) -> pa.Record
 
 
 def language_checks(texts: pa.Array, langs: list[str], scores: np.ndarray, cfg: FilterConfig) -> rules.Checks:
-    """Mis-decoded text first (language ID on it is meaningless), then the language itself."""
+    """Mis-decoded text first (language ID on it is meaningless), then the language itself: a score under
+    the language's minimum drops the document unless its words vouch for the language (`language_words`)."""
     checks: rules.Checks = []
     if cfg.mojibake:
         checks.append(("mojibake", is_mis_decoded(texts)))
     minimum = {lang: cfg.min_lang_score_for(lang) for lang in set(langs)}
-    checks.append(("lang_score_below_min", scores < np.array([minimum[lang] for lang in langs])))
+    unsure = scores < np.array([minimum[lang] for lang in langs])
+    checks.append(("lang_score_below_min", unsure & ~language_words.vouched(texts, langs, unsure, cfg)))
     if cfg.languages:
         wanted = set(cfg.languages)
         checks.append(("language_not_selected", np.array([lang not in wanted for lang in langs], dtype=bool)))
@@ -78,15 +80,6 @@ def rule_checks(s: rules.Stats, rs: RuleSet, counts: dict[str, np.ndarray], lang
     if rs.fineweb.enabled:
         checks += rules.fineweb(s, rs.fineweb)
     return checks
-
-
-def stop_word_set(stop_words: list[str] | None, lang: str) -> frozenset[str] | None:
-    """A configured stop-word list as the document's words see it: normalised like words, keeping only the
-    entries that are one word (an entry the segmenter cuts in two can never be one of a document's words).
-    None keeps pipeline.filter.text's list for the language."""
-    if stop_words is None:
-        return None
-    return frozenset(w[0] for w in (words_of(s, lang) for s in stop_words) if len(w) == 1)
 
 
 def quality_reasons(texts: pa.Array, langs: list[str], cfg: FilterConfig) -> np.ndarray:

@@ -268,6 +268,18 @@ class FilterConfig:
     adaptive_min_docs: int = 30
     # language -> adaptive threshold; the filter stage fills it from its first pass, tests may set it.
     lang_thresholds: dict[str, float] = field(default_factory=dict)
+    # With adaptive thresholds, a document under its language's minimum score is kept (if every other check
+    # passes it) when that language's commonest words, as written, make up at least this fraction of their
+    # median share in the run's documents of the language (pipeline/filter/language_words.py): FineWeb-2's
+    # median - std drops a sixth of a language whose scores spread widely, clean text included. A minimum
+    # set for a language stands as set. null: no second look.
+    lang_words_min_share: float | None = 0.5
+    # The second look applies to a language only when its documents' median score is at least this (0.5: the
+    # label likelier than all others together for the typical document); below, the label itself is in doubt.
+    lang_words_min_median_score: float = 0.5
+    # language -> median share of its commonest words in the run, for the languages the second look applies
+    # to; the filter stage fills it from its first pass, tests may set it.
+    lang_word_shares: dict[str, float] = field(default_factory=dict)
     # FineWeb's line-punctuation rule does not apply to a language (of adaptive_min_docs documents or more)
     # whose median document in this run ends fewer lines with a sentence mark than the rule asks: the
     # language does not mark its sentence ends (pipeline/filter/line_ends.py). Off: the rule applies to all.

@@ -39,11 +39,10 @@ def line_end_ratios(texts: pa.Array) -> np.ndarray:
         return np.where(n_lines > 0, n_marked / np.maximum(n_lines, 1), np.nan)
 
 
-def ratio_histogram(ratios: np.ndarray) -> np.ndarray:
-    """Counts of the (non-NaN) `ratios` in RATIO_BINS equal bins over [0, 1] (1.0 falls in the last)."""
+def ratio_histogram(ratios: np.ndarray, bins: int = RATIO_BINS) -> np.ndarray:
+    """Counts of the (non-NaN) `ratios` in `bins` equal bins over [0, 1] (1.0 falls in the last)."""
     ratios = ratios[~np.isnan(ratios)]
-    bins = np.minimum((ratios * RATIO_BINS).astype(np.int64), RATIO_BINS - 1)
-    return np.bincount(bins, minlength=RATIO_BINS).astype(np.int64)
+    return np.bincount(np.minimum((ratios * bins).astype(np.int64), bins - 1), minlength=bins).astype(np.int64)
 
 
 def line_end_stats(hists: dict[str, np.ndarray], min_docs: int, line_punct_thr: dict[str, float | None]) -> dict[str, dict]:

@@ -194,25 +194,54 @@ def _letter() -> str:
     return "[" + "".join(f"\\x{{{m.start():x}}}-\\x{{{m.end() - 1:x}}}" for m in re.finditer(r"[^\W\d_]+", every)) + "]"
 
 
-def _words(texts: list[str], langs: list[str]) -> tuple[pa.Array, np.ndarray]:
+def batch_words(texts: list[str], langs: list[str], lower: bool = True) -> tuple[pa.Array, np.ndarray]:
     """Every document's lower-cased words (see the module docstring for what counts as one) in one flat
-    Arrow array, and the document (index into `texts`) of each word.
+    Arrow array, and the document (index into `texts`) of each word; `lower=False` keeps them as written.
 
     Python lower-cases, because Arrow's `utf8_lower` differs from `str.lower()` ('İ' becomes two characters
     in Python, a final 'Σ' becomes 'ς', Arrow's Unicode tables are of another version), and cuts no-space
     scripts into words (`segment`), joined with spaces. Arrow splits on whitespace (the characters `str.split()` splits
     on, tested) and strips punctuation (`utf8_trim` is `str.strip(PUNCT)`).
     """
-    prepared = [" ".join(segment(text.lower())) if without_spaces(lang) else text.lower()
-                for text, lang in zip(texts, langs)]
+    cased = (text.lower() if lower else text for text in texts)
+    prepared = [" ".join(segment(text)) if without_spaces(lang) else text for text, lang in zip(cased, langs)]
     tokens = pc.utf8_split_whitespace(pa.array(prepared, pa.large_string()))
     stripped = pc.utf8_trim(pc.list_flatten(tokens), PUNCT)
     words = pc.not_equal(pc.binary_length(stripped), 0)  # a token of punctuation only is no word
     return stripped.filter(words), pc.list_parent_indices(tokens).filter(words).to_numpy()
 
 
+def count_listed(encoded: pa.DictionaryArray, doc: np.ndarray, langs: list[str],
+                 lists: dict[str, frozenset[str] | None]) -> np.ndarray:
+    """Per document, how many of its words (dictionary-encoded, `doc` the document of each) are in its
+    language's list; NaN for a language without one. One (language, distinct word) table looked up by every
+    word."""
+    code = {lang: k for k, lang in enumerate(sorted(set(langs)))}
+    lang_of = np.array([code[lang] for lang in langs], dtype=np.int64)
+    listed = np.zeros((len(code), len(encoded.dictionary)), dtype=bool)
+    has_list = np.zeros(len(code), dtype=bool)
+    for lang, k in code.items():
+        if lists.get(lang):
+            has_list[k] = True
+            found = pc.index_in(pa.array(sorted(lists[lang]), encoded.dictionary.type), value_set=encoded.dictionary)
+            listed[k, found.drop_null().to_numpy()] = True
+    word = encoded.indices.to_numpy()
+    counts = np.bincount(doc[listed[lang_of[doc], word]], minlength=len(langs)).astype(np.float64)
+    counts[~has_list[lang_of]] = np.nan
+    return counts
+
+
+def stop_word_set(stop_words: list[str] | None, lang: str) -> frozenset[str] | None:
+    """A configured stop-word list as the document's words see it: normalised like words, keeping only the
+    entries that are one word (an entry the segmenter cuts in two can never be one of a document's words).
+    None keeps this module's list for the language."""
+    if stop_words is None:
+        return None
+    return frozenset(w[0] for w in (words_of(s, lang) for s in stop_words) if len(w) == 1)
+
+
 def words_of(text: str, lang: str) -> list[str]:
-    """Lower-cased words of one text: the definition `_words` computes for a whole batch."""
+    """Lower-cased words of one text: the definition `batch_words` computes for a whole batch."""
     low = text.lower()
     tokens = segment(low) if without_spaces(lang) else low.split()
     return list(filter(None, map(str.strip, tokens, repeat(PUNCT))))
@@ -377,7 +406,7 @@ def batch_stats(
     the whole batch at once; lines and paragraphs per document. `stop_words` replaces a language's
     STOP_WORDS list (a None entry keeps it); an empty set, like no list, makes the stop-word check not apply."""
     n_docs = len(texts)
-    words, doc = _words(texts, langs)
+    words, doc = batch_words(texts, langs)
     n_words = np.bincount(doc, minlength=n_docs)
     lens = pc.utf8_length(words).to_numpy()
     with np.errstate(invalid="ignore"):
@@ -388,20 +417,8 @@ def batch_stats(
 
     encoded = pc.dictionary_encode(words)
     word = encoded.indices.to_numpy().astype(np.uint64)
-    # stop words: a (language, distinct word) table looked up by every word
-    code = {lang: k for k, lang in enumerate(sorted(set(langs)))}
-    lang_of = np.array([code[lang] for lang in langs], dtype=np.int64)
-    is_stop = np.zeros((len(code), len(encoded.dictionary)), dtype=bool)
-    has_list = np.zeros(len(code), dtype=bool)
-    for lang, k in code.items():
-        stop = (stop_words or {}).get(lang)
-        stop = STOP_WORDS.get(lang) if stop is None else stop
-        if stop:
-            has_list[k] = True
-            found = pc.index_in(pa.array(sorted(stop), encoded.dictionary.type), value_set=encoded.dictionary)
-            is_stop[k, found.drop_null().to_numpy()] = True
-    n_stop = np.bincount(doc[is_stop[lang_of[doc], word]], minlength=n_docs).astype(np.float64)
-    n_stop[~has_list[lang_of]] = np.nan
+    lists = {lang: STOP_WORDS.get(lang) if (stop_words or {}).get(lang) is None else stop_words[lang] for lang in set(langs)}
+    n_stop = count_listed(encoded, doc, langs, lists)
 
     text_lens = np.array([len(text) for text in texts], dtype=np.int64)
     ids = _mix(word * np.uint64(n_docs) + doc.astype(np.uint64))  # distinct per (word, document)

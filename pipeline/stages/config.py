@@ -38,6 +38,8 @@ RANGES = {
     "dedupe.partitions": "[0, inf)",
     "filter.min_lang_score": "[0, 1]",
     "filter.adaptive_min_docs": "[1, inf)",
+    "filter.lang_words_min_share": "(0, 1]",
+    "filter.lang_words_min_median_score": "[0, 1]",
     "filter.langid_max_chars": "[1, inf)",
     "filter.quality.threshold": "[0, 1]",
     "filter.quality.max_chars": "[1, inf)",

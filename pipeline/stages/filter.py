@@ -2,62 +2,40 @@
 the languages it keeps far less often than the rest."""
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pyspark.accumulators import AccumulatorParam
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from pipeline import spark_io, stagedir
-from pipeline.filter import langid, line_ends, quality
+from pipeline.filter import adaptive, langid, quality
 from pipeline.filter.batch import filter_batch, filter_counters
 from pipeline.filter.config import FilterConfig
-from pipeline.filter.pii import replace_pii_batch
 from pipeline.stagedir import Route
 from pipeline.stages.stage import Output, Stage, document_routes
 
 
-_BINS_SCHEMA = pa.schema([("what", pa.string()), ("lang", pa.string()), ("bin", pa.int64()), ("n", pa.int64())])
 SCORE_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)  # of an at-risk language's scores: is its threshold the cause?
 AT_RISK_REASONS = 3  # drop reasons listed per language at risk
 
 
-def first_pass(spark: SparkSession, input_uri: str, cfg: FilterConfig) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Per-language counts of this run's language scores (`langid.SCORE_BINS` fixed bins) and of its
-    documents' line-end ratios (`line_ends.RATIO_BINS`), from a pass that identifies each part's documents
-    as filter_batch does (after PII replacement); only per-language bin counts, summed by Spark, reach the
-    driver."""
+def first_pass(spark: SparkSession, input_uri: str, cfg: FilterConfig) -> dict[str, dict[str, np.ndarray]]:
+    """The run's per-language bin counts (`adaptive.first_pass_bins`) over every part; only the counts,
+    summed by Spark, reach the driver."""
 
     def bins(batches):
         for batch in batches:
-            texts = pc.fill_null(batch.column("text"), "")
-            if cfg.pii:
-                texts, _, _ = replace_pii_batch(texts)
-            langs, scores = langid.identify(texts, cfg.langid_max_chars, cfg.langid_model)
-            langs = np.array(langs, dtype=object)
-            ratios = line_ends.line_end_ratios(texts)
-            rows = []
-            for lang in sorted(set(langs.tolist())):
-                mine = langs == lang
-                for what, hist in (("score", langid.score_histogram(scores[mine])),
-                                   ("line_end", line_ends.ratio_histogram(ratios[mine]))):
-                    rows += [{"what": what, "lang": lang, "bin": int(b), "n": int(hist[b])} for b in np.flatnonzero(hist)]
-            yield pa.RecordBatch.from_pylist(rows, schema=_BINS_SCHEMA)
+            yield adaptive.first_pass_bins(batch, cfg)
 
-    df = spark_io.read_stage(spark, input_uri, transform=bins, schema=spark_io.spark_schema(_BINS_SCHEMA))
-    hists: dict[str, dict[str, np.ndarray]] = {"score": {}, "line_end": {}}
-    size = {"score": langid.SCORE_BINS, "line_end": line_ends.RATIO_BINS}
-    for row in df.groupBy("what", "lang", "bin").agg(F.sum("n").alias("n")).collect():
-        hists[row.what].setdefault(row.lang, np.zeros(size[row.what], dtype=np.int64))[row.bin] += row.n
-    return hists["score"], hists["line_end"]
+    df = spark_io.read_stage(spark, input_uri, transform=bins, schema=spark_io.spark_schema(adaptive.BINS_SCHEMA))
+    return adaptive.histograms(tuple(row) for row in df.groupBy("what", "lang", "bin").agg(F.sum("n").alias("n")).collect())
 
 
 class _Histograms(AccumulatorParam):
-    """Per-language score histograms summed across tasks, for a run without the adaptive first pass."""
+    """Per-language counts (score histograms, numbers of documents) summed across tasks."""
 
     def zero(self, value):
         return {}
@@ -135,28 +113,17 @@ class Filter(Stage):
         self.added = [("lang", pa.string()), ("lang_score", pa.float32())]
         if filter_cfg.quality.enabled:
             self.added.append(("quality_score", pa.float32()))
-        self.lang_scores = self.hists = self.line_end_stats = None
-        if filter_cfg.lang_threshold == "adaptive" or filter_cfg.adaptive_line_ends:
-            self.hists, line_end_hists = first_pass(self.spark, self.input_uri, filter_cfg)
-        if filter_cfg.lang_threshold == "adaptive":
-            self.lang_scores = langid.language_score_stats(self.hists, filter_cfg.adaptive_min_docs,
-                                                           filter_cfg.min_lang_score)
-            filter_cfg = dataclasses.replace(filter_cfg, lang_thresholds={
-                lang: s["threshold"] for lang, s in self.lang_scores.items() if s["adaptive"]})
-            for lang, s in self.lang_scores.items():  # the threshold used: an explicit per-language minimum wins
-                s["threshold"] = filter_cfg.min_lang_score_for(lang)
-        if filter_cfg.adaptive_line_ends:
-            self.line_end_stats = line_ends.line_end_stats(
-                line_end_hists, filter_cfg.adaptive_min_docs,
-                {lang: filter_cfg.rules_for(lang).fineweb.line_punct_thr for lang in line_end_hists})
-            filter_cfg = dataclasses.replace(filter_cfg, unmarked_languages=sorted(
-                lang for lang, s in self.line_end_stats.items() if not s["line_punct_rule"]))
-            for lang, s in self.line_end_stats.items():  # whether the rule applies: a per-language threshold wins
-                s["line_punct_rule"] = filter_cfg.rules_for(lang).fineweb.line_punct_thr is not None
+        self.learnt: dict[str, dict] = {}
+        self.hists = None
+        if adaptive.needed(filter_cfg):
+            first = first_pass(self.spark, self.input_uri, filter_cfg)
+            self.hists = first["score"]
+            filter_cfg, self.learnt = adaptive.adapt(filter_cfg, first)
         self.filter_cfg = filter_cfg
         sc = self.spark.sparkContext
         self.counters = {"pii_email": sc.accumulator(0), "pii_ip": sc.accumulator(0),
                          "main_content_extracted": sc.accumulator(0)}
+        self.vouched = sc.accumulator({}, _Histograms())  # per language, documents kept by their words
         # Without a first pass the scores are counted here; a retried task may add its part twice, which
         # moves the quantiles of an alarm little.
         self.main_hists = sc.accumulator({}, _Histograms()) if self.hists is None else None
@@ -165,7 +132,7 @@ class Filter(Stage):
         return document_routes(spark_io.stage_schema(self.input_uri).names + [name for name, _ in self.added], self.cfg)
 
     def transform(self) -> spark_io.Transform:
-        filter_cfg, counters, main_hists = self.filter_cfg, self.counters, self.main_hists
+        filter_cfg, counters, main_hists, vouched = self.filter_cfg, self.counters, self.main_hists, self.vouched
         schema = pa.schema(list(spark_io.stage_schema(self.input_uri)) + self.added
                            + [("_status", pa.string()), ("_reason", pa.string()), ("_main_content", pa.bool_())])
 
@@ -175,6 +142,7 @@ class Filter(Stage):
                 counts = filter_counters(out)
                 for name, acc in counters.items():
                     acc.add(counts.get(name, 0))
+                vouched.add(adaptive.vouched_by_words(out, filter_cfg))
                 if main_hists is not None:
                     langs = out.column("lang").to_numpy(zero_copy_only=False)
                     scores = out.column("lang_score").to_numpy(zero_copy_only=False)
@@ -190,10 +158,16 @@ class Filter(Stage):
             "pii": {"email": self.counters["pii_email"].value, "ip": self.counters["pii_ip"].value},
             "main_content_extracted": self.counters["main_content_extracted"].value,
             "document_schema": stagedir.DOCUMENT_SCHEMA,
-            **({"lang_scores": self.lang_scores} if self.lang_scores is not None else {}),
-            **({"line_ends": self.line_end_stats} if self.line_end_stats is not None else {}),
+            **{key: value for key, value in self.learnt.items() if key != "lang_words"},
+            **({"lang_words": self.lang_words_stats()} if "lang_words" in self.learnt else {}),
             "languages_at_risk": at_risk,
         }
+
+    def lang_words_stats(self) -> dict[str, dict]:
+        """stats.json's `lang_words`: per language, the median share of its commonest words, whether the
+        second look applied, and how many documents under the minimum score it kept."""
+        kept = self.vouched.value
+        return {lang: {**s, "vouched": int(kept.get(lang, 0))} for lang, s in self.learnt["lang_words"].items()}
 
     @classmethod
     def notes(cls, stats: dict) -> str:
