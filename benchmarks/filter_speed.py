@@ -1,8 +1,11 @@
 """CPU cost of `filter_batch` per MB of text, and where it goes, on the labelled shared corpus.
 
-Reads the corpus as the clean stage leaves it (like benchmarks/filter_quality.py), runs `filter_batch` with
-the default config in batches, `--rounds` times (the minimum is kept: the machine is shared, so CPU time
-is measured, never wall time), then times its parts separately on the same batches with the functions
+Reads the corpus as the clean stage leaves it (like benchmarks/filter_quality.py), runs the filter stage's
+first pass over it (`adaptive.first_pass_bins`: language ID, line ends and the shares of each language's
+commonest words, whose cost is also printed apart) and `filter_batch` with the default config and the
+settings the stage learns from that pass (`adaptive.adapt`), in batches, `--rounds` times (the minimum is
+kept: the machine is shared, so CPU time is measured, never wall time), then times the parts of
+`filter_batch` separately on the same batches with the functions
 `filter_batch` calls: PII replacement, language ID, the quality rules, jusText main-content extraction and
 the re-check (language ID and rules) of the extracted texts. Each part is printed as CPU s per MB and as its
 share of the whole `filter_batch` time measured in the same run.
@@ -26,7 +29,7 @@ from benchmarks import labelled_corpus  # noqa: E402
 from pipeline import evaluate  # noqa: E402
 from pipeline.config import load  # noqa: E402
 from pipeline.filter import batch as fb  # noqa: E402
-from pipeline.filter import main_content, rules  # noqa: E402
+from pipeline.filter import adaptive, language_words, main_content, rules  # noqa: E402
 from pipeline.filter.langid import identify  # noqa: E402
 from pipeline.filter.pii import replace_pii_batch  # noqa: E402
 from pipeline.stages.config import PipelineConfig  # noqa: E402
@@ -77,8 +80,17 @@ def main() -> None:
     docs = [{k: d[k] for k in ("id", "text")} for d in evaluate.documents(args.corpus, cleaned=True)]
     batches = [pa.RecordBatch.from_pylist(docs[i : i + args.batch]) for i in range(0, len(docs), args.batch)]
     mb = sum(pc.sum(pc.binary_length(b.column("text"))).as_py() or 0 for b in batches) / 1e6
-    cfg = load(PipelineConfig).filter
-    fb.filter_batch(batches[0].slice(0, 10), cfg)  # load the language-ID model outside the timing
+    defaults = load(PipelineConfig).filter
+    fb.filter_batch(batches[0].slice(0, 10), defaults)  # load the language-ID model outside the timing
+
+    # The stage's first pass and the settings it learns from it, as the filter stage runs them.
+    first_passes, share_times = [], []
+    for _ in range(args.rounds):
+        bins, t = cpu(lambda: [tuple(r.values()) for b in batches for r in adaptive.first_pass_bins(b, defaults).to_pylist()])
+        first_passes.append(t)
+        share_times.append(sum(cpu(language_words.shares, b.column("text"), identify(b.column("text"), defaults.langid_max_chars)[0],
+                                   defaults.langid_max_chars)[1] for b in batches))
+    cfg, _ = adaptive.adapt(defaults, adaptive.histograms(bins))
 
     totals = []
     for _ in range(args.rounds):
@@ -88,9 +100,14 @@ def main() -> None:
     for b in batches:
         parts(b, cfg, spent)
 
-    print(f"{len(docs)} documents, {mb:.1f} MB of text, batches of {args.batch}, default filter config")
+    print(f"{len(docs)} documents, {mb:.1f} MB of text, batches of {args.batch}, default filter config with the "
+          "settings the stage's first pass learns")
     print(f"filter_batch: {total / mb:.4f} CPU s per MB ({mb / total:.2f} MB per CPU-second; "
           f"min of {args.rounds} rounds: {', '.join(f'{t:.2f}' for t in totals)} s)")
+    first = min(first_passes)
+    print(f"first pass: {first / mb:.4f} CPU s per MB ({first / total:.1%} of filter_batch; min of {args.rounds} "
+          f"rounds), of which the shares of the languages' commonest words {min(share_times) / mb:.4f} "
+          f"({min(share_times) / total:.1%} of filter_batch, timed apart with the language ID they need excluded)")
     print(f"  {'part':28s} {'CPU s/MB':>9s} {'share':>6s}")
     for name in PARTS:
         print(f"  {name:28s} {spent[name] / mb:9.4f} {spent[name] / total:6.1%}")

@@ -340,28 +340,21 @@ def build(args: argparse.Namespace) -> None:
 
 def report(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import dataclasses
-
-    import numpy as np
     import pyarrow as pa
 
     from benchmarks import filter_quality
     from pipeline import evaluate
-    from pipeline.filter import FilterConfig, langid
+    from pipeline.filter import FilterConfig, adaptive
 
     docs, labels = evaluate.cleaned_corpus(args.out)
     batches = [pa.RecordBatch.from_pylist(docs[i : i + 1000]) for i in range(0, len(docs), 1000)]
     cfg = FilterConfig()
     rows, _, _ = filter_quality.run_filter(batches, cfg)
-    # The filter stage's adaptive thresholds come from a first pass over the run's scores per predicted
-    # language; filter_batch alone (above, as filter_quality.py runs it) keeps the fixed minimum.
-    hists = {}
-    for row in rows:
-        hists.setdefault(row["lang"], []).append(row["lang_score"])
-    stats = langid.language_score_stats({k: langid.score_histogram(np.array(v)) for k, v in hists.items()},
-                                        cfg.adaptive_min_docs, cfg.min_lang_score)
-    adaptive_cfg = dataclasses.replace(cfg, lang_thresholds={k: s["threshold"] for k, s in stats.items() if s["adaptive"]})
-    adaptive = {r["id"]: r for r in filter_quality.run_filter(batches, adaptive_cfg)[0]}
+    # The filter stage learns its adaptive settings from a first pass over the run's documents; filter_batch
+    # alone (above, as filter_quality.py runs it) keeps the fixed minimum and every rule for every language.
+    bins = [row for b in batches for row in adaptive.first_pass_bins(b, cfg).to_pylist()]
+    adaptive_cfg, _ = adaptive.adapt(cfg, adaptive.histograms(tuple(row.values()) for row in bins))
+    staged = {r["id"]: r for r in filter_quality.run_filter(batches, adaptive_cfg)[0]}
     per = collections.defaultdict(list)
     junk = collections.defaultdict(lambda: [0, 0])
     for row in rows:
@@ -375,8 +368,8 @@ def report(args: argparse.Namespace) -> None:
     n_junk, d_junk = sum(n for n, _ in junk.values()), sum(d for _, d in junk.values())
     print(f"junk recall {d_junk / n_junk:.3f} ({d_junk}/{n_junk}): "
           + ", ".join(f"{k} {d / n:.3f}" for k, (n, d) in sorted(junk.items())))
-    n_adapt = sum(adaptive[r["id"]]["_status"] == "dropped" for r in rows if labels[r["id"]]["kind"] == "junk")
-    print(f"junk recall with the stage's adaptive language-score thresholds {n_adapt / n_junk:.3f}")
+    n_adapt = sum(staged[r["id"]]["_status"] == "dropped" for r in rows if labels[r["id"]]["kind"] == "junk")
+    print(f"junk recall with the stage's adaptive settings {n_adapt / n_junk:.3f}")
     print("| lang | originals | dropped | false-drop | 95% interval | adaptive: threshold, false-drop | LID right "
           "| median score | top drop reasons |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -388,7 +381,7 @@ def report(args: argparse.Namespace) -> None:
         med = statistics.median(r["lang_score"] for r in rs)
         reasons = collections.Counter(r["_reason"] for r in rs if r["_status"] == "dropped")
         why = ", ".join(f"{k} {v}" for k, v in reasons.most_common(3))
-        d_adapt = sum(adaptive[r["id"]]["_status"] == "dropped" for r in rs)
+        d_adapt = sum(staged[r["id"]]["_status"] == "dropped" for r in rs)
         threshold = adaptive_cfg.min_lang_score_for(lang)
         print(f"| {lang} | {n} | {d} | {d / n:.3f} | {low:.3f}-{high:.3f} | {threshold:.2f}, {d_adapt / n:.3f} "
               f"| {right / n:.3f} | {med:.2f} | {why} |")
