@@ -167,6 +167,13 @@ def test_record_types_and_statuses_map_to_documented_rows():
     assert wet["text"] == FRENCH and wet["id"].startswith("<urn:uuid:")
 
 
+def test_an_application_http_response_with_an_empty_block_is_rejected_and_the_next_record_read():
+    data = write_warc([("response", "hard::name", b"", None, "application/http; msgtype=response"),
+                       html_response("http://a.example/", page("Page", FRENCH).encode())])
+    got = [(r["line"], r["_status"], r["_reason"]) for r in rows(data)]
+    assert got == [(1, "rejected", "not_html"), (2, "kept", None)]
+
+
 def test_payload_above_max_html_bytes_is_rejected_unparsed():
     html = page("Big", FRENCH * 50).encode("utf-8")
     (doc,) = rows(write_warc([html_response("http://a.example/", html)]), HtmlConfig(max_html_bytes=1000))

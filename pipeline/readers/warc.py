@@ -75,9 +75,13 @@ def _truncation(record) -> str | None:
 
 def http_headers(record):
     """The HTTP header of a response record. warcio parses it only for http(s) target URIs; a record whose
-    Content-Type says `application/http` carries one whatever its URI (e.g. `hard::name` in the corpus)."""
+    Content-Type says `application/http` carries one whatever its URI (e.g. `hard::name` in the corpus),
+    unless its block is empty."""
     if record.http_headers is None and "application/http" in (record.rec_headers.get_header("Content-Type") or ""):
-        record.http_headers = StatusAndHeadersParser(["HTTP/1.0", "HTTP/1.1"], verify=False).parse(record.raw_stream)
+        try:
+            record.http_headers = StatusAndHeadersParser(["HTTP/1.0", "HTTP/1.1"], verify=False).parse(record.raw_stream)
+        except EOFError:  # nothing to parse
+            return None
     return record.http_headers
 
 
