@@ -5,6 +5,7 @@ import json
 import re
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -48,6 +49,31 @@ def test_a_glotlid_style_model_names_languages_by_lid176_code_and_keeps_the_labe
     assert [r["lang"] for r in out] == ["en", "de", "zh", "qug_Latn"]
     assert [r["_status"] for r in out] == ["kept"] * 4  # Kichwa: no stop-word list, so that check does not apply
     assert all(r["lang_score"] >= cfg.min_lang_score for r in out)
+
+
+# The lighthouse text of synthetic.EN in Croatian: lid.176 splits it between hr, sh, bs and sr.
+HR = ("Stari svjetionik stajao je na rubu litice više od stotinu godina. Mornari koji su noću prolazili pokraj rta "
+      "tražili su njegovo svjetlo kako bi pronašli put kući. U proljeće te godine čuvar i njegova kći ponovno su "
+      "obojili toranj u bijelo.")
+
+
+def test_varieties_of_one_macrolanguage_share_it_and_lid176s_wikipedia_code_als_means_alemannic():
+    assert {langid.macrolanguage(code) for code in ("hr", "bs", "sr", "sh")} == {"sh"}
+    assert langid.macrolanguage("id") == langid.macrolanguage("ms") == "ms"
+    assert langid.macrolanguage("nn") == langid.macrolanguage("no") == "no"
+    assert langid.macrolanguage("als") != "sq" and langid.macrolanguage("als_Latn") == "sq_Latn"  # GlotLID's is ISO's
+    assert langid.macrolanguage("en") == "en" and langid.macrolanguage("qug_Latn") == "qu_Latn"
+
+
+def test_a_page_split_between_varieties_of_one_macrolanguage_scores_their_summed_probability():
+    labels, probs = langid.get_model().predict(HR, k=langid.MACRO_CANDIDATES)
+    codes = [language_code(label) for label in labels]
+    langs, scores = langid.identify(pa.array([HR]), 1000)
+    assert langs == ["hr"] and probs[0] < 0.9  # the model is unsure which variety it is
+    expected = sum(p for code, p in zip(codes, probs) if langid.macrolanguage(code) == "sh")
+    assert abs(scores[0] - expected) < 1e-6 and scores[0] > 0.95
+    english, = langid.identify(pa.array([EN]), 1000)[1]
+    assert abs(english - langid.get_model().predict(EN.replace("\n", " "), k=1)[1][0]) < 1e-6  # no macrolanguage
 
 
 def test_a_language_id_model_that_is_missing_or_names_no_language_is_refused(tmp_path):
