@@ -76,11 +76,11 @@ def main() -> None:
             total_passed += 1
             correct += passed[doc_id] == label["lang"]
     junk = [doc_id for doc_id, label in labels.items() if label["kind"] == "junk"]
-    recall = sum(doc_id not in passed for doc_id in junk) / len(junk)
+    recall = f"{sum(doc_id not in passed for doc_id in junk) / len(junk):.3f}" if junk else "-"
 
     print(f"{args.run}: {len(reached):,} documents reached the filter, {len(passed):,} passed it, "
           f"{len(final):,} left after dedupe")
-    print(f"junk recall {recall:.3f} ({len(junk):,} junk documents); "
+    print(f"junk recall {recall} ({len(junk):,} junk documents); "
           f"language-ID accuracy on originals the filter kept {correct / total_passed:.4f} ({correct:,}/{total_passed:,})")
     print(f"{'lang':6}{'originals':>10}{'reached':>9}{'filter':>9}{'95% interval':>14}{'absent':>9}{'lost':>9}"
           f"{'to unlabelled':>15}")
