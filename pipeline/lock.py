@@ -79,23 +79,31 @@ class Lock:
     def _data(self) -> bytes:
         return json.dumps({**self.record, "heartbeat": time.time()}).encode()
 
-    def _held(self) -> dict[str, Any] | None:
+    def _read(self) -> tuple[bytes | None, dict[str, Any] | None]:
+        """The lock file's bytes and record; (None, None) when there is none."""
         try:
-            return json.loads(storage.read_bytes(self.uri))
-        except storage.StorageError:
-            return None
+            raw = storage.read_bytes(self.uri)
+        except (storage.StorageError, OSError):  # OSError: an object store's read cut by a concurrent delete
+            return None, None
+        try:
+            return raw, json.loads(raw)
         except ValueError:  # not a lock file written whole (every writer here writes it whole): stale
-            return {"run_id": "?", "heartbeat": 0}
+            return raw, {"run_id": "?", "heartbeat": 0}
+
+    def _held(self) -> dict[str, Any] | None:
+        return self._read()[1]
 
     def acquire(self) -> "Lock":
-        held = self._held()
+        raw, held = self._read()
         if held is not None:
             why = self.stale_reason(held)
             who = f"run {held.get('run_id')} (host {held.get('host')}, pid {held.get('pid')})"
             if why is None:
                 raise LockHeld(f"{storage.display(self.uri)} is held by {who}, alive: not starting")
             self.log(f"stale lock of {who}: {why}; taking it over")
-            storage.delete(self.uri)
+            # only the stale lock read above: another run taking it over at the same time may have written its own
+            if not storage.delete_if_unchanged(self.uri, raw):
+                raise LockHeld(f"{storage.display(self.uri)} was taken over by another run at the same time")
         # The read-back decides, also when the create could not be conditional, or when a retried PUT's
         # first attempt had landed and its retry was refused.
         storage.write_if_absent(self.uri, self._data())

@@ -11,6 +11,7 @@ object names, and a URL parser would cut them off as a fragment or a query, or d
 from __future__ import annotations
 
 import errno
+import fcntl
 import fnmatch
 import os
 import posixpath
@@ -349,6 +350,54 @@ def write_if_absent(uri: str, data: bytes) -> bool:
             raise StorageError(f"{display(uri)}: {e}") from None
         return True
     write_bytes(uri, data)
+    return True
+
+
+def delete_if_unchanged(uri: str, data: bytes) -> bool:
+    """Delete a small file only if it still holds `data` (what the caller read); False if it is gone or
+    holds something else. Of runs deleting the same file at once, one succeeds, and a file written in its
+    place meanwhile is never deleted: on a local disk the read and the delete hold an exclusive flock on
+    the file's directory (no other run's delete can come between them, and a new file can only be created
+    where none is); on S3 the DELETE carries the ETag of the read (`If-Match`, refused with 412 once the
+    object changed). Elsewhere (HDFS) the file is read again and deleted, with a short window between."""
+    fs, path = resolve(uri)
+    if isinstance(fs, pafs.LocalFileSystem):
+        directory = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+        try:
+            fcntl.flock(directory, fcntl.LOCK_EX)
+            try:
+                with open(path, "rb") as f:
+                    same = f.read() == data
+            except FileNotFoundError:
+                return False
+            if same:
+                os.unlink(path)
+            return same
+        finally:
+            os.close(directory)  # releases the flock
+    if isinstance(fs, pafs.S3FileSystem):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, _, key = path.partition("/")
+        client = _s3_client(*_s3_settings())
+        try:
+            got = client.get_object(Bucket=bucket, Key=key)
+            if got["Body"].read() != data:
+                return False
+            client.delete_object(Bucket=bucket, Key=key, IfMatch=got["ETag"])
+        except ClientError as e:
+            if e.response["Error"]["Code"] in ("NoSuchKey", "PreconditionFailed", "ConditionalRequestConflict", "404"):
+                return False
+            raise StorageError(f"{display(uri)}: {e}") from None
+        except BotoCoreError as e:
+            raise StorageError(f"{display(uri)}: {e}") from None
+        return True
+    try:
+        if read_bytes(uri) != data:
+            return False
+    except StorageError:
+        return False
+    delete(uri)
     return True
 
 

@@ -1,6 +1,6 @@
 """The stage and state lock (pipeline/lock.py) on a local disk and on a real S3 server (SeaweedFS on
-127.0.0.1): of runs taking it at the same instant exactly one wins, a stale lock is taken over, and a
-refused create names no credential."""
+127.0.0.1): of runs taking it, or taking over a stale one, at the same instant exactly one wins, a stale
+lock is taken over, and a refused create names no credential."""
 from __future__ import annotations
 
 import json
@@ -44,11 +44,11 @@ def test_a_run_that_looked_before_another_took_the_lock_does_not_take_it_too(loc
     a, b = Lock(uri, log=quiet), Lock(uri, log=quiet)
 
     def looked_before_a_took_it():
-        del b._held  # later looks are real
+        del b._read  # later looks are real
         a.acquire()
-        return None
+        return None, None
 
-    b._held = looked_before_a_took_it
+    b._read = looked_before_a_took_it
     with pytest.raises(LockHeld, match="taken by another run starting at the same time"):
         b.acquire()
     assert json.loads(storage.read_bytes(uri))["run_id"] == a.record["run_id"]
@@ -89,6 +89,63 @@ def test_a_stale_lock_is_taken_over(lock_dir):
         assert json.loads(storage.read_bytes(uri))["run_id"] == lock.record["run_id"]
     assert "stale lock of run dead" in said[0] and "its last heartbeat was 3600 s ago" in said[0]
     assert not storage.exists(uri)
+
+
+STALE = json.dumps({"run_id": "dead", "host": "elsewhere", "pid": 1, "heartbeat": 0}).encode()
+
+
+def test_a_run_that_found_a_stale_lock_another_run_then_took_over_does_not_take_it_too(lock_dir):
+    """B reads the stale lock, A takes it over, then B deletes: an unconditional delete would remove A's new
+    lock and both would run; the delete of what B read is refused and A's lock stays."""
+    uri = storage.join(lock_dir, "_lock")
+    storage.write_bytes(uri, STALE)
+    a, b = Lock(uri, log=quiet), Lock(uri, log=quiet)
+    read = b._read
+
+    def found_the_stale_lock_before_a_took_it_over():
+        seen = read()
+        del b._read
+        a.acquire()
+        return seen
+
+    b._read = found_the_stale_lock_before_a_took_it_over
+    with pytest.raises(LockHeld, match="taken over by another run at the same time"):
+        b.acquire()
+    assert json.loads(storage.read_bytes(uri))["run_id"] == a.record["run_id"]
+    a.release()
+
+
+def test_of_runs_taking_over_one_stale_lock_at_the_same_instant_exactly_one_wins(lock_dir):
+    for round in range(3):
+        uri = storage.join(lock_dir, f"stale-{round}", "_lock")
+        storage.write_bytes(uri, STALE)
+        start, outcomes = threading.Barrier(RUNS), []
+
+        def run():
+            lock = Lock(uri, log=quiet)
+            start.wait()
+            try:
+                outcomes.append(lock.acquire())
+            except LockHeld as e:
+                outcomes.append(e)
+
+        threads = [threading.Thread(target=run) for _ in range(RUNS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        winners = [o for o in outcomes if isinstance(o, Lock)]
+        assert len(outcomes) == RUNS and len(winners) == 1, outcomes
+        assert json.loads(storage.read_bytes(uri))["run_id"] == winners[0].record["run_id"]
+        winners[0].release()
+
+
+def test_a_file_is_deleted_only_while_it_holds_what_was_read(lock_dir):
+    uri = storage.join(lock_dir, "file")
+    storage.write_bytes(uri, b"read")
+    assert not storage.delete_if_unchanged(uri, b"something else") and storage.read_bytes(uri) == b"read"
+    assert storage.delete_if_unchanged(uri, b"read") and not storage.exists(uri)
+    assert not storage.delete_if_unchanged(uri, b"read")  # gone
 
 
 def test_an_existing_file_is_left_as_it_is_by_write_if_absent(lock_dir):
