@@ -37,6 +37,29 @@ def quiet(message: str) -> None:
     pass
 
 
+def assert_one_of_many_runs_wins(uri: str) -> None:
+    """RUNS threads acquire the lock at `uri` at the same instant: exactly one holds it, the others raise LockHeld."""
+    start, outcomes = threading.Barrier(RUNS), []
+
+    def run():
+        lock = Lock(uri, log=quiet)
+        start.wait()
+        try:
+            outcomes.append(lock.acquire())
+        except LockHeld as e:
+            outcomes.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(RUNS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [o for o in outcomes if isinstance(o, Lock)]
+    assert len(outcomes) == RUNS and len(winners) == 1, outcomes
+    assert json.loads(storage.read_bytes(uri))["run_id"] == winners[0].record["run_id"]
+    winners[0].release()
+
+
 def test_a_run_that_looked_before_another_took_the_lock_does_not_take_it_too(lock_dir):
     """The race the create-if-absent closes: B finds no lock, A takes it, then B writes. A plain write
     would replace A's lock and both would run; the conditional create refuses B and A's lock stays."""
@@ -59,25 +82,7 @@ def test_a_run_that_looked_before_another_took_the_lock_does_not_take_it_too(loc
 def test_of_runs_taking_one_lock_at_the_same_instant_exactly_one_wins(lock_dir):
     for round in range(3):
         uri = storage.join(lock_dir, f"round-{round}", "_lock")
-        start, outcomes = threading.Barrier(RUNS), []
-
-        def run():
-            lock = Lock(uri, log=quiet)
-            start.wait()
-            try:
-                outcomes.append(lock.acquire())
-            except LockHeld as e:
-                outcomes.append(e)
-
-        threads = [threading.Thread(target=run) for _ in range(RUNS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        winners = [o for o in outcomes if isinstance(o, Lock)]
-        assert len(outcomes) == RUNS and len(winners) == 1, outcomes
-        assert json.loads(storage.read_bytes(uri))["run_id"] == winners[0].record["run_id"]
-        winners[0].release()
+        assert_one_of_many_runs_wins(uri)
 
 
 def test_a_stale_lock_is_taken_over(lock_dir):
@@ -119,25 +124,7 @@ def test_of_runs_taking_over_one_stale_lock_at_the_same_instant_exactly_one_wins
     for round in range(3):
         uri = storage.join(lock_dir, f"stale-{round}", "_lock")
         storage.write_bytes(uri, STALE)
-        start, outcomes = threading.Barrier(RUNS), []
-
-        def run():
-            lock = Lock(uri, log=quiet)
-            start.wait()
-            try:
-                outcomes.append(lock.acquire())
-            except LockHeld as e:
-                outcomes.append(e)
-
-        threads = [threading.Thread(target=run) for _ in range(RUNS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        winners = [o for o in outcomes if isinstance(o, Lock)]
-        assert len(outcomes) == RUNS and len(winners) == 1, outcomes
-        assert json.loads(storage.read_bytes(uri))["run_id"] == winners[0].record["run_id"]
-        winners[0].release()
+        assert_one_of_many_runs_wins(uri)
 
 
 def test_a_file_is_deleted_only_while_it_holds_what_was_read(lock_dir):
